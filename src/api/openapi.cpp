@@ -1,0 +1,134 @@
+// The OpenAPI 3.0 document, built from the router's own table so that it
+// lists every route there is: a route cannot exist undocumented.
+#include <boost/json.hpp>
+
+#include "api/router.h"
+#include "api/services.h"
+
+namespace headroom::api {
+namespace {
+
+namespace json = boost::json;
+
+// Shapes shared by routes, referenced from RouteDoc by name.
+constexpr const char* kSchemas = R"json({
+  "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
+    "required": ["code", "message", "request_id"], "properties": {
+      "code": {"type": "string", "description": "stable machine code, such as not_found"},
+      "message": {"type": "string"}, "request_id": {"type": "string"}}}}},
+  "Health": {"type": "object", "properties": {"status": {"type": "string"}, "schema_version": {"type": "integer"}}},
+  "Tenant": {"type": "object", "required": ["id", "name", "kind", "created_at"], "properties": {
+    "id": {"type": "string", "example": "ten_k3v9x2m1q8d7r4t6p0zab"}, "name": {"type": "string"},
+    "kind": {"type": "string", "enum": ["internal", "external"]},
+    "created_at": {"type": "string", "format": "date-time"}}},
+  "TenantCreate": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+    "name": {"type": "string", "maxLength": 64, "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+    "kind": {"type": "string", "enum": ["internal", "external"], "default": "external"}}},
+  "TenantList": {"type": "object", "required": ["data", "has_more"], "properties": {
+    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Tenant"}}, "has_more": {"type": "boolean"}}},
+  "Key": {"type": "object", "required": ["id", "tenant_id", "name", "scopes", "prefix", "created_at"], "properties": {
+    "id": {"type": "string"}, "tenant_id": {"type": "string"}, "name": {"type": "string"},
+    "scopes": {"type": "array", "items": {"type": "string", "enum": ["admin", "compute", "inference", "billing"]}},
+    "prefix": {"type": "string", "description": "the key's first 11 characters, to recognise it"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "expires_at": {"type": "string", "format": "date-time", "nullable": true},
+    "revoked_at": {"type": "string", "format": "date-time", "nullable": true},
+    "replaces": {"type": "string", "description": "the key this one rotated"}}},
+  "KeyWithSecret": {"allOf": [{"$ref": "#/components/schemas/Key"}, {"type": "object", "required": ["key"],
+    "properties": {"key": {"type": "string", "description": "the secret, shown this once", "pattern": "^hr_[0-9A-Za-z]{38}$"}}}]},
+  "KeyCreate": {"type": "object", "required": ["name", "scopes"], "additionalProperties": false, "properties": {
+    "name": {"type": "string", "maxLength": 64},
+    "scopes": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["admin", "compute", "inference", "billing"]}},
+    "expires_at": {"type": "string", "format": "date-time"}}},
+  "KeyRotate": {"type": "object", "additionalProperties": false, "properties": {
+    "old_key_expires_at": {"type": "string", "format": "date-time"}}},
+  "KeyList": {"type": "object", "required": ["data", "has_more"], "properties": {
+    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Key"}}, "has_more": {"type": "boolean"}}},
+  "Me": {"type": "object", "required": ["tenant", "key"], "properties": {
+    "tenant": {"$ref": "#/components/schemas/Tenant"}, "key": {"$ref": "#/components/schemas/Key"}}},
+  "AuditRecord": {"type": "object", "properties": {
+    "id": {"type": "string"}, "time": {"type": "string", "format": "date-time"},
+    "actor_tenant_id": {"type": "string"}, "actor_key_id": {"type": "string"}, "request_id": {"type": "string"},
+    "action": {"type": "string"}, "target_id": {"type": "string"}, "details": {"type": "object"}}},
+  "AuditList": {"type": "object", "required": ["data", "has_more"], "properties": {
+    "data": {"type": "array", "items": {"$ref": "#/components/schemas/AuditRecord"}}, "has_more": {"type": "boolean"}}},
+  "Fleet": {"type": "object", "properties": {
+    "source": {"type": "string"}, "virtual": {"type": "boolean"},
+    "gpu_types": {"type": "array", "items": {"type": "object"}},
+    "nodes": {"type": "array", "items": {"type": "object"}}}}
+})json";
+
+json::object ref(const std::string& schema) { return {{"$ref", "#/components/schemas/" + schema}}; }
+
+json::object error_response(std::string description) {
+  return {{"description", std::move(description)},
+          {"content", {{"application/json", {{"schema", ref("Error")}}}}}};
+}
+
+}  // namespace
+
+std::string openapi_document(const Router& router) {
+  json::object paths;
+  for (const Route& route : router.routes()) {
+    json::object op;
+    op["summary"] = route.doc.summary;
+    op["tags"] = json::array{json::string(route.doc.tag)};
+    op["operationId"] = route.method + " " + route.pattern;
+    json::array parameters;
+    std::string_view pattern = route.pattern;
+    for (std::size_t open = pattern.find('{'); open != std::string_view::npos; open = pattern.find('{', open + 1)) {
+      std::size_t close = pattern.find('}', open);
+      parameters.push_back(json::object{{"name", std::string(pattern.substr(open + 1, close - open - 1))},
+                                        {"in", "path"},
+                                        {"required", true},
+                                        {"schema", {{"type", "string"}}}});
+    }
+    for (const auto& q : route.doc.query_params) {
+      parameters.push_back(
+          json::object{{"name", q}, {"in", "query"}, {"required", false}, {"schema", {{"type", "string"}}}});
+    }
+    if (!parameters.empty()) op["parameters"] = std::move(parameters);
+    if (!route.doc.request_schema.empty()) {
+      op["requestBody"] = {{"required", true},
+                           {"content", {{"application/json", {{"schema", ref(route.doc.request_schema)}}}}}};
+    }
+    json::object ok{{"description", "success"}};
+    if (!route.doc.response_schema.empty()) {
+      ok["content"] = {{route.doc.response_content_type, {{"schema", ref(route.doc.response_schema)}}}};
+    } else {
+      ok["content"] = {{route.doc.response_content_type, json::object{{"schema", json::object{}}}}};
+    }
+    json::object responses{{std::to_string(route.doc.success_status), std::move(ok)}};
+    if (route.access == Access::kAuthenticated) {
+      op["security"] = json::array{json::object{{"bearer", json::array{}}}};
+      responses["401"] = error_response("missing, invalid, revoked or expired API key");
+      if (route.scope != 0) responses["403"] = error_response("the key lacks the needed scope");
+    }
+    if (route.ownership || route.pattern.find('{') != std::string::npos) {
+      responses["404"] = error_response("no such object, or not one the caller may see");
+    }
+    if (!route.doc.request_schema.empty() || !route.doc.query_params.empty()) {
+      responses["400"] = error_response("invalid input; the message names what was wrong");
+    }
+    op["responses"] = std::move(responses);
+    std::string method = route.method;
+    for (char& c : method) c = static_cast<char>(std::tolower(c));
+    json::value& entry = paths[route.pattern];
+    if (!entry.is_object()) entry = json::object();
+    entry.as_object()[method] = std::move(op);
+  }
+  json::object doc{
+      {"openapi", "3.0.3"},
+      {"info",
+       {{"title", "Headroom control API"},
+        {"version", HEADROOM_VERSION},
+        {"description", "Sell a GPU fleet's spare capacity as raw compute and hosted models. Errors are "
+                        "{\"error\":{\"code\",\"message\",\"request_id\"}}; money is a decimal string of US dollars."}}},
+      {"paths", std::move(paths)},
+      {"components",
+       {{"schemas", json::parse(kSchemas)},
+        {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}, {"description", "hr_... API key"}}}}}}}};
+  return json::serialize(doc);
+}
+
+}  // namespace headroom::api

@@ -1,0 +1,192 @@
+#include "api/router.h"
+
+#include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/text.h"
+
+namespace headroom::api {
+namespace {
+
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> out;
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    std::size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    out.emplace_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
+bool is_param(std::string_view segment) {
+  return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+// Matches without allocating: walks the path's segments against the pattern's.
+bool match(const std::vector<std::string>& pattern, std::string_view path,
+           std::vector<std::pair<std::string_view, std::string_view>>* params) {
+  if (path.empty() || path.front() != '/') return false;
+  std::size_t start = 1;
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    if (start > path.size()) return false;
+    std::size_t slash = path.find('/', start);
+    bool last = i + 1 == pattern.size();
+    if (slash == std::string_view::npos) slash = path.size();
+    else if (last) return false;  // the path has more segments
+    std::string_view segment = path.substr(start, slash - start);
+    const std::string& want = pattern[i];
+    if (is_param(want)) {
+      if (segment.empty()) return false;
+      if (params) params->emplace_back(std::string_view(want).substr(1, want.size() - 2), segment);
+    } else if (segment != want) {
+      return false;
+    }
+    start = slash + 1;
+  }
+  return start > path.size();
+}
+
+}  // namespace
+
+int http_status(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kOk: return 200;
+    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kUnauthenticated: return 401;
+    case ErrorCode::kInsufficientFunds: return 402;
+    case ErrorCode::kPermissionDenied: return 403;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kMethodNotAllowed: return 405;
+    case ErrorCode::kAlreadyExists: return 409;
+    case ErrorCode::kConflict: return 409;
+    case ErrorCode::kPayloadTooLarge: return 413;
+    case ErrorCode::kQuotaExceeded: return 429;
+    case ErrorCode::kRateLimited: return 429;
+    case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+void write_error(net::HttpResponse& response, const Status& status, std::string_view request_id) {
+  boost::json::object error;
+  error["code"] = error_code_name(status.code());
+  error["message"] = to_valid_utf8(status.message());
+  error["request_id"] = request_id;
+  response.status = http_status(status.code());
+  response.content_type = "application/json";
+  response.body = boost::json::serialize(boost::json::object{{"error", std::move(error)}});
+}
+
+void Router::add(Route route) {
+  CHECK(!metrics_) << "routes are fixed once the router is sealed";
+  compiled_.push_back({split_path(route.pattern)});
+  routes_.push_back(std::move(route));
+}
+
+void Router::seal() {
+  std::vector<std::string> names;
+  for (const auto& r : routes_) names.push_back(r.method + " " + r.pattern);
+  names.push_back("unmatched");
+  names.push_back("protocol_error");
+  metrics_ = std::make_unique<Metrics>(std::move(names));
+}
+
+void Router::handle(const net::HttpRequest& request, net::HttpResponse& response) {
+  CHECK(metrics_) << "seal() the router before serving";
+  auto start = std::chrono::steady_clock::now();
+  std::size_t route_index = unmatched_index();
+  dispatch(request, response, route_index);
+  if (response.status >= 500) {
+    spdlog::error("{} {} {} -> {}: {}", request.request_id, request.method, request.path, response.status,
+                  response.body);
+  }
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+  metrics_->record(route_index, response.status, micros.count());
+}
+
+void Router::dispatch(const net::HttpRequest& request, net::HttpResponse& response, std::size_t& route_index) {
+  RequestContext ctx{request, {}, {}};
+  bool path_matched = false;
+  std::string allowed;
+  for (std::size_t i = 0; i < routes_.size(); ++i) {
+    if (!match(compiled_[i].segments, request.path, nullptr)) continue;
+    path_matched = true;
+    const Route& r = routes_[i];
+    bool same_method = r.method == request.method || (request.method == "HEAD" && r.method == "GET");
+    if (!same_method) {
+      if (!allowed.empty()) allowed += ", ";
+      allowed += r.method;
+      continue;
+    }
+    route_index = i;
+    match(compiled_[i].segments, request.path, &ctx.params);
+    break;
+  }
+  if (route_index == unmatched_index()) {
+    if (path_matched) {
+      response.headers.emplace_back("allow", allowed);
+      write_error(response, Status::method_not_allowed(std::string(request.method) + " is not allowed on " +
+                                                       std::string(request.path) + " (allowed: " + allowed + ")"),
+                  request.request_id);
+    } else {
+      write_error(response, Status::not_found("no route " + std::string(request.method) + " " +
+                                              std::string(request.path.substr(0, 200))),
+                  request.request_id);
+    }
+    return;
+  }
+  const Route& route = routes_[route_index];
+  response.route = route.pattern;
+
+  if (route.access == Access::kAuthenticated) {
+    auto caller = authenticator_.authenticate(request.header("authorization"));
+    if (!caller) {
+      response.headers.emplace_back("www-authenticate", "Bearer");
+      write_error(response, caller.status(), request.request_id);
+      return;
+    }
+    ctx.caller = std::move(*caller);
+    if (!ctx.caller.has_scope(route.scope)) {
+      std::string needed;
+      for (auto name : store::scope_names(route.scope)) needed += (needed.empty() ? "" : ", ") + std::string(name);
+      write_error(response, Status::permission_denied("this route needs a key with the " + needed + " scope"),
+                  request.request_id);
+      return;
+    }
+    if (route.ownership) {
+      std::string_view id = ctx.param(route.ownership->param);
+      auto not_found = Status::not_found(std::string(route.ownership->noun) + " " + std::string(id.substr(0, 64)) +
+                                         " not found");
+      auto owner = route.ownership->owner_of(id);
+      if (!owner) {
+        write_error(response, owner.status(), request.request_id);
+        return;
+      }
+      // The same answer for "no such object" and "not yours": reveal nothing.
+      if (!*owner || !ctx.caller.may_access(**owner)) {
+        write_error(response, not_found, request.request_id);
+        return;
+      }
+    }
+  }
+
+  Status status = route.handler(ctx, response);
+  if (!status) write_error(response, status, request.request_id);
+}
+
+void Router::handle_protocol_error(int status, std::string_view code, std::string_view message,
+                                   std::string_view request_id, net::HttpResponse& response) {
+  boost::json::object error;
+  error["code"] = code;
+  error["message"] = to_valid_utf8(message);
+  error["request_id"] = request_id;
+  response.status = status;
+  response.content_type = "application/json";
+  response.body = boost::json::serialize(boost::json::object{{"error", std::move(error)}});
+  if (metrics_) metrics_->record(protocol_index(), status, 0);
+}
+
+}  // namespace headroom::api

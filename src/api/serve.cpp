@@ -1,0 +1,221 @@
+#include "api/serve.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/json/serialize.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "api/router.h"
+#include "api/services.h"
+#include "auth/api_key.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "fleet/detect.h"
+#include "net/server.h"
+
+namespace headroom::api {
+namespace {
+
+struct ServeFlags {
+  std::string config_path;
+  std::string data_dir;
+  std::string listen;
+  std::uint32_t threads = 0;
+  std::string tls_cert, tls_key;
+  std::string log_format, log_level;
+};
+
+// Holds an exclusive lock on DATA/LOCK for the life of the process, so that
+// two servers never share one data directory.
+Result<int> lock_data_dir(const std::filesystem::path& dir) {
+  std::string path = (dir / "LOCK").string();
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::unavailable("cannot open " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return Status::conflict("another headroom serve is using " + dir.string() + " (" + path + " is locked)");
+  }
+  return fd;
+}
+
+// First start: the operator's tenant and its admin key. The key comes from
+// HEADROOM_ADMIN_KEY when set (automation), else it is made here; it is
+// printed once and only its hash is kept.
+Result<std::string> bootstrap(store::Store& store, const Clock& clock, Random& random, std::string& admin_tenant_id) {
+  HR_ASSIGN_OR_RETURN(auto existing, store.get_setting("admin_tenant_id"));
+  if (existing) {
+    admin_tenant_id = *existing;
+    return std::string();
+  }
+  auth::GeneratedKey generated;
+  if (const char* env = std::getenv("HEADROOM_ADMIN_KEY"); env != nullptr && *env != '\0') {
+    if (!auth::is_well_formed_api_key(env)) {
+      return Status::invalid_argument("HEADROOM_ADMIN_KEY is not a Headroom key (make one with `headroom keygen`)");
+    }
+    generated.secret = env;
+    generated.lookup_prefix = generated.secret.substr(0, auth::kLookupPrefixChars);
+    generated.secret_sha256 = sha256(generated.secret);
+  } else {
+    generated = auth::generate_api_key(random);
+  }
+  Timestamp now = clock.now();
+  store::Tenant tenant{make_id(kTenantIdPrefix, random), "operator", store::TenantKind::kInternal, now};
+  store::ApiKey key;
+  key.id = make_id(kKeyIdPrefix, random);
+  key.tenant_id = tenant.id;
+  key.name = "admin";
+  key.scopes = store::kAllScopes;
+  key.lookup_prefix = generated.lookup_prefix;
+  key.secret_sha256 = generated.secret_sha256;
+  key.created_at = now;
+  store::AuditRecord audit;
+  audit.id = make_id(kAuditIdPrefix, random);
+  audit.time = now;
+  audit.actor_tenant_id = "system";
+  audit.actor_key_id = "system";
+  audit.request_id = "bootstrap";
+  audit.action = "platform.bootstrap";
+  audit.target_id = tenant.id;
+  audit.details_json = boost::json::serialize(boost::json::object{{"admin_key_id", key.id}});
+  HR_RETURN_IF_ERROR(store.bootstrap(tenant, key, audit));
+  admin_tenant_id = tenant.id;
+  return generated.secret;
+}
+
+std::string describe_fleet(const fleet::FleetSpec& fleet) {
+  std::string out = std::to_string(fleet.nodes.size()) + (fleet.nodes.size() == 1 ? " node, " : " nodes, ") +
+                    std::to_string(fleet::gpu_count(fleet)) + (fleet.is_virtual ? " virtual GPUs" : " GPUs");
+  out += " (" + fleet.source + ")";
+  if (fleet.is_virtual) out += ": no NVIDIA GPUs found, so jobs run on a virtual fleet";
+  return out;
+}
+
+Status serve(const ServeFlags& flags) {
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  config::ServeConfig config;
+  if (!flags.config_path.empty()) {
+    HR_ASSIGN_OR_RETURN(config, config::load_config_file(flags.config_path));
+  }
+  if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
+  if (!flags.listen.empty()) config.listen = flags.listen;
+  if (flags.threads != 0) config.threads = flags.threads;
+  if (!flags.tls_cert.empty()) config.tls_cert = flags.tls_cert;
+  if (!flags.tls_key.empty()) config.tls_key = flags.tls_key;
+  if (!flags.log_format.empty()) { HR_ASSIGN_OR_RETURN(config.log.format, parse_log_format(flags.log_format)); }
+  if (!flags.log_level.empty()) { HR_ASSIGN_OR_RETURN(config.log.level, parse_log_level(flags.log_level)); }
+  init_logging(config.log);
+  HR_ASSIGN_OR_RETURN(config::ListenAddress listen, config::parse_listen_address(config.listen));
+
+  std::error_code fs_error;
+  std::filesystem::path data_dir(config.data_dir);
+  std::filesystem::create_directories(data_dir, fs_error);
+  if (fs_error) return Status::unavailable("cannot create data directory " + config.data_dir + ": " + fs_error.message());
+  HR_ASSIGN_OR_RETURN(int lock_fd, lock_data_dir(data_dir));
+  (void)lock_fd;  // held until exit
+
+  HR_ASSIGN_OR_RETURN(auto store, store::Store::open({"sqlite:" + (data_dir / "headroom.db").string()}));
+  SystemClock clock;
+  SecureRandom random;
+  std::string admin_tenant_id;
+  HR_ASSIGN_OR_RETURN(std::string new_admin_key, bootstrap(*store, clock, random, admin_tenant_id));
+
+  fleet::FleetSpec fleet;
+  if (config.fleet) {
+    fleet = *config.fleet;
+  } else {
+    HR_ASSIGN_OR_RETURN(fleet, fleet::detect_local_fleet());
+  }
+
+  auth::Authenticator authenticator(clock);
+  HR_ASSIGN_OR_RETURN(auto tenants, store->all_tenants());
+  HR_ASSIGN_OR_RETURN(auto keys, store->all_keys());
+  authenticator.load(tenants, keys);
+
+  Services services{*store, authenticator, clock, random, fleet, admin_tenant_id};
+  Router router(authenticator);
+  add_platform_routes(router, services);
+  add_tenant_routes(router, services);
+  add_fleet_routes(router, services);
+  router.seal();
+
+  net::ServerOptions options;
+  options.host = listen.host;
+  options.port = listen.port;
+  options.threads = config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  options.tls_cert_path = config.tls_cert.value_or("");
+  options.tls_key_path = config.tls_key.value_or("");
+  HR_ASSIGN_OR_RETURN(auto server, net::HttpServer::start(options, router));
+  services.ready.store(true);
+
+  std::string host = listen.host.find(':') != std::string::npos ? "[" + listen.host + "]" : listen.host;
+  std::string url = std::string(server->is_tls() ? "https" : "http") + "://" + host + ":" + std::to_string(server->port());
+  std::printf("headroom %s\n", HEADROOM_VERSION);
+  std::printf("  data:    %s (SQLite, schema v%d)\n", config.data_dir.c_str(), store->schema_version());
+  std::printf("  fleet:   %s\n", describe_fleet(fleet).c_str());
+  std::printf("  threads: %zu\n", options.threads);
+  if (!new_admin_key.empty()) {
+    std::printf("  admin key (shown once, keep it safe): %s\n", new_admin_key.c_str());
+    std::printf("  try:     HEADROOM_URL=%s HEADROOM_API_KEY=%s headroom me\n", url.c_str(), new_admin_key.c_str());
+  }
+  // Last, so that a script may wait for this line: the server is ready.
+  std::printf("listening on %s\n", url.c_str());
+  std::fflush(stdout);
+  spdlog::info("serving on {} with {} threads", url, options.threads);
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info("received {}: finishing in-flight requests", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  services.ready.store(false);
+  server->stop();
+  spdlog::info("stopped");
+  return Status::ok();
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* serve_cmd = app.add_subcommand("serve", "Run the Headroom platform (API, scheduler, models) in this process");
+  serve_cmd->footer(
+      "With no options: data in ./headroom-data, listening on 127.0.0.1:8080, the local fleet.\n"
+      "Example: headroom serve --listen 0.0.0.0:8080 --config headroom.toml");
+  serve_cmd->add_option("--config", flags->config_path, "A headroom.toml declaring the fleet and settings")
+      ->check(CLI::ExistingFile);
+  serve_cmd->add_option("--data", flags->data_dir, "Data directory (default ./headroom-data)");
+  serve_cmd->add_option("--listen", flags->listen, "HOST:PORT to listen on; port 0 picks a free one (default 127.0.0.1:8080)");
+  serve_cmd->add_option("--threads", flags->threads, "I/O threads (default: one per core)")->check(CLI::Range(1, 64));
+  serve_cmd->add_option("--tls-cert", flags->tls_cert, "PEM certificate chain: serve HTTPS")->check(CLI::ExistingFile);
+  serve_cmd->add_option("--tls-key", flags->tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
+  serve_cmd->add_option("--log-format", flags->log_format, "text or json");
+  serve_cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warning, error or off");
+  serve_cmd->callback([flags, &exit_code] {
+    Status status = serve(*flags);
+    if (!status) {
+      std::fprintf(stderr, "headroom serve: %s\n", status.message().c_str());
+      exit_code = 1;
+    }
+  });
+
+  CLI::App* keygen = app.add_subcommand("keygen", "Print a new random API key, offline (for HEADROOM_ADMIN_KEY)");
+  keygen->footer("Example: export HEADROOM_ADMIN_KEY=$(headroom keygen)");
+  keygen->callback([] {
+    SecureRandom random;
+    std::printf("%s\n", auth::generate_api_key(random).secret.c_str());
+  });
+}
+
+}  // namespace headroom::api

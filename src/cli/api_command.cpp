@@ -1,0 +1,428 @@
+#include "cli/api_command.h"
+
+#include <CLI/CLI.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+
+#include "common/limits.h"
+
+namespace headroom::cli {
+namespace {
+
+namespace json = boost::json;
+
+constexpr const char* kClientOptionsGroup = "Client options";
+
+// Strips the spaces and line ends that copying a key from a file or a
+// terminal tends to bring along.
+std::string trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return std::string(text.substr(first, last - first + 1));
+}
+
+bool is_printable_ascii(std::string_view text) {
+  for (char c : text) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+Result<json::value> parse_json(std::string_view text) {
+  json::parse_options options;
+  options.max_depth = limits::kJsonDepth;
+  boost::system::error_code ec;
+  json::value value = json::parse(text, ec, json::storage_ptr(), options);
+  if (ec) return Status::invalid_argument(ec.message());
+  return value;
+}
+
+// The API's error object, when the body is one.
+const json::object* error_object(const json::value& body) {
+  const json::value* error = find_path(body, "error");
+  return error == nullptr ? nullptr : error->if_object();
+}
+
+std::string string_field(const json::object& object, std::string_view key) {
+  const json::value* value = object.if_contains(key);
+  return value != nullptr && value->is_string() ? std::string(value->get_string()) : std::string();
+}
+
+class HttpTransport final : public Transport {
+ public:
+  explicit HttpTransport(net::HttpClient client) : client_(std::move(client)) {}
+  Result<net::HttpClientResponse> request(std::string_view method, std::string_view target, std::string_view body,
+                                    const net::HttpHeaders& headers) override {
+    return client_.request(method, target, body, headers);
+  }
+  Status request_stream(std::string_view method, std::string_view target, std::string_view body,
+                        const net::HttpHeaders& headers, const std::function<bool(std::string_view)>& on_body_chunk,
+                        const std::function<void(const net::HttpClientResponse&)>& on_head) override {
+    return client_.request_stream(method, target, body, headers, on_body_chunk, on_head);
+  }
+
+ private:
+  net::HttpClient client_;
+};
+
+}  // namespace
+
+namespace {
+
+// Runs a parsed command, with --limit and --after added to its call when it pages.
+void run_parsed(const ApiCommand& command, const ClientFlags& flags, const std::pair<std::size_t, std::string>& paging,
+                const ClientEnvironment& env, int& exit_code) {
+  const bool paged = command.paging == Paging::kCursor && (paging.first > 0 || !paging.second.empty());
+  if (!paged) {
+    exit_code = static_cast<int>(run_api_command(command, flags, env));
+    return;
+  }
+  ApiCommand effective = command;
+  effective.make_call = [&command, &paging]() -> Result<ApiCall> {
+    HR_ASSIGN_OR_RETURN(ApiCall call, command.make_call());
+    char separator = call.target.find('?') == std::string::npos ? '?' : '&';
+    if (paging.first > 0) {
+      call.target += separator + std::string("limit=") + std::to_string(paging.first);
+      separator = '&';
+    }
+    if (!paging.second.empty()) call.target += separator + std::string("after=") + encode_path_segment(paging.second);
+    return call;
+  };
+  exit_code = static_cast<int>(run_api_command(effective, flags, env));
+}
+
+}  // namespace
+
+ClientEnvironment ClientEnvironment::system() {
+  ClientEnvironment env;
+  env.getenv = [](const char* name) -> std::optional<std::string> {
+    const char* value = std::getenv(name);
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+  env.out = &std::cout;
+  env.err = &std::cerr;
+  env.connect = [](const ClientSettings& settings) -> Result<std::unique_ptr<Transport>> {
+    net::HttpClientOptions options;
+    options.ca_file = settings.ca_file;
+    options.tls_verify = settings.tls_verify;
+    HR_ASSIGN_OR_RETURN(net::HttpClient client, net::HttpClient::create(settings.url, std::move(options)));
+    return std::unique_ptr<Transport>(std::make_unique<HttpTransport>(std::move(client)));
+  };
+  return env;
+}
+
+ExitCode exit_code_for_http_status(int status) {
+  if (status >= 200 && status <= 299) return ExitCode::kOk;
+  if (status == 401 || status == 403) return ExitCode::kAuth;
+  if (status == 404) return ExitCode::kNotFound;
+  if (status >= 400 && status <= 499) return ExitCode::kRejected;
+  return ExitCode::kServerError;
+}
+
+ExitCode exit_code_for_status(const Status& status) {
+  switch (status.code()) {
+    case ErrorCode::kOk:
+      return ExitCode::kOk;
+    case ErrorCode::kInvalidArgument:
+      return ExitCode::kUsage;
+    case ErrorCode::kUnauthenticated:
+    case ErrorCode::kPermissionDenied:
+      return ExitCode::kAuth;
+    case ErrorCode::kNotFound:
+      return ExitCode::kNotFound;
+    case ErrorCode::kUnavailable:
+      return ExitCode::kCannotConnect;
+    default:
+      return ExitCode::kServerError;
+  }
+}
+
+std::string encode_path_segment(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    const bool unreserved = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '-' ||
+                            u == '.' || u == '_' || u == '~';
+    if (unreserved) {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    }
+  }
+  // "." and ".." are unreserved but mean something in a path: encode them.
+  if (out == "." || out == "..") {
+    std::string dots;
+    for (std::size_t i = 0; i < out.size(); ++i) dots += "%2E";
+    return dots;
+  }
+  return out;
+}
+
+std::string describe_http_error(const net::HttpClientResponse& response) {
+  std::string message;
+  std::string code;
+  std::string request_id;
+  if (auto body = parse_json(response.body); body.is_ok()) {
+    if (const json::object* error = error_object(*body)) {
+      message = string_field(*error, "message");
+      code = string_field(*error, "code");
+      request_id = string_field(*error, "request_id");
+    }
+  }
+  if (request_id.empty()) request_id = response.header("x-request-id");
+  if (message.empty()) message = "the server answered HTTP " + std::to_string(response.status);
+  std::string details = code.empty() ? "" : code + ", ";
+  details += "HTTP " + std::to_string(response.status);
+  if (!request_id.empty()) details += ", request " + request_id;
+  return printable(message) + " (" + printable(details) + ")";
+}
+
+std::string hint_for_http_status(int status, const ClientSettings& settings) {
+  switch (status) {
+    case 401:
+      return "the server does not accept the API key from " + settings.api_key_source +
+             ": check it, or make a new one with `headroom keys create`";
+    case 403:
+      return "the API key from " + settings.api_key_source +
+             " lacks the permission for this: use a key with the needed scope, or the admin key";
+    case 429:
+      return "too many requests for now: wait a little and try again";
+    case 500:
+    case 502:
+    case 503:
+    case 504:
+      return "the server is in trouble: try again later; its log has the request id";
+    default:
+      return "";
+  }
+}
+
+std::string hint_for_transport_error(const Status& status, const ClientSettings& settings) {
+  const std::string& message = status.message();
+  if (message.find("TLS") != std::string::npos || message.find("certificate") != std::string::npos) {
+    return "if the server's certificate comes from a private CA, pass --ca-file CA.pem (or --insecure, for tests "
+           "only)";
+  }
+  if (message.find("cannot resolve") != std::string::npos) {
+    return "check the host name in " + settings.url + " (the URL is from " + settings.url_source + ")";
+  }
+  if (message.find("cannot reach") != std::string::npos) {
+    return "is `headroom serve` running at " + settings.url + "? (the URL is from " + settings.url_source +
+           "; set it with --url or " + kUrlEnv + ")";
+  }
+  return "the server's answer did not arrive whole; check that " + settings.url +
+         " is a Headroom server, and try again";
+}
+
+Result<ClientSettings> resolve_settings(const ClientFlags& flags, Auth auth, const ClientEnvironment& env) {
+  ClientSettings settings;
+  HR_ASSIGN_OR_RETURN(settings.output, parse_output_format(flags.output));
+  settings.ca_file = flags.ca_file;
+  settings.tls_verify = flags.insecure ? net::TlsVerify::kSkip : net::TlsVerify::kVerify;
+
+  auto from_env = [&](const char* name) -> std::string {
+    const std::optional<std::string> value = env.getenv ? env.getenv(name) : std::nullopt;
+    return value ? trim(*value) : std::string();
+  };
+  if (!flags.url.empty()) {
+    settings.url = trim(flags.url);
+    settings.url_source = "--url";
+  } else if (std::string url = from_env(kUrlEnv); !url.empty()) {
+    settings.url = url;
+    settings.url_source = kUrlEnv;
+  }
+  if (!flags.api_key.empty()) {
+    settings.api_key = trim(flags.api_key);
+    settings.api_key_source = "--api-key";
+  } else if (std::string key = from_env(kApiKeyEnv); !key.empty()) {
+    settings.api_key = key;
+    settings.api_key_source = kApiKeyEnv;
+  }
+
+  const bool need_key = auth == Auth::kRequired && settings.api_key.empty();
+  if (settings.url.empty() || need_key) {
+    if (const std::optional<std::string> path = env.getenv ? cli_config_path(env.getenv) : std::nullopt) {
+      HR_ASSIGN_OR_RETURN(CliConfig config, read_cli_config(*path));
+      if (settings.url.empty() && config.url && !trim(*config.url).empty()) {
+        settings.url = trim(*config.url);
+        settings.url_source = *path;
+      }
+      if (need_key && config.api_key && !trim(*config.api_key).empty()) {
+        settings.api_key = trim(*config.api_key);
+        settings.api_key_source = *path;
+        if (config.readable_by_others) {
+          settings.warnings.push_back("config file " + *path +
+                                      " holds an API key and others may read it: run `chmod 600 " + *path + "`");
+        }
+      }
+    }
+  }
+  if (settings.url.empty()) {
+    settings.url = std::string(kDefaultUrl);
+    settings.url_source = "the default";
+  }
+  if (auth == Auth::kRequired && settings.api_key.empty()) {
+    return Status::unauthenticated(std::string("no API key: set ") + kApiKeyEnv +
+                                   " or pass --api-key (the admin key is printed by `headroom serve` on first start)");
+  }
+  if (!settings.api_key.empty() && !is_printable_ascii(settings.api_key)) {
+    return Status::invalid_argument("the API key from " + settings.api_key_source +
+                                    " holds spaces or characters that no key has");
+  }
+  if (settings.tls_verify == net::TlsVerify::kSkip && settings.url.rfind("https:", 0) == 0) {
+    settings.warnings.push_back("--insecure: the server's certificate is not checked, so anyone in between can "
+                                "read and change this conversation");
+  }
+  return settings;
+}
+
+ExitCode run_api_command(const ApiCommand& command, const ClientFlags& flags, const ClientEnvironment& env) {
+  std::ostream& out = *env.out;
+  std::ostream& err = *env.err;
+  try {
+    auto settings_or = resolve_settings(flags, command.auth, env);
+    if (!settings_or.is_ok()) {
+      err << "error: " << settings_or.status().message() << "\n";
+      return exit_code_for_status(settings_or.status());
+    }
+    const ClientSettings& settings = *settings_or;
+    for (const auto& warning : settings.warnings) err << "warning: " << warning << "\n";
+
+    auto call = command.make_call();
+    if (!call.is_ok()) {
+      err << "error: " << call.status().message() << "\n";
+      return ExitCode::kUsage;
+    }
+    auto transport = env.connect(settings);
+    if (!transport.is_ok()) {
+      err << "error: " << transport.status().message() << "\n";
+      if (transport.status().code() == ErrorCode::kInvalidArgument) {
+        err << "hint: the URL is from " << settings.url_source << "\n";
+        return ExitCode::kUsage;
+      }
+      return exit_code_for_status(transport.status());
+    }
+
+    net::HttpHeaders headers = {{"Accept", "application/json"}};
+    if (!settings.api_key.empty()) headers.emplace_back("Authorization", "Bearer " + settings.api_key);
+    const std::string body = call->body ? json::serialize(*call->body) : std::string();
+    auto response = (*transport)->request(call->method, call->target, body, headers);
+    if (!response.is_ok()) {
+      err << "error: " << response.status().message() << "\n";
+      if (response.status().code() == ErrorCode::kUnavailable) {
+        err << "hint: " << hint_for_transport_error(response.status(), settings) << "\n";
+      }
+      return exit_code_for_status(response.status());
+    }
+
+    const ExitCode code = exit_code_for_http_status(response->status);
+    if (code != ExitCode::kOk) {
+      err << "error: " << describe_http_error(*response) << "\n";
+      if (const std::string hint = hint_for_http_status(response->status, settings); !hint.empty()) {
+        err << "hint: " << hint << "\n";
+      }
+      return code;
+    }
+
+    if (response->body.empty()) return ExitCode::kOk;
+    auto answer = parse_json(response->body);
+    if (!answer.is_ok()) {
+      err << "error: the server's answer to " << call->method << " " << call->target
+          << " is not JSON: " << answer.status().message() << "\n";
+      return ExitCode::kServerError;
+    }
+    if (settings.output == OutputFormat::kJson) {
+      out << pretty_json(*answer);
+    } else if (command.shape == Shape::kList) {
+      const json::value* data = find_path(*answer, "data");
+      if (data == nullptr || !data->is_array()) {
+        err << "error: the server's answer to " << call->method << " " << call->target << " has no \"data\" list\n";
+        return ExitCode::kServerError;
+      }
+      out << render_list(command.columns, data->get_array());
+      const json::value* has_more = find_path(*answer, "has_more");
+      if (command.paging == Paging::kCursor && has_more != nullptr && has_more->is_bool() && has_more->get_bool() &&
+          !data->get_array().empty()) {
+        err << "more results: rerun with --after " << cell_text(find_path(data->get_array().back(), "id")) << "\n";
+      }
+    } else {
+      if (!answer->is_object()) {
+        err << "error: the server's answer to " << call->method << " " << call->target << " is not an object\n";
+        return ExitCode::kServerError;
+      }
+      out << render_record(command.columns, *answer);
+    }
+    if (command.notes) command.notes(*answer, err);
+    out.flush();
+    return ExitCode::kOk;
+  } catch (const std::exception& e) {
+    err << "error: unexpected: " << e.what() << "\n";
+    return ExitCode::kServerError;
+  } catch (...) {
+    err << "error: unexpected failure\n";
+    return ExitCode::kServerError;
+  }
+}
+
+void add_client_flags(CLI::App& command, ClientFlags& flags) {
+  command.add_option("--url", flags.url,
+                     std::string("Server URL (env ") + kUrlEnv + ", then config file `url`; default " +
+                         std::string(kDefaultUrl) + ")")
+      ->group(kClientOptionsGroup);
+  command.add_option("--api-key", flags.api_key,
+                     std::string("API key, hr_... (env ") + kApiKeyEnv + ", then config file `api_key`)")
+      ->group(kClientOptionsGroup);
+  command.add_option("-o,--output", flags.output, "Output format: table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str()
+      ->group(kClientOptionsGroup);
+  command.add_option("--ca-file", flags.ca_file, "PEM file of CA certificates to trust for https")
+      ->check(CLI::ExistingFile)
+      ->group(kClientOptionsGroup);
+  command.add_flag("--insecure", flags.insecure, "Do not check the server's certificate (tests only)")
+      ->group(kClientOptionsGroup);
+}
+
+CLI::App* add_api_command(CLI::App& parent, ApiCommand command, int& exit_code,
+                          std::shared_ptr<const ClientEnvironment> env) {
+  CLI::App* app = parent.add_subcommand(command.name, command.description);
+  app->footer("Example:\n  " + command.example);
+  auto flags = std::make_shared<ClientFlags>();
+  if (command.add_arguments) command.add_arguments(*app);
+  auto paging = std::make_shared<std::pair<std::size_t, std::string>>(0, "");
+  if (command.paging == Paging::kCursor) {
+    app->add_option("--limit", paging->first, "Most results on the page")
+        ->check(CLI::Range(std::size_t{1}, limits::kListPageSizeMax));
+    app->add_option("--after", paging->second, "Start after this id (from the previous page)");
+  }
+  add_client_flags(*app, *flags);
+  auto shared = std::make_shared<ApiCommand>(std::move(command));
+  app->callback([shared, flags, paging, env, &exit_code] {
+    exit_code = static_cast<int>(ExitCode::kServerError);
+    try {
+      run_parsed(*shared, *flags, *paging, *env, exit_code);
+    } catch (...) {
+      *env->err << "error: unexpected failure\n";
+    }
+  });
+  return app;
+}
+
+CLI::App* add_command_group(CLI::App& parent, const std::string& name, const std::string& description,
+                            const std::string& example) {
+  CLI::App* group = parent.add_subcommand(name, description);
+  group->require_subcommand(1);
+  group->footer("Example:\n  " + example);
+  return group;
+}
+
+}  // namespace headroom::cli

@@ -1,0 +1,42 @@
+// Every limit in one place. Each bound that a loop, queue or input obeys is
+// named here, with its unit last, and related to the others by static_assert.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace headroom::limits {
+
+// HTTP.
+inline constexpr std::size_t kHttpHeaderBytes = 16 * 1024;         // request line + headers
+inline constexpr std::size_t kHttpBodyBytes = 1024 * 1024;         // JSON bodies; 413 past it
+inline constexpr std::int64_t kHttpReadTimeoutMs = 10'000;         // one whole request, first byte to last
+inline constexpr std::int64_t kHttpWriteTimeoutMs = 10'000;        // one whole response
+inline constexpr std::int64_t kHttpIdleTimeoutMs = 60'000;         // keep-alive wait for the next request
+inline constexpr std::int64_t kHttpTlsHandshakeTimeoutMs = 10'000;
+inline constexpr std::int64_t kShutdownGraceMs = 15'000;           // in-flight requests at SIGTERM
+inline constexpr std::size_t kHttpConnections = 10'000;            // per process; further accepts wait
+inline constexpr std::size_t kServerThreads = 64;
+inline constexpr std::size_t kRequestIdBytes = 128;                // a client's X-Request-Id, echoed if sane
+
+static_assert(kHttpBodyBytes > kHttpHeaderBytes);
+static_assert(kHttpReadTimeoutMs < kHttpIdleTimeoutMs);
+static_assert(kShutdownGraceMs > kHttpReadTimeoutMs, "a request in flight at shutdown may finish reading");
+
+// Tenants and keys.
+inline constexpr std::size_t kNameBytes = 64;                      // tenant and key names
+inline constexpr std::size_t kTenants = 100'000;
+inline constexpr std::size_t kKeysPerTenant = 100;
+inline constexpr std::size_t kListPageSize = 100;                  // default page of a list route
+inline constexpr std::size_t kListPageSizeMax = 1'000;
+static_assert(kListPageSize <= kListPageSizeMax);
+static_assert(kKeysPerTenant <= kListPageSizeMax, "a tenant's keys fit one page");
+
+// JSON bodies: nesting and element counts, checked while parsing.
+inline constexpr std::size_t kJsonDepth = 32;
+inline constexpr std::size_t kJsonStringBytes = 64 * 1024;
+
+// Store.
+inline constexpr std::int64_t kStoreBusyTimeoutMs = 5'000;
+
+}  // namespace headroom::limits

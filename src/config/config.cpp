@@ -1,0 +1,678 @@
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <initializer_list>
+#include <unordered_map>
+#include <vector>
+
+#include "common/limits.h"
+#include "fleet/fleet_limits.h"
+
+namespace headroom::config {
+namespace {
+
+using fleet::quote_for_message;
+
+constexpr std::size_t kPatternWidthMax = 20;  // "{:020}" pads as far as an int64 reaches
+
+std::string_view type_name(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::none: return "nothing";
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+  }
+  return "a value";
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The file's name and how to point into it.
+class Source {
+ public:
+  explicit Source(std::string_view name) : name_(name) {}
+
+  std::string where(const toml::source_region& region) const {
+    std::string out = name_;
+    if (region.begin.line > 0) {
+      out += ':' + std::to_string(region.begin.line) + ':' + std::to_string(region.begin.column);
+    }
+    return out;
+  }
+  Status error(const toml::source_region& region, std::string_view path, std::string_view message) const {
+    return Status::invalid_argument(where(region) + ": " + std::string(path) + ": " + std::string(message));
+  }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+};
+
+// One TOML table of the schema: typed getters that name the key and line of
+// any mistake, and a check that no key is unknown.
+class TableReader {
+ public:
+  TableReader(const Source& source, const toml::table& table, std::string path)
+      : source_(source), table_(table), path_(std::move(path)) {}
+
+  const std::string& path() const { return path_; }
+  const toml::table& table() const { return table_; }
+
+  std::string path_of(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+  Status error(std::string_view key, std::string_view message) const {
+    const toml::node* node = table_.get(key);
+    return source_.error(node ? node->source() : table_.source(), path_of(key), message);
+  }
+  Status table_error(std::string_view message) const {
+    return source_.error(table_.source(), path_.empty() ? "(top level)" : path_, message);
+  }
+
+  // Fails on the first key not in `known`, suggesting the nearest known one.
+  Status check_keys(std::initializer_list<std::string_view> known) const {
+    for (auto&& [key, node] : table_) {
+      const std::string_view name = key.str();
+      if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+      std::string message = "unknown key " + quote_for_message(name);
+      std::string_view nearest;
+      std::size_t best = 3;  // suggest only near misses
+      for (std::string_view candidate : known) {
+        const std::size_t d = edit_distance(name, candidate);
+        if (d < best) {
+          best = d;
+          nearest = candidate;
+        }
+      }
+      if (!nearest.empty()) {
+        message += " (did you mean " + quote_for_message(nearest) + "?)";
+      } else {
+        // Appended piecewise: GCC 12 at -O3 warns falsely (-Wrestrict, bug
+        // 105329) on "literal" + std::string&& here.
+        message += " (known keys:";
+        for (std::string_view candidate : known) {
+          message += ' ';
+          message += candidate;
+        }
+        message += ")";
+      }
+      return source_.error(key.source(), path_.empty() ? "(top level)" : path_, message);
+    }
+    return Status::ok();
+  }
+
+  const toml::node* find(std::string_view key) const { return table_.get(key); }
+
+  Result<std::optional<std::string>> optional_string(std::string_view key, std::size_t max_bytes) const {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return std::optional<std::string>();
+    const auto* value = node->as_string();
+    if (value == nullptr) return error(key, "expected a string, got " + std::string(type_name(node->type())));
+    const std::string& text = value->get();
+    if (text.size() > max_bytes) return error(key, "longer than " + std::to_string(max_bytes) + " bytes");
+    if (text.find('\0') != std::string::npos) return error(key, "holds a NUL character");
+    return std::optional<std::string>(text);
+  }
+  Result<std::string> required_string(std::string_view key, std::size_t max_bytes) const {
+    HR_ASSIGN_OR_RETURN(auto value, optional_string(key, max_bytes));
+    if (!value) return missing(key, "a string");
+    return std::move(*value);
+  }
+
+  Result<std::optional<std::int64_t>> optional_integer(std::string_view key, std::int64_t min, std::int64_t max) const {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return std::optional<std::int64_t>();
+    const auto* value = node->as_integer();
+    if (value == nullptr) return error(key, "expected an integer, got " + std::string(type_name(node->type())));
+    const std::int64_t n = value->get();
+    if (n < min || n > max) {
+      return error(key,
+                   std::to_string(n) + " is out of range (" + std::to_string(min) + " to " + std::to_string(max) + ")");
+    }
+    return std::optional<std::int64_t>(n);
+  }
+  Result<std::int64_t> required_integer(std::string_view key, std::int64_t min, std::int64_t max) const {
+    HR_ASSIGN_OR_RETURN(auto value, optional_integer(key, min, max));
+    if (!value) return missing(key, "an integer");
+    return *value;
+  }
+
+  Result<std::optional<bool>> optional_bool(std::string_view key) const {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return std::optional<bool>();
+    const auto* value = node->as_boolean();
+    if (value == nullptr) return error(key, "expected true or false, got " + std::string(type_name(node->type())));
+    return std::optional<bool>(value->get());
+  }
+
+  // A sub-table, or null when absent.
+  Result<const toml::table*> optional_table(std::string_view key) const {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return static_cast<const toml::table*>(nullptr);
+    const auto* table = node->as_table();
+    if (table == nullptr) return error(key, "expected a table, got " + std::string(type_name(node->type())));
+    return table;
+  }
+
+  // An array whose every element is a table ([[path.key]] or [{...}, ...]).
+  Result<std::vector<const toml::table*>> tables(std::string_view key, std::size_t max_count) const {
+    std::vector<const toml::table*> out;
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return missing(key, "an array of tables ([[" + path_of(key) + "]])");
+    const auto* array = node->as_array();
+    if (array == nullptr) {
+      return error(
+          key, "expected an array of tables ([[" + path_of(key) + "]]), got " + std::string(type_name(node->type())));
+    }
+    if (array->size() > max_count) {
+      return error(key, "more than " + std::to_string(max_count) + " entries");
+    }
+    for (const toml::node& element : *array) {
+      const auto* table = element.as_table();
+      if (table == nullptr) {
+        return source_.error(element.source(), path_of(key),
+                             "expected a table, got " + std::string(type_name(element.type())));
+      }
+      out.push_back(table);
+    }
+    return out;
+  }
+
+ private:
+  Status missing(std::string_view key, std::string_view what) const {
+    return source_.error(table_.source(), path_.empty() ? "(top level)" : path_,
+                         "missing required key " + quote_for_message(key) + " (" + std::string(what) + ")");
+  }
+
+  const Source& source_;
+  const toml::table& table_;
+  std::string path_;
+};
+
+// ---- Listen addresses --------------------------------------------------------
+
+bool is_host_name(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  std::size_t label = 0;
+  for (char c : host) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    if (!ok || ++label > 63) return false;
+  }
+  return label > 0 || host.size() > 1;  // a trailing dot is the root, fine after a label
+}
+
+// ---- Name patterns -------------------------------------------------------------
+
+// "hgx-{:03}": a prefix, a number, a suffix. A name without braces is a
+// pattern without a placeholder, which expands to itself.
+struct NamePattern {
+  std::string prefix;
+  std::string suffix;
+  bool has_placeholder = false;
+  bool zero_pad = false;
+  std::size_t width = 0;
+
+  std::string expand(std::int64_t number) const {
+    if (!has_placeholder) return prefix;
+    std::string digits = std::to_string(number);
+    std::string out = prefix;
+    if (digits.size() < width) out.append(width - digits.size(), zero_pad ? '0' : ' ');
+    out += digits;
+    out += suffix;
+    return out;
+  }
+};
+
+// Parses "{}", "{:3}" or "{:03}" in `text`; the message says what is wrong.
+Result<NamePattern> parse_pattern(std::string_view text) {
+  const std::string usage = "a pattern holds one {} or {:03} (a number, zero-padded to 3 digits)";
+  NamePattern pattern;
+  const auto open = text.find('{');
+  if (open == std::string_view::npos) {
+    if (text.find('}') != std::string_view::npos) return Status::invalid_argument("a stray '}'; " + usage);
+    pattern.prefix = std::string(text);
+    return pattern;
+  }
+  const auto close = text.find('}', open);
+  if (close == std::string_view::npos) return Status::invalid_argument("an unclosed '{'; " + usage);
+  std::string_view spec = text.substr(open + 1, close - open - 1);
+  if (!spec.empty()) {
+    if (spec.front() != ':' || spec.size() < 2) return Status::invalid_argument("bad placeholder; " + usage);
+    spec.remove_prefix(1);
+    if (spec.front() == '0') {
+      pattern.zero_pad = true;
+      spec.remove_prefix(1);
+    }
+    if (spec.empty() || spec.size() > 2 ||
+        !std::all_of(spec.begin(), spec.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return Status::invalid_argument("bad placeholder; " + usage);
+    }
+    std::from_chars(spec.data(), spec.data() + spec.size(), pattern.width);
+    if (pattern.width == 0 || pattern.width > kPatternWidthMax) {
+      return Status::invalid_argument("placeholder width must be 1 to " + std::to_string(kPatternWidthMax));
+    }
+  }
+  pattern.prefix = std::string(text.substr(0, open));
+  pattern.suffix = std::string(text.substr(close + 1));
+  if (pattern.suffix.find_first_of("{}") != std::string::npos || pattern.prefix.find('}') != std::string::npos) {
+    return Status::invalid_argument("more than one placeholder; " + usage);
+  }
+  pattern.has_placeholder = true;
+  return pattern;
+}
+
+// rack, block or nvlink_domain of a node group: the same name for all nodes
+// ("r01"), or { pattern = "r{:02}", every = 18, first = 1 }: a new number
+// every `every` nodes of the group.
+struct GroupedName {
+  NamePattern pattern;
+  std::int64_t every = 1;
+  std::int64_t first = 1;
+
+  std::string for_node(std::int64_t position) const { return pattern.expand(first + position / every); }
+};
+
+Result<std::optional<GroupedName>> read_grouped_name(const Source& source, const TableReader& group,
+                                                     std::string_view key) {
+  const toml::node* node = group.find(key);
+  if (node == nullptr) return std::optional<GroupedName>();
+  GroupedName name;
+  if (node->is_string()) {
+    HR_ASSIGN_OR_RETURN(std::string text, group.required_string(key, limits::kFleetNameBytes));
+    if (text.find_first_of("{}") != std::string::npos) {
+      return group.error(key, "a numbered name takes the table form, " + std::string(key) + " = { pattern = " +
+                                  quote_for_message(text) + ", every = N }: a new number every N nodes");
+    }
+    name.pattern.prefix = std::move(text);
+    return std::optional<GroupedName>(std::move(name));
+  }
+  if (!node->is_table()) {
+    return group.error(
+        key, "expected a string or { pattern = \"...{:02}\", every = N }, got " + std::string(type_name(node->type())));
+  }
+  TableReader table(source, *node->as_table(), group.path_of(key));
+  HR_RETURN_IF_ERROR(table.check_keys({"pattern", "every", "first"}));
+  HR_ASSIGN_OR_RETURN(std::string text, table.required_string("pattern", limits::kConfigPatternBytes));
+  auto pattern = parse_pattern(text);
+  if (!pattern.is_ok()) return table.error("pattern", quote_for_message(text) + ": " + pattern.status().message());
+  if (!pattern->has_placeholder) {
+    return table.error("pattern", quote_for_message(text) +
+                                      " has no {} placeholder; for one name for all nodes write " + std::string(key) +
+                                      " = " + quote_for_message(text));
+  }
+  name.pattern = std::move(*pattern);
+  HR_ASSIGN_OR_RETURN(name.every, table.required_integer("every", 1, static_cast<std::int64_t>(limits::kFleetNodes)));
+  HR_ASSIGN_OR_RETURN(auto first, table.optional_integer("first", 0, limits::kConfigPatternFirstMax));
+  if (first) name.first = *first;
+  return std::optional<GroupedName>(std::move(name));
+}
+
+// ---- Sections ----------------------------------------------------------------
+
+Status read_server(const TableReader& server, ServeConfig& config) {
+  HR_RETURN_IF_ERROR(server.check_keys({"listen", "data_dir", "threads", "tls_cert", "tls_key"}));
+  HR_ASSIGN_OR_RETURN(auto listen, server.optional_string("listen", limits::kListenAddressBytes));
+  if (listen) {
+    auto parsed = parse_listen_address(*listen);
+    if (!parsed.is_ok()) return server.error("listen", parsed.status().message());
+    config.listen = std::move(*listen);
+  }
+  HR_ASSIGN_OR_RETURN(auto data_dir, server.optional_string("data_dir", limits::kConfigPathBytes));
+  if (data_dir) {
+    if (data_dir->empty()) return server.error("data_dir", "must not be empty");
+    config.data_dir = std::move(*data_dir);
+  }
+  HR_ASSIGN_OR_RETURN(auto threads,
+                      server.optional_integer("threads", 0, static_cast<std::int64_t>(limits::kServerThreads)));
+  if (threads) config.threads = static_cast<std::uint32_t>(*threads);
+  HR_ASSIGN_OR_RETURN(auto tls_cert, server.optional_string("tls_cert", limits::kConfigPathBytes));
+  HR_ASSIGN_OR_RETURN(auto tls_key, server.optional_string("tls_key", limits::kConfigPathBytes));
+  if (tls_cert && tls_cert->empty()) return server.error("tls_cert", "must not be empty");
+  if (tls_key && tls_key->empty()) return server.error("tls_key", "must not be empty");
+  if (tls_cert.has_value() != tls_key.has_value()) {
+    return tls_cert ? server.error("tls_cert", "tls_cert needs tls_key as well")
+                    : server.error("tls_key", "tls_key needs tls_cert as well");
+  }
+  config.tls_cert = std::move(tls_cert);
+  config.tls_key = std::move(tls_key);
+  return Status::ok();
+}
+
+Status read_log(const TableReader& log, ServeConfig& config) {
+  HR_RETURN_IF_ERROR(log.check_keys({"format", "level"}));
+  HR_ASSIGN_OR_RETURN(auto format, log.optional_string("format", 16));
+  if (format) {
+    auto parsed = parse_log_format(*format);
+    if (!parsed.is_ok()) return log.error("format", parsed.status().message());
+    config.log.format = *parsed;
+  }
+  HR_ASSIGN_OR_RETURN(auto level, log.optional_string("level", 16));
+  if (level) {
+    auto parsed = parse_log_level(*level);
+    if (!parsed.is_ok()) return log.error("level", parsed.status().message());
+    config.log.level = *parsed;
+  }
+  return Status::ok();
+}
+
+struct FleetBuilder {
+  fleet::FleetSpec fleet;
+  std::unordered_map<std::string, std::uint32_t> type_lines;  // GPU type name -> line declared
+  std::unordered_map<std::string, std::uint32_t> node_lines;  // node name -> line declared
+  std::size_t gpus = 0;
+};
+
+Status read_gpu_type(const TableReader& entry, FleetBuilder& builder) {
+  HR_RETURN_IF_ERROR(entry.check_keys({"name", "display_name", "memory_gib"}));
+  fleet::GpuType type;
+  HR_ASSIGN_OR_RETURN(type.name, entry.required_string("name", limits::kGpuTypeNameBytes));
+  if (!fleet::is_valid_gpu_type_name(type.name)) {
+    return entry.error("name", quote_for_message(type.name) +
+                                   " is not a valid GPU type name (a-z 0-9 . _ -, starting with a "
+                                   "letter or digit, lower case)");
+  }
+  const std::uint32_t line = entry.table().source().begin.line;
+  if (auto [it, inserted] = builder.type_lines.try_emplace(type.name, line); !inserted) {
+    return entry.error("name", "GPU type " + quote_for_message(type.name) + " is already declared at line " +
+                                   std::to_string(it->second));
+  }
+  HR_ASSIGN_OR_RETURN(auto display_name, entry.optional_string("display_name", limits::kGpuDisplayNameBytes));
+  if (display_name) type.display_name = std::move(*display_name);
+  HR_ASSIGN_OR_RETURN(std::int64_t memory_gib, entry.required_integer("memory_gib", 1, limits::kGpuMemoryMib / 1024));
+  type.memory_mib = memory_gib * 1024;
+  builder.fleet.gpu_types.push_back(std::move(type));
+  return Status::ok();
+}
+
+Result<std::string> read_fleet_name(const TableReader& entry, std::string_view key) {
+  HR_ASSIGN_OR_RETURN(std::string name, entry.required_string(key, limits::kFleetNameBytes));
+  if (!fleet::is_valid_fleet_name(name)) {
+    return entry.error(
+        key, quote_for_message(name) + " is not a valid name (A-Z a-z 0-9 . _ -, starting with a letter or digit)");
+  }
+  return name;
+}
+
+// One [[fleet.nodes]] entry: `count` nodes alike but for their numbered names.
+Status read_node_group(const Source& source, const TableReader& entry, FleetBuilder& builder) {
+  HR_RETURN_IF_ERROR(entry.check_keys({"name", "count", "first", "region", "site", "cluster", "rack", "block",
+                                       "nvlink_domain", "gpu_type", "gpus", "state"}));
+  HR_ASSIGN_OR_RETURN(std::string name_text, entry.required_string("name", limits::kConfigPatternBytes));
+  auto name_pattern = parse_pattern(name_text);
+  if (!name_pattern.is_ok())
+    return entry.error("name", quote_for_message(name_text) + ": " + name_pattern.status().message());
+  HR_ASSIGN_OR_RETURN(auto count_opt,
+                      entry.optional_integer("count", 1, static_cast<std::int64_t>(limits::kFleetNodes)));
+  HR_ASSIGN_OR_RETURN(auto first_opt, entry.optional_integer("first", 0, limits::kConfigPatternFirstMax));
+  const std::int64_t count = count_opt.value_or(1);
+  const std::int64_t first = first_opt.value_or(1);
+  if (!name_pattern->has_placeholder && count > 1) {
+    return entry.error("count", "count = " + std::to_string(count) + " needs a numbered name, such as " +
+                                    quote_for_message(name_text + "-{:03}") + ", to give each node its own");
+  }
+  if (!name_pattern->has_placeholder && first_opt) {
+    return entry.error("first", "first numbers the {} in name, and name " + quote_for_message(name_text) + " has none");
+  }
+
+  fleet::Node prototype;
+  HR_ASSIGN_OR_RETURN(prototype.region, read_fleet_name(entry, "region"));
+  HR_ASSIGN_OR_RETURN(prototype.site, read_fleet_name(entry, "site"));
+  HR_ASSIGN_OR_RETURN(prototype.cluster, read_fleet_name(entry, "cluster"));
+  HR_ASSIGN_OR_RETURN(std::string gpu_type, entry.required_string("gpu_type", limits::kGpuTypeNameBytes));
+  if (!builder.type_lines.contains(gpu_type)) {
+    std::string declared;
+    for (const fleet::GpuType& type : builder.fleet.gpu_types) declared += (declared.empty() ? "" : ", ") + type.name;
+    return entry.error("gpu_type", "GPU type " + quote_for_message(gpu_type) +
+                                       " is not declared in [[fleet.gpu_types]]" +
+                                       (declared.empty() ? std::string() : " (declared: " + declared + ")"));
+  }
+  HR_ASSIGN_OR_RETURN(std::int64_t gpus,
+                      entry.required_integer("gpus", 1, static_cast<std::int64_t>(limits::kGpusPerNode)));
+  HR_ASSIGN_OR_RETURN(auto state, entry.optional_string("state", 16));
+  if (state) {
+    auto parsed = fleet::parse_node_state(*state);
+    if (!parsed.is_ok()) return entry.error("state", parsed.status().message());
+    prototype.state = *parsed;
+  }
+  HR_ASSIGN_OR_RETURN(auto rack, read_grouped_name(source, entry, "rack"));
+  HR_ASSIGN_OR_RETURN(auto block, read_grouped_name(source, entry, "block"));
+  HR_ASSIGN_OR_RETURN(auto nvlink_domain, read_grouped_name(source, entry, "nvlink_domain"));
+  for (std::int64_t i = 0; i < gpus; ++i) {
+    prototype.gpus.push_back({.index = static_cast<std::uint32_t>(i), .uuid = "", .type = gpu_type});
+  }
+
+  // Bound the expansion before it allocates.
+  if (builder.fleet.nodes.size() + static_cast<std::size_t>(count) > limits::kFleetNodes) {
+    return entry.error(count_opt ? "count" : "name",
+                       "the fleet would have more than " + std::to_string(limits::kFleetNodes) + " nodes");
+  }
+  builder.gpus += static_cast<std::size_t>(count * gpus);
+  if (builder.gpus > limits::kFleetGpus) {
+    return entry.error(count_opt ? "count" : "gpus",
+                       "the fleet would have more than " + std::to_string(limits::kFleetGpus) + " GPUs");
+  }
+
+  const std::uint32_t line = entry.table().source().begin.line;
+  auto expand_grouped = [&](const std::optional<GroupedName>& grouped, std::string_view key, std::int64_t position,
+                            std::string& out) -> Status {
+    if (!grouped) return Status::ok();
+    out = grouped->for_node(position);
+    if (!fleet::is_valid_fleet_name(out)) {
+      return entry.error(key, "makes " + quote_for_message(out) +
+                                  ", which is not a valid name (A-Z a-z 0-9 . _ -, at most " +
+                                  std::to_string(limits::kFleetNameBytes) + " bytes)");
+    }
+    return Status::ok();
+  };
+  for (std::int64_t i = 0; i < count; ++i) {
+    fleet::Node node = prototype;
+    node.name = name_pattern->expand(first + i);
+    if (!fleet::is_valid_fleet_name(node.name)) {
+      return entry.error("name", quote_for_message(name_text) + " makes " + quote_for_message(node.name) +
+                                     ", which is not a valid node name (A-Z a-z 0-9 . _ -, starting with a letter or "
+                                     "digit, at most " +
+                                     std::to_string(limits::kFleetNameBytes) + " bytes)");
+    }
+    if (auto [it, inserted] = builder.node_lines.try_emplace(node.name, line); !inserted) {
+      return entry.error("name", "node " + quote_for_message(node.name) + " is already declared at line " +
+                                     std::to_string(it->second));
+    }
+    HR_RETURN_IF_ERROR(expand_grouped(rack, "rack", i, node.rack));
+    HR_RETURN_IF_ERROR(expand_grouped(block, "block", i, node.block));
+    node.nvlink_domain = node.name;  // an HGX node: NVLink within the node only
+    HR_RETURN_IF_ERROR(expand_grouped(nvlink_domain, "nvlink_domain", i, node.nvlink_domain));
+    builder.fleet.nodes.push_back(std::move(node));
+  }
+  return Status::ok();
+}
+
+Result<fleet::FleetSpec> read_fleet(const Source& source, const TableReader& section) {
+  HR_RETURN_IF_ERROR(section.check_keys({"virtual", "gpu_types", "nodes"}));
+  FleetBuilder builder;
+  builder.fleet.source = "config";
+  HR_ASSIGN_OR_RETURN(auto is_virtual, section.optional_bool("virtual"));
+  builder.fleet.is_virtual = is_virtual.value_or(false);
+
+  HR_ASSIGN_OR_RETURN(auto types, section.tables("gpu_types", limits::kFleetGpuTypes));
+  if (types.empty()) return section.error("gpu_types", "declares no GPU types");
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    TableReader entry(source, *types[i], section.path_of("gpu_types") + "[" + std::to_string(i) + "]");
+    HR_RETURN_IF_ERROR(read_gpu_type(entry, builder));
+  }
+
+  HR_ASSIGN_OR_RETURN(auto groups, section.tables("nodes", limits::kFleetNodes));
+  if (groups.empty()) return section.error("nodes", "declares no nodes");
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    TableReader entry(source, *groups[i], section.path_of("nodes") + "[" + std::to_string(i) + "]");
+    HR_RETURN_IF_ERROR(read_node_group(source, entry, builder));
+  }
+
+  // What is left to check spans entries (a site in two regions, a domain
+  // across clusters); the message names the node.
+  Status valid = fleet::validate(builder.fleet);
+  if (!valid.is_ok()) return Status::invalid_argument(source.name() + ": fleet: " + valid.message());
+  return std::move(builder.fleet);
+}
+
+Result<ServeConfig> parse(std::string_view toml_text, std::string_view source_name) {
+  const Source source(source_name);
+  if (toml_text.size() > limits::kConfigFileBytes) {
+    return Status::invalid_argument(source.name() + ": larger than " + std::to_string(limits::kConfigFileBytes) +
+                                    " bytes");
+  }
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    return Status::invalid_argument(source.where(e.source()) + ": " + std::string(e.description()));
+  }
+
+  ServeConfig config;
+  config.source = std::string(source_name);
+  const TableReader top(source, root, "");
+  HR_RETURN_IF_ERROR(top.check_keys({"server", "log", "fleet"}));
+  HR_ASSIGN_OR_RETURN(const toml::table* server, top.optional_table("server"));
+  if (server) HR_RETURN_IF_ERROR(read_server(TableReader(source, *server, "server"), config));
+  HR_ASSIGN_OR_RETURN(const toml::table* log, top.optional_table("log"));
+  if (log) HR_RETURN_IF_ERROR(read_log(TableReader(source, *log, "log"), config));
+  HR_ASSIGN_OR_RETURN(const toml::table* fleet_table, top.optional_table("fleet"));
+  if (fleet_table) {
+    HR_ASSIGN_OR_RETURN(config.fleet, read_fleet(source, TableReader(source, *fleet_table, "fleet")));
+  }
+  return config;
+}
+
+}  // namespace
+
+Result<ListenAddress> parse_listen_address(std::string_view text) {
+  const std::string example = " (expected host:port, such as 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080)";
+  if (text.size() > limits::kListenAddressBytes) return Status::invalid_argument("listen address is too long");
+  ListenAddress address;
+  std::string_view port;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return Status::invalid_argument(quote_for_message(text) + " is not a listen address" + example);
+    }
+    address.host = std::string(text.substr(1, close - 1));
+    in6_addr ignored;
+    if (::inet_pton(AF_INET6, address.host.c_str(), &ignored) != 1) {
+      return Status::invalid_argument(quote_for_message(text) + ": " + quote_for_message(address.host) +
+                                      " is not an IPv6 address");
+    }
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return Status::invalid_argument(quote_for_message(text) + " has no port" + example);
+    }
+    address.host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+    if (address.host.empty()) {
+      return Status::invalid_argument(quote_for_message(text) + " has no host; write 0.0.0.0" + std::string(text) +
+                                      " to listen on every interface");
+    }
+    if (address.host.find(':') != std::string::npos) {
+      return Status::invalid_argument(quote_for_message(text) + ": an IPv6 address goes in brackets, as in [::1]:8080");
+    }
+    const bool dotted = std::all_of(address.host.begin(), address.host.end(),
+                                    [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+    in_addr ignored;
+    if (dotted ? ::inet_pton(AF_INET, address.host.c_str(), &ignored) != 1 : !is_host_name(address.host)) {
+      return Status::invalid_argument(quote_for_message(text) + ": " + quote_for_message(address.host) +
+                                      " is not an IPv4 address or a host name");
+    }
+  }
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return Status::invalid_argument(quote_for_message(text) + ": port " + quote_for_message(port) +
+                                    " is not a number from 0 to 65535");
+  }
+  unsigned number = 0;
+  std::from_chars(port.data(), port.data() + port.size(), number);  // at most 5 digits: cannot overflow
+  if (number > 65535) {
+    return Status::invalid_argument(quote_for_message(text) + ": port " + quote_for_message(port) +
+                                    " is not a number from 0 to 65535");
+  }
+  address.port = static_cast<std::uint16_t>(number);
+  return address;
+}
+
+Result<ServeConfig> parse_config(std::string_view toml_text, std::string_view source_name) {
+  try {  // toml::parse_error is caught inside; what is left is allocation failure
+    return parse(toml_text, source_name);
+  } catch (const std::exception& e) {
+    return Status::internal(std::string(source_name) + ": " + e.what());
+  }
+}
+
+Result<ServeConfig> load_config_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int error = errno;
+    std::string message = "config file " + quote_for_message(path) + ": " + std::strerror(error);
+    if (error == ENOENT) return Status::not_found(std::move(message));
+    return Status::invalid_argument(std::move(message));
+  }
+  // Reads one byte past the limit to tell "exactly at" from "over".
+  std::string text;
+  try {
+    char buffer[64 * 1024];
+    for (;;) {
+      const ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int error = errno;
+        ::close(fd);
+        return Status::invalid_argument("config file " + quote_for_message(path) + ": " + std::strerror(error));
+      }
+      if (n == 0) break;
+      text.append(buffer, static_cast<std::size_t>(n));
+      if (text.size() > limits::kConfigFileBytes) {
+        ::close(fd);
+        return Status::invalid_argument("config file " + quote_for_message(path) + " is larger than " +
+                                        std::to_string(limits::kConfigFileBytes) + " bytes");
+      }
+    }
+  } catch (const std::exception& e) {
+    ::close(fd);
+    return Status::internal("config file " + quote_for_message(path) + ": " + e.what());
+  }
+  ::close(fd);
+  return parse_config(text, path);
+}
+
+}  // namespace headroom::config

@@ -1,0 +1,82 @@
+// The config file of `headroom serve`: TOML, every key optional, every
+// mistake an error.
+//
+//   [server]                       # where and how the platform listens
+//   listen = "127.0.0.1:8080"
+//   data_dir = "./headroom-data"
+//   threads = 0                    # 0: one per hardware thread
+//   tls_cert = "/etc/headroom/tls/cert.pem"   # both or neither
+//   tls_key = "/etc/headroom/tls/key.pem"
+//
+//   [log]
+//   format = "text"                # or "json"
+//   level = "info"                 # trace, debug, info, warning, error, off
+//
+//   [[fleet.gpu_types]]            # absent [fleet]: detect the local GPUs
+//   name = "h100"
+//   memory_gib = 80
+//
+//   [[fleet.nodes]]                # 16 nodes, hgx-001 .. hgx-016
+//   name = "hgx-{:03}"
+//   count = 16
+//   region = "us-east"
+//   site = "iad1"
+//   cluster = "iad1-a"
+//   rack = { pattern = "iad1-r{:02}", every = 4 }   # 4 nodes a rack
+//   gpu_type = "h100"
+//   gpus = 8
+//
+// docs/config.md is the full schema; docs/headroom.example.toml a real fleet.
+//
+// Errors are invalid_argument (not_found for a missing file) with a message
+// that starts "path:line:column: key.path: " so that the operator can go
+// straight to the mistake. A key the schema does not know is an error, with
+// the nearest known key suggested: a typo must never pass silently. No
+// exception escapes these functions. They keep no state and are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "fleet/fleet.h"
+
+namespace headroom::config {
+
+// A listen address, split. The host is without brackets ("::1").
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 0;  // 0: any free port (tests)
+};
+
+// "127.0.0.1:8080", "0.0.0.0:443", "[::1]:8080", "[::]:0", "localhost:8080".
+// The host is an IPv4 address, a bracketed IPv6 address or a host name, and
+// may not be empty (write 0.0.0.0 to listen everywhere).
+Result<ListenAddress> parse_listen_address(std::string_view text);
+
+struct ServeConfig {
+  std::string listen = "127.0.0.1:8080";     // accepted by parse_listen_address
+  std::string data_dir = "./headroom-data";  // relative paths are relative to the working directory
+  std::uint32_t threads = 0;                 // 0: one per hardware thread, capped at limits::kServerThreads
+  std::optional<std::string> tls_cert;       // PEM certificate chain; set exactly when tls_key is
+  std::optional<std::string> tls_key;        // PEM private key
+  LogOptions log;
+  // The declared fleet, validated by fleet::validate (source "config"); absent:
+  // the server runs fleet::detect_local_fleet().
+  std::optional<fleet::FleetSpec> fleet;
+  // Where this config came from: the file's path, the source name given to
+  // parse_config, or "defaults" for a default-constructed one.
+  std::string source = "defaults";
+};
+
+// Reads and parses the file at `path` (at most limits::kConfigFileBytes).
+Result<ServeConfig> load_config_file(const std::string& path);
+
+// Parses TOML text; `source_name` (a path, "<stdin>") is used in messages.
+// An empty text gives the defaults.
+Result<ServeConfig> parse_config(std::string_view toml_text, std::string_view source_name);
+
+}  // namespace headroom::config

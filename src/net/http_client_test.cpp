@@ -1,0 +1,616 @@
+#include "net/http_client.h"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+namespace headroom::net {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+
+// A self-signed certificate for "localhost" and 127.0.0.1, made in memory.
+struct TestCertificate {
+  std::string cert_pem;
+  std::string key_pem;
+
+  static TestCertificate make() {
+    EVP_PKEY* key = EVP_EC_gen("P-256");
+    X509* cert = X509_new();
+    X509_set_version(cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
+    X509_set_pubkey(cert, key);
+    X509_NAME* name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("localhost"), -1, -1,
+                               0);
+    X509_set_issuer_name(cert, name);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+    for (auto [nid, value] : {std::pair{NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1"},
+                              std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+      X509_add_ext(cert, ext, -1);
+      X509_EXTENSION_free(ext);
+    }
+    X509_sign(cert, key, EVP_sha256());
+    TestCertificate out;
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(bio, cert);
+    out.cert_pem = drain(bio);
+    PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+    out.key_pem = drain(bio);
+    BIO_free(bio);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return out;
+  }
+
+  static std::string drain(BIO* bio) {
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(bio, &data);
+    std::string text(data, static_cast<std::size_t>(size));
+    (void)BIO_reset(bio);
+    return text;
+  }
+};
+
+std::string response_text(int status, std::string_view body, const std::string& extra_headers = "") {
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         extra_headers + "\r\n" + std::string(body);
+}
+
+struct SeenRequest {
+  std::string method;
+  std::string target;
+  std::string body;
+  std::string host;
+  std::string user_agent;
+  std::string content_type;
+  std::string authorization;
+};
+
+// The server's side of one connection, as a handler sees it.
+class ServerConnection {
+ public:
+  explicit ServerConnection(std::function<void(std::string_view)> write) : write_(std::move(write)) {}
+  void write(std::string_view bytes) { write_(bytes); }
+  void respond(int status, std::string_view body, const std::string& extra_headers = "") {
+    write(response_text(status, body, extra_headers));
+  }
+  void close() { closed_ = true; }
+  bool closed() const { return closed_; }
+  // How many requests came before this one on this connection.
+  int index = 0;
+
+ private:
+  std::function<void(std::string_view)> write_;
+  bool closed_ = false;
+};
+
+using Handler = std::function<void(const SeenRequest&, ServerConnection&)>;
+
+// A tiny HTTP/1.1 server on 127.0.0.1, port 0, one connection at a time, on
+// a background thread. Each request goes to the handler, which writes raw
+// bytes back: so tests can send anything, malformed responses included.
+class TestServer {
+ public:
+  explicit TestServer(Handler handler, std::optional<TestCertificate> tls = std::nullopt)
+      : handler_(std::move(handler)), acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    if (tls) {
+      tls_context_.emplace(ssl::context::tls_server);
+      tls_context_->use_certificate_chain(asio::buffer(tls->cert_pem));
+      tls_context_->use_private_key(asio::buffer(tls->key_pem), ssl::context::pem);
+    }
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] { serve(); });
+  }
+
+  ~TestServer() {
+    stopping_ = true;
+    const int fd = current_fd_.load();
+    if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+    beast::error_code ignored;
+    tcp::socket wake(io_);
+    wake.connect(acceptor_.local_endpoint(), ignored);
+    thread_.join();
+  }
+
+  std::string url() const { return std::string(tls_context_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_); }
+  std::uint16_t port() const { return port_; }
+  int connections() const { return connections_.load(); }
+  std::vector<SeenRequest> requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+
+ private:
+  void serve() {
+    while (!stopping_) {
+      tcp::socket socket(io_);
+      beast::error_code ec;
+      acceptor_.accept(socket, ec);
+      if (ec || stopping_) break;
+      ++connections_;
+      current_fd_ = socket.native_handle();
+      if (tls_context_) {
+        ssl::stream<tcp::socket> stream(std::move(socket), *tls_context_);
+        stream.handshake(ssl::stream_base::server, ec);
+        if (!ec) serve_connection(stream);
+      } else {
+        serve_connection(socket);
+      }
+      current_fd_ = -1;
+    }
+  }
+
+  template <typename Stream>
+  void serve_connection(Stream& stream) {
+    beast::flat_buffer buffer;
+    ServerConnection connection([&](std::string_view bytes) {
+      beast::error_code ignored;
+      asio::write(stream, asio::buffer(bytes.data(), bytes.size()), ignored);
+    });
+    for (; !stopping_; ++connection.index) {
+      http::request<http::string_body> req;
+      beast::error_code ec;
+      http::read(stream, buffer, req, ec);
+      if (ec) return;
+      SeenRequest seen{std::string(req.method_string()),
+                       std::string(req.target()),
+                       req.body(),
+                       std::string(req[http::field::host]),
+                       std::string(req[http::field::user_agent]),
+                       std::string(req[http::field::content_type]),
+                       std::string(req[http::field::authorization])};
+      {
+        std::lock_guard lock(mutex_);
+        requests_.push_back(seen);
+      }
+      handler_(seen, connection);
+      if (connection.closed()) return;
+    }
+  }
+
+  Handler handler_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::optional<ssl::context> tls_context_;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> current_fd_{-1};
+  std::atomic<int> connections_{0};
+  mutable std::mutex mutex_;
+  std::vector<SeenRequest> requests_;
+};
+
+void ok_handler(const SeenRequest& request, ServerConnection& connection) {
+  connection.respond(200, "{\"echo\":\"" + request.target + "\"}", "Content-Type: application/json\r\nX-Request-Id: req_1\r\n");
+}
+
+HttpClient make_client(const std::string& url, HttpClientOptions options = {}) {
+  auto client = HttpClient::create(url, std::move(options));
+  EXPECT_TRUE(client.is_ok()) << client.status().to_string();
+  return std::move(client).value();
+}
+
+TEST(HttpClient, GetReturnsStatusBodyAndHeaders) {
+  TestServer server(ok_handler);
+  HttpClient client = make_client(server.url());
+  auto response = client.request("GET", "/v1/me", {}, {{"Authorization", "Bearer hr_x"}});
+  ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "{\"echo\":\"/v1/me\"}");
+  EXPECT_EQ(response->header("x-request-id"), "req_1");
+  EXPECT_EQ(response->header("CONTENT-TYPE"), "application/json");
+  EXPECT_EQ(response->header("missing"), "");
+  const auto seen = server.requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "GET");
+  EXPECT_EQ(seen[0].host, "127.0.0.1:" + std::to_string(server.port()));
+  EXPECT_EQ(seen[0].authorization, "Bearer hr_x");
+  EXPECT_EQ(seen[0].user_agent.rfind("headroom/", 0), 0u);
+}
+
+TEST(HttpClient, PostSendsJsonBody) {
+  TestServer server(ok_handler);
+  HttpClient client = make_client(server.url());
+  auto response = client.request("POST", "/v1/tenants", R"({"name":"acme"})");
+  ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+  const auto seen = server.requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(seen[0].body, R"({"name":"acme"})");
+  EXPECT_EQ(seen[0].content_type, "application/json");
+}
+
+TEST(HttpClient, ErrorStatusIsAValueNotAnError) {
+  TestServer server([](const SeenRequest&, ServerConnection& connection) {
+    connection.respond(404, R"({"error":{"code":"not_found"}})", "x-request-id: req_9\r\n");
+  });
+  HttpClient client = make_client(server.url());
+  auto response = client.request("GET", "/v1/tenants/ten_x");
+  ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+  EXPECT_EQ(response->status, 404);
+  EXPECT_EQ(response->header("X-Request-Id"), "req_9");
+}
+
+TEST(HttpClient, BaseUrlPathIsAPrefix) {
+  TestServer server(ok_handler);
+  HttpClient client = make_client(server.url() + "/headroom/");
+  EXPECT_EQ(client.base_url(), server.url() + "/headroom");
+  auto response = client.request("GET", "/v1/me?x=1");
+  ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+  EXPECT_EQ(server.requests().at(0).target, "/headroom/v1/me?x=1");
+}
+
+TEST(HttpClient, KeepsTheConnectionAlive) {
+  TestServer server(ok_handler);
+  HttpClient client = make_client(server.url());
+  for (int i = 0; i < 3; ++i) {
+    auto response = client.request("GET", "/v1/me");
+    ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+  }
+  EXPECT_EQ(server.connections(), 1);
+  EXPECT_EQ(server.requests().size(), 3u);
+}
+
+TEST(HttpClient, ConnectionCloseIsHonoured) {
+  TestServer server([](const SeenRequest&, ServerConnection& connection) {
+    connection.respond(200, "{}", "Connection: close\r\n");
+    connection.close();
+  });
+  HttpClient client = make_client(server.url());
+  for (int i = 0; i < 2; ++i) {
+    auto response = client.request("GET", "/v1/me");
+    ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+  }
+  EXPECT_EQ(server.connections(), 2);
+}
+
+TEST(HttpClient, ReconnectsWhenTheServerClosedAKeptConnection) {
+  // The server answers as if keeping the connection, then closes it.
+  TestServer server([](const SeenRequest&, ServerConnection& connection) {
+    connection.respond(200, "{}");
+    connection.close();
+  });
+  HttpClient client = make_client(server.url());
+  for (int i = 0; i < 3; ++i) {
+    auto response = client.request("POST", "/v1/tenants", "{}");
+    ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+  }
+  EXPECT_EQ(server.connections(), 3);
+  EXPECT_EQ(server.requests().size(), 3u);  // none sent twice
+}
+
+TEST(HttpClient, RetriesOnceWhenAKeptConnectionClosesBeforeAnswering) {
+  // The second request on each connection is dropped unanswered, as a server
+  // that closes an idle connection just as a request arrives does.
+  TestServer server([](const SeenRequest&, ServerConnection& connection) {
+    if (connection.index == 1) {
+      connection.close();
+      return;
+    }
+    connection.respond(200, "{}");
+  });
+  HttpClient client = make_client(server.url());
+  ASSERT_TRUE(client.request("GET", "/a").is_ok());
+  auto response = client.request("GET", "/b");
+  ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(server.connections(), 2);
+  const auto seen = server.requests();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[1].target, "/b");
+  EXPECT_EQ(seen[2].target, "/b");
+}
+
+TEST(HttpClient, DoesNotRetryOnAFreshConnection) {
+  TestServer server([](const SeenRequest&, ServerConnection& connection) { connection.close(); });
+  HttpClient client = make_client(server.url());
+  auto response = client.request("POST", "/v1/tenants", "{}");
+  ASSERT_FALSE(response.is_ok());
+  EXPECT_EQ(response.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(response.status().message().find("POST " + server.url() + "/v1/tenants"), std::string::npos)
+      << response.status().message();
+  EXPECT_NE(response.status().message().find("closed"), std::string::npos) << response.status().message();
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(HttpClient, ConnectionRefusedIsUnavailableNamingTheUrl) {
+  std::string url;
+  {
+    asio::io_context io;
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    url = "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  }
+  HttpClient client = make_client(url);
+  auto response = client.request("GET", "/v1/me");
+  ASSERT_FALSE(response.is_ok());
+  EXPECT_EQ(response.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(response.status().message().find("cannot reach " + url), std::string::npos) << response.status().message();
+  EXPECT_NE(response.status().message().find("refused"), std::string::npos) << response.status().message();
+}
+
+TEST(HttpClient, ReadTimeoutIsUnavailable) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  TestServer server([released](const SeenRequest&, ServerConnection& connection) {
+    released.wait();  // never answers; the client gives up first
+    connection.close();
+  });
+  HttpClientOptions options;
+  options.read_timeout_ms = 100;
+  HttpClient client = make_client(server.url(), options);
+  auto response = client.request("GET", "/slow");
+  release.set_value();
+  ASSERT_FALSE(response.is_ok());
+  EXPECT_EQ(response.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(response.status().message().find("within 100 ms"), std::string::npos) << response.status().message();
+}
+
+TEST(HttpClient, MalformedResponseIsUnavailable) {
+  TestServer server([](const SeenRequest&, ServerConnection& connection) {
+    connection.write("SMTP ready\r\n\r\n");
+    connection.close();
+  });
+  HttpClient client = make_client(server.url());
+  auto response = client.request("GET", "/v1/me");
+  ASSERT_FALSE(response.is_ok());
+  EXPECT_EQ(response.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(response.status().message().find("malformed response"), std::string::npos) << response.status().message();
+}
+
+TEST(HttpClient, BodyOverTheLimitIsUnavailable) {
+  TestServer server([](const SeenRequest&, ServerConnection& connection) {
+    connection.respond(200, std::string(1000, 'x'));
+  });
+  HttpClientOptions options;
+  options.max_body_bytes = 100;
+  HttpClient client = make_client(server.url(), options);
+  auto response = client.request("GET", "/big");
+  ASSERT_FALSE(response.is_ok());
+  EXPECT_NE(response.status().message().find("over 100 bytes"), std::string::npos) << response.status().message();
+}
+
+TEST(HttpClient, HeadResponseHasNoBody) {
+  TestServer server([](const SeenRequest&, ServerConnection& connection) {
+    connection.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+  });
+  HttpClient client = make_client(server.url());
+  auto response = client.request("HEAD", "/v1/me");
+  ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+  EXPECT_EQ(response->body, "");
+  ASSERT_TRUE(client.request("HEAD", "/v1/me").is_ok());
+  EXPECT_EQ(server.connections(), 1);
+}
+
+TEST(HttpClient, RejectsBadUrlsAndArguments) {
+  for (const char* url : {"", "ftp://host/", "http://", "not a url", "http://user@host/", "http://host/?q=1",
+                          "http://host:0/", "http://host:99999/"}) {
+    auto client = HttpClient::create(url);
+    ASSERT_FALSE(client.is_ok()) << url;
+    EXPECT_EQ(client.status().code(), ErrorCode::kInvalidArgument) << url;
+  }
+  TestServer server(ok_handler);
+  HttpClient client = make_client(server.url());
+  EXPECT_EQ(client.request("GET", "v1/me").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(client.request("GET", "/v1/me x").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(client.request("GE T", "/v1/me").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(client.request("GET", "/", {}, {{"X-A", "b\r\nX-Injected: 1"}}).status().code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(client.request("GET", "/", {}, {{"Content-Length", "3"}}).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST(HttpClient, StreamDeliversChunksAsTheyArrive) {
+  std::promise<void> first_chunk_seen;
+  std::shared_future<void> seen = first_chunk_seen.get_future().share();
+  TestServer server([seen](const SeenRequest& request, ServerConnection& connection) {
+    if (request.target != "/stream") {
+      connection.respond(200, "{}");
+      return;
+    }
+    connection.write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+    connection.write("7\r\ndata: 1\r\n");
+    // The second chunk is sent only once the client has handed on the first:
+    // the client cannot be waiting for the whole body.
+    if (seen.wait_for(std::chrono::seconds(10)) != std::future_status::ready) return;
+    connection.write("8\r\ndata: 22\r\n0\r\n\r\n");
+  });
+  HttpClient client = make_client(server.url());
+  std::vector<std::string> chunks;
+  int head_status = 0;
+  std::string content_type;
+  const Status status = client.request_stream(
+      "GET", "/stream", {}, {},
+      [&](std::string_view chunk) {
+        if (chunks.empty()) first_chunk_seen.set_value();
+        chunks.emplace_back(chunk);
+        return true;
+      },
+      [&](const HttpClientResponse& head) {
+        head_status = head.status;
+        content_type = head.header("content-type");
+      });
+  ASSERT_TRUE(status.is_ok()) << status.to_string();
+  EXPECT_EQ(head_status, 200);
+  EXPECT_EQ(content_type, "text/event-stream");
+  ASSERT_EQ(chunks.size(), 2u);
+  EXPECT_EQ(chunks[0], "data: 1");
+  EXPECT_EQ(chunks[1], "data: 22");
+  // The stream ended cleanly, so the connection carries the next request.
+  ASSERT_TRUE(client.request("GET", "/after").is_ok());
+  EXPECT_EQ(server.connections(), 1);
+}
+
+TEST(HttpClient, StreamStopsWhenTheCallbackSaysSo) {
+  TestServer server([](const SeenRequest& request, ServerConnection& connection) {
+    if (request.target != "/stream") {
+      connection.respond(200, "{}");
+      return;
+    }
+    connection.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n");
+    // ...and never ends: the client must stop on its own.
+  });
+  HttpClient client = make_client(server.url());
+  int calls = 0;
+  const Status status = client.request_stream("GET", "/stream", {}, {}, [&](std::string_view) {
+    ++calls;
+    return false;
+  });
+  ASSERT_TRUE(status.is_ok()) << status.to_string();
+  EXPECT_EQ(calls, 1);
+  ASSERT_TRUE(client.request("GET", "/after").is_ok());
+  EXPECT_EQ(server.connections(), 2);
+}
+
+TEST(HttpClient, StreamOfAnErrorResponseShowsItsStatus) {
+  TestServer server([](const SeenRequest&, ServerConnection& connection) {
+    connection.respond(404, R"({"error":{"code":"not_found"}})");
+  });
+  HttpClient client = make_client(server.url());
+  int head_status = 0;
+  std::string body;
+  const Status status = client.request_stream(
+      "GET", "/v1/jobs/x/logs", {}, {},
+      [&](std::string_view chunk) {
+        body += chunk;
+        return true;
+      },
+      [&](const HttpClientResponse& head) { head_status = head.status; });
+  ASSERT_TRUE(status.is_ok()) << status.to_string();
+  EXPECT_EQ(head_status, 404);
+  EXPECT_EQ(body, R"({"error":{"code":"not_found"}})");
+}
+
+TEST(HttpClient, StreamCallbackExceptionIsAStatus) {
+  TestServer server(ok_handler);
+  HttpClient client = make_client(server.url());
+  const Status status = client.request_stream("GET", "/x", {}, {}, [](std::string_view) -> bool {
+    throw std::runtime_error("boom");
+  });
+  EXPECT_EQ(status.code(), ErrorCode::kInternal);
+  EXPECT_NE(status.message().find("boom"), std::string::npos);
+  ASSERT_TRUE(client.request("GET", "/after").is_ok());
+}
+
+TEST(HttpClient, StreamIdleTimeoutIsUnavailable) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  TestServer server([released](const SeenRequest&, ServerConnection& connection) {
+    connection.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    released.wait();
+    connection.close();
+  });
+  HttpClientOptions options;
+  options.stream_idle_timeout_ms = 100;
+  HttpClient client = make_client(server.url(), options);
+  const Status status = client.request_stream("GET", "/quiet", {}, {}, [](std::string_view) { return true; });
+  release.set_value();
+  EXPECT_EQ(status.code(), ErrorCode::kUnavailable);
+  EXPECT_NE(status.message().find("no data for 100 ms"), std::string::npos) << status.message();
+}
+
+class HttpClientTls : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { certificate_ = new TestCertificate(TestCertificate::make()); }
+  static void TearDownTestSuite() {
+    delete certificate_;
+    certificate_ = nullptr;
+  }
+  std::string write_ca_file() {
+    const std::string path = ::testing::TempDir() + "/headroom_http_client_test_ca.pem";
+    std::ofstream(path) << certificate_->cert_pem;
+    return path;
+  }
+  static TestCertificate* certificate_;
+};
+TestCertificate* HttpClientTls::certificate_ = nullptr;
+
+TEST_F(HttpClientTls, VerifiesAgainstAGivenCaFile) {
+  TestServer server(ok_handler, *certificate_);
+  HttpClientOptions options;
+  options.ca_file = write_ca_file();
+  HttpClient client = make_client(server.url(), options);
+  for (int i = 0; i < 2; ++i) {
+    auto response = client.request("GET", "/v1/me");
+    ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+    EXPECT_EQ(response->status, 200);
+  }
+  EXPECT_EQ(server.connections(), 1);
+  client.close();  // the test server serves one connection at a time
+  // "localhost" is in the certificate too, and goes out as SNI.
+  HttpClient by_name = make_client("https://localhost:" + std::to_string(server.port()), options);
+  auto response = by_name.request("GET", "/v1/me");
+  ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+}
+
+TEST_F(HttpClientTls, RejectsAnUntrustedCertificate) {
+  TestServer server(ok_handler, *certificate_);
+  HttpClient client = make_client(server.url());  // the system store does not know this certificate
+  auto response = client.request("GET", "/v1/me");
+  ASSERT_FALSE(response.is_ok());
+  EXPECT_EQ(response.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(response.status().message().find("TLS handshake failed"), std::string::npos)
+      << response.status().message();
+  EXPECT_NE(response.status().message().find(server.url()), std::string::npos) << response.status().message();
+}
+
+TEST_F(HttpClientTls, SkipsVerificationWhenAsked) {
+  TestServer server(ok_handler, *certificate_);
+  HttpClientOptions options;
+  options.tls_verify = TlsVerify::kSkip;
+  HttpClient client = make_client(server.url(), options);
+  auto response = client.request("GET", "/v1/me");
+  ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+}
+
+TEST_F(HttpClientTls, PlainHttpAgainstTlsIsUnavailable) {
+  TestServer server(ok_handler, *certificate_);
+  HttpClientOptions options;
+  options.read_timeout_ms = 2000;
+  HttpClient client = make_client("http://127.0.0.1:" + std::to_string(server.port()), options);
+  auto response = client.request("GET", "/v1/me");
+  ASSERT_FALSE(response.is_ok());
+  EXPECT_EQ(response.status().code(), ErrorCode::kUnavailable);
+}
+
+TEST(HttpClient, MissingCaFileFailsAtCreate) {
+  HttpClientOptions options;
+  options.ca_file = "/nonexistent/ca.pem";
+  auto client = HttpClient::create("https://127.0.0.1:1", options);
+  ASSERT_FALSE(client.is_ok());
+  EXPECT_EQ(client.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(client.status().message().find("/nonexistent/ca.pem"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace headroom::net

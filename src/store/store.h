@@ -1,0 +1,58 @@
+// Store: the durable state of the control plane.
+//
+// Every method is one transaction: a change and its audit record commit
+// together or not at all, and a change is on disk (fsync) before the method
+// returns. Implementations are safe for concurrent use from many threads.
+// The embedded default is SQLite (sqlite/); PostgreSQL comes with scale-out.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "store/records.h"
+
+namespace headroom::store {
+
+struct StoreOptions {
+  // "sqlite:PATH" or a plain file path for SQLite.
+  std::string url;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
+  virtual ~Store() = default;
+
+  // The schema version this store is at after migrations.
+  virtual int schema_version() = 0;
+
+  // Settings: small named values the platform keeps (such as the admin tenant).
+  virtual Result<std::optional<std::string>> get_setting(const std::string& name) = 0;
+
+  // Creates the operator's tenant and first admin key and records the admin
+  // tenant's id as the setting "admin_tenant_id", all at once. Conflict when
+  // the store is already bootstrapped.
+  virtual Status bootstrap(const Tenant& admin_tenant, const ApiKey& admin_key, const AuditRecord& audit) = 0;
+
+  // already_exists when the name is taken.
+  virtual Status create_tenant(const Tenant& tenant, const AuditRecord& audit) = 0;
+  virtual Result<std::optional<Tenant>> find_tenant(const std::string& id) = 0;
+  virtual Result<Page<Tenant>> list_tenants(const PageRequest& page) = 0;
+  virtual Result<std::vector<Tenant>> all_tenants() = 0;
+
+  virtual Status create_key(const ApiKey& key, const AuditRecord& audit) = 0;
+  virtual Result<std::optional<ApiKey>> find_key(const std::string& id) = 0;
+  virtual Result<Page<ApiKey>> list_keys(const std::string& tenant_id, const PageRequest& page) = 0;
+  virtual Result<std::vector<ApiKey>> all_keys() = 0;
+  virtual Result<std::size_t> count_keys(const std::string& tenant_id) = 0;
+  // Sets revoked_at; conflict when already revoked.
+  virtual Status revoke_key(const std::string& id, Timestamp revoked_at, const AuditRecord& audit) = 0;
+  // Inserts `new_key` and sets the old key's expiry, atomically.
+  virtual Status rotate_key(const std::string& old_id, Timestamp old_expires_at, const ApiKey& new_key,
+                            const AuditRecord& audit) = 0;
+
+  virtual Result<Page<AuditRecord>> list_audit(const PageRequest& page) = 0;
+};
+
+}  // namespace headroom::store
