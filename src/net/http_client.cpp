@@ -417,19 +417,25 @@ class HttpClient::Impl {
         HR_RETURN_IF_ERROR(connect(connect_deadline));
       }
       auto& parser = new_parser();
-      beast::error_code ec = with_stream([&](auto& stream) {
+      close_after_response_ = false;
+      const beast::error_code write_ec = with_stream([&](auto& stream) {
         beast::get_lowest_layer(stream).expires_at(deadline);
         return run([&](auto handler) { http::async_write(stream, req, std::move(handler)); });
       });
-      if (!ec) {
+      beast::error_code ec = write_ec;
+      // A server may answer before it has read the whole request (a 413 for
+      // a body it will not take) and close: the write then fails, but the
+      // answer is there to read.
+      if (!write_ec || is_closed_by_peer(write_ec)) {
         ec = with_stream([&](auto& stream) {
           return run([&](auto handler) { http::async_read_header(stream, buffer_, parser, std::move(handler)); });
         });
+        if (!ec && write_ec) close_after_response_ = true;
       }
       if (!ec) return Status::ok();
       close();
       if (reused && attempt == 0 && !parser.got_some() && is_closed_by_peer(ec)) continue;
-      return exchange_error(req, ec, deadline);
+      return exchange_error(req, write_ec ? write_ec : ec, deadline);
     }
   }
 
@@ -457,7 +463,7 @@ class HttpClient::Impl {
   }
 
   void finish(bool keep_alive) {
-    if (!keep_alive) close();
+    if (!keep_alive || close_after_response_) close();
   }
 
   HttpClientOptions options_;
@@ -472,6 +478,7 @@ class HttpClient::Impl {
   std::optional<PlainStream> plain_;
   std::optional<TlsStream> tls_;
   beast::flat_buffer buffer_;
+  bool close_after_response_ = false;  // the request was not sent whole
 };
 
 Result<HttpClient> HttpClient::create(std::string_view base_url, HttpClientOptions options) {

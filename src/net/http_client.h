@@ -11,6 +11,8 @@
 //   only when not a byte of the response had arrived, so the server never saw
 //   the request (a server that reads a request and then dies without a word is
 //   the one case where a request may be sent twice).
+// - A response that the server sends before it has read the whole request
+//   (a 413 for a body over its limit) is returned, not the failed write.
 // - Every failure to get a response (DNS, refused, TLS, timeout, a malformed
 //   response, a body over the limit) is a Status::unavailable whose message
 //   names the URL. A response with any HTTP status, 4xx and 5xx included, is a
@@ -64,6 +66,8 @@ struct HttpClientOptions {
   // A PEM file of trusted CA certificates for https; empty: the system store.
   std::string ca_file;
   TlsVerify tls_verify = TlsVerify::kVerify;
+  // DNS, TCP and TLS together. (A DNS lookup already begun is waited out: the
+  // system resolver bounds it by its own timeouts.)
   std::int64_t connect_timeout_ms = kHttpClientConnectTimeoutMs;
   // request(): from sending the request to the response's last byte.
   std::int64_t read_timeout_ms = kHttpClientReadTimeoutMs;

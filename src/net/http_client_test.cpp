@@ -19,6 +19,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
@@ -342,6 +343,39 @@ TEST(HttpClient, DoesNotRetryOnAFreshConnection) {
       << response.status().message();
   EXPECT_NE(response.status().message().find("closed"), std::string::npos) << response.status().message();
   EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(HttpClient, ReadsAnAnswerSentBeforeTheBodyWasTaken) {
+  // A server that refuses a body after its header, answers 413 and closes
+  // without reading it, as servers do with bodies over their limit.
+  asio::io_context io;
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const std::string url = "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  std::thread server([&] {
+    for (int i = 0; i < 2; ++i) {
+      tcp::socket socket(io);
+      beast::error_code ec;
+      acceptor.accept(socket, ec);
+      if (ec) return;
+      std::string head;
+      char c = 0;
+      while (head.find("\r\n\r\n") == std::string::npos && asio::read(socket, asio::buffer(&c, 1), ec) == 1) {
+        head += c;
+      }
+      asio::write(socket, asio::buffer(response_text(413, R"({"error":{"code":"payload_too_large"}})",
+                                                     "Connection: close\r\n")),
+                  ec);
+      socket.close(ec);
+    }
+  });
+  HttpClient client = make_client(url);
+  const std::string body(8 * 1024 * 1024, 'x');  // more than the socket buffers hold
+  for (int i = 0; i < 2; ++i) {
+    auto response = client.request("POST", "/v1/tenants", body);
+    ASSERT_TRUE(response.is_ok()) << response.status().to_string();
+    EXPECT_EQ(response->status, 413);
+  }
+  server.join();
 }
 
 TEST(HttpClient, ConnectionRefusedIsUnavailableNamingTheUrl) {

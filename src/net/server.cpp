@@ -1,5 +1,7 @@
 #include "net/server.h"
 
+#include <time.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,12 +11,15 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <charconv>
 #include <ctime>
 #include <optional>
 #include <thread>
@@ -34,9 +39,14 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
+// Why not beast::tcp_stream and http::async_read/async_write: their per-operation
+// timers and composed buffer sequences cost more than the rest of a small
+// request together. Here a connection carries one deadline, checked by a
+// per-thread sweep; Beast's parser is fed synchronously from our buffer; and
+// a response goes out as one gather write of a header we format ourselves.
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadChunkBytes = 16 * 1024;
-constexpr std::string_view kServerName = "headroom";
+constexpr std::size_t kBufferBytes = limits::kHttpHeaderBytes + limits::kHttpBodyBytes + kReadChunkBytes;
 
 using BeastRequest = http::request<http::string_body>;
 
@@ -53,11 +63,20 @@ class BeastHeaders final : public HeaderSource {
   const BeastRequest& request_;
 };
 
-// A connection as the shutdown sweep sees it. Owned by its coroutine; listed
+// Milliseconds on a coarse monotonic clock: deadlines need no more and it
+// costs a few nanoseconds.
+std::int64_t coarse_now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+// A connection as its worker's sweep sees it. Owned by its coroutine; listed
 // in its worker's registry, which only that worker's thread touches.
 struct Connection {
-  beast::tcp_stream* tcp = nullptr;
-  bool idle = true;
+  tcp::socket* socket = nullptr;
+  std::int64_t deadline_ms = 0;  // the sweep cancels the connection's I/O past it
+  bool idle = true;              // between requests: closed at once on shutdown
 };
 
 struct Worker {
@@ -82,7 +101,7 @@ std::string_view http_date() {
 }
 
 // A client's request id is echoed when it is short and plain; otherwise ours.
-std::string make_request_id(std::string_view from_client) {
+void make_request_id(std::string_view from_client, std::string& out) {
   if (!from_client.empty() && from_client.size() <= limits::kRequestIdBytes) {
     bool plain = true;
     for (char c : from_client) {
@@ -90,7 +109,10 @@ std::string make_request_id(std::string_view from_client) {
                 c == '.' || c == ':';
       if (!ok) { plain = false; break; }
     }
-    if (plain) return std::string(from_client);
+    if (plain) {
+      out.assign(from_client);
+      return;
+    }
   }
   // Unique, not secret: a per-thread generator seeded from the CSPRNG.
   thread_local SeededRandom random = [] {
@@ -99,9 +121,45 @@ std::string make_request_id(std::string_view from_client) {
   }();
   std::uint8_t bytes[13];
   random.fill(bytes);
-  std::string id = "req_";
-  id += base32_lower(bytes);
-  return id;
+  out = "req_";
+  out += base32_lower(bytes);
+}
+
+void append_number(std::string& out, std::size_t value) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, end);
+}
+
+// The status line and headers of `response`, into `out` (reused, so that a
+// keep-alive connection formats without allocating).
+void format_head(const HttpResponse& response, std::string_view request_id, bool keep_alive, bool http10,
+                 std::string& out) {
+  out.clear();
+  out += http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  append_number(out, static_cast<std::size_t>(response.status));
+  out += ' ';
+  out += std::string_view(http::obsolete_reason(static_cast<http::status>(response.status)));
+  out += "\r\nServer: headroom\r\nDate: ";
+  out += http_date();
+  out += "\r\nx-request-id: ";
+  out += request_id;
+  if (!response.content_type.empty()) {
+    out += "\r\nContent-Type: ";
+    out += response.content_type;
+  }
+  out += "\r\nContent-Length: ";
+  append_number(out, response.body.size());
+  if (!keep_alive && !http10) out += "\r\nConnection: close";
+  if (keep_alive && http10) out += "\r\nConnection: keep-alive";
+  for (const auto& [name, value] : response.headers) {
+    ASSERT(name.find_first_of("\r\n") == std::string::npos && value.find_first_of("\r\n") == std::string::npos);
+    out += "\r\n";
+    out += name;
+    out += ": ";
+    out += value;
+  }
+  out += "\r\n\r\n";
 }
 
 class ServerImpl final : public HttpServer {
@@ -120,14 +178,14 @@ class ServerImpl final : public HttpServer {
       tls_.emplace(ssl::context::tls_server);
       tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                         ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-      beast::error_code ec;
+      boost::system::error_code ec;
       tls_->use_certificate_chain_file(options_.tls_cert_path, ec);
       if (ec) return Status::invalid_argument("cannot load TLS certificate " + options_.tls_cert_path + ": " + ec.message());
       tls_->use_private_key_file(options_.tls_key_path, ssl::context::pem, ec);
       if (ec) return Status::invalid_argument("cannot load TLS key " + options_.tls_key_path + ": " + ec.message());
     }
 
-    beast::error_code ec;
+    boost::system::error_code ec;
     auto address = asio::ip::make_address(options_.host.empty() ? "0.0.0.0" : options_.host, ec);
     if (ec) return Status::invalid_argument("bad listen host \"" + options_.host + "\": " + ec.message());
     tcp::endpoint endpoint(address, options_.port);
@@ -145,11 +203,8 @@ class ServerImpl final : public HttpServer {
     asio::co_spawn(workers_[0]->io, accept_loop(), asio::detached);
     for (auto& worker : workers_) {
       Worker* w = worker.get();
-      w->thread = std::thread([w] {
-        auto guard = asio::make_work_guard(w->io);  // stay up until stop() releases it
-        (void)guard;
-        w->io.run();
-      });
+      asio::co_spawn(w->io, sweep_loop(*w), asio::detached);
+      w->thread = std::thread([w] { w->io.run(); });
     }
     return Status::ok();
   }
@@ -164,13 +219,14 @@ class ServerImpl final : public HttpServer {
       Worker* w = worker.get();
       asio::post(w->io, [this, w] {
         if (w == workers_[0].get() && acceptor_) {
-          beast::error_code ignored;
+          boost::system::error_code ignored;
           acceptor_->close(ignored);
         }
-        // Idle keep-alive connections are waiting for a request that should
-        // not come: close them. Busy ones close after their response.
+        // Idle keep-alive connections wait for a request that should not
+        // come: close them. Busy ones close after their response.
         for (Connection* c : w->connections) {
-          if (c->idle) c->tcp->socket().cancel();
+          boost::system::error_code ignored;
+          if (c->idle) c->socket->cancel(ignored);
         }
       });
     }
@@ -204,7 +260,7 @@ class ServerImpl final : public HttpServer {
         continue;
       }
       if (open_connections_.load() >= limits::kHttpConnections) {
-        beast::error_code ignored;
+        boost::system::error_code ignored;
         socket.close(ignored);
         continue;
       }
@@ -213,31 +269,50 @@ class ServerImpl final : public HttpServer {
     }
   }
 
+  // Cancels the I/O of connections past their deadline: the read, write or
+  // handshake then fails and the connection's coroutine ends.
+  asio::awaitable<void> sweep_loop(Worker& worker) {
+    std::int64_t shortest = std::min({options_.read_timeout_ms, options_.idle_timeout_ms, options_.write_timeout_ms});
+    auto period = std::chrono::milliseconds(std::clamp<std::int64_t>(shortest / 4, 5, 250));
+    asio::steady_timer timer(worker.io);
+    while (!stopped_.load()) {
+      timer.expires_after(period);
+      auto [ec] = co_await timer.async_wait(kUseTuple);
+      if (ec) co_return;
+      std::int64_t now = coarse_now_ms();
+      for (Connection* c : worker.connections) {
+        if (now > c->deadline_ms) {
+          boost::system::error_code ignored;
+          c->socket->cancel(ignored);
+          c->deadline_ms = std::numeric_limits<std::int64_t>::max();  // once is enough
+        }
+      }
+    }
+  }
+
   asio::awaitable<void> run_connection(Worker& worker, tcp::socket socket) {
-    beast::error_code ignored;
+    boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     std::string remote;
     auto endpoint = socket.remote_endpoint(ignored);
     if (!ignored) remote = endpoint.address().to_string();
     try {
       if (tls_) {
-        beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls_);
-        Connection conn{&beast::get_lowest_layer(stream), false};
+        ssl::stream<tcp::socket> stream(std::move(socket), *tls_);
+        Connection conn{&stream.next_layer(), coarse_now_ms() + std::min(limits::kHttpTlsHandshakeTimeoutMs, options_.read_timeout_ms), false};
         worker.connections.insert(&conn);
-        conn.tcp->expires_after(std::chrono::milliseconds(std::min(limits::kHttpTlsHandshakeTimeoutMs, options_.read_timeout_ms)));
         auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kUseTuple);
         if (!ec) {
           co_await serve_requests(stream, conn, remote);
-          conn.tcp->expires_after(1s);
+          conn.deadline_ms = coarse_now_ms() + 1000;
           co_await stream.async_shutdown(kUseTuple);
         }
         worker.connections.erase(&conn);
       } else {
-        beast::tcp_stream stream(std::move(socket));
-        Connection conn{&stream, true};
+        Connection conn{&socket, 0, true};
         worker.connections.insert(&conn);
-        co_await serve_requests(stream, conn, remote);
-        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        co_await serve_requests(socket, conn, remote);
+        socket.shutdown(tcp::socket::shutdown_send, ignored);
         worker.connections.erase(&conn);
       }
     } catch (const std::exception& e) {
@@ -248,76 +323,77 @@ class ServerImpl final : public HttpServer {
     open_connections_.fetch_sub(1);
   }
 
+  // Reads more bytes into `buffer`; false when the connection is done
+  // (closed, reset, past its deadline, shutting down, or the buffer is full).
+  template <typename Stream>
+  asio::awaitable<bool> read_more(Stream& stream, beast::flat_buffer& buffer) {
+    if (buffer.size() + kReadChunkBytes > buffer.max_size()) co_return false;
+    auto [ec, n] = co_await stream.async_read_some(buffer.prepare(kReadChunkBytes), kUseTuple);
+    if (ec) co_return false;
+    buffer.commit(n);
+    co_return true;
+  }
+
   template <typename Stream>
   asio::awaitable<void> serve_requests(Stream& stream, Connection& conn, const std::string& remote) {
-    beast::flat_buffer buffer(limits::kHttpHeaderBytes + limits::kHttpBodyBytes + kReadChunkBytes);
+    beast::flat_buffer buffer(kBufferBytes);
+    std::string request_id;
+    std::string head;
     for (;;) {
       // Wait for the first byte of the next request under the idle deadline...
       conn.idle = true;
       if (stopping_.load()) co_return;
-      if (buffer.size() == 0) {
-        conn.tcp->expires_after(std::chrono::milliseconds(options_.idle_timeout_ms));
-        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(kReadChunkBytes), kUseTuple);
-        if (ec) co_return;  // closed, idle too long, or shutting down
-        buffer.commit(n);
-      }
+      conn.deadline_ms = coarse_now_ms() + options_.idle_timeout_ms;
+      if (buffer.size() == 0 && !co_await read_more(stream, buffer)) co_return;
       conn.idle = false;
 
       // ...then the whole request under the read deadline, so a slow client
       // cannot hold the connection by trickling bytes.
-      conn.tcp->expires_after(std::chrono::milliseconds(options_.read_timeout_ms));
+      conn.deadline_ms = coarse_now_ms() + options_.read_timeout_ms;
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(limits::kHttpHeaderBytes));
       parser.body_limit(limits::kHttpBodyBytes);
-      auto [header_ec, header_n] = co_await http::async_read_header(stream, buffer, parser, kUseTuple);
-      if (header_ec) {
-        if (header_ec == http::error::body_limit) {
-          // Beast checks Content-Length against the body limit with the header.
-          co_await reply_error(stream, 413, "payload_too_large",
-                               "request body exceeds the limit of " + std::to_string(limits::kHttpBodyBytes) + " bytes",
-                               "");
-        } else if (header_ec == http::error::header_limit || header_ec == http::error::buffer_overflow) {
-          co_await reply_error(stream, 431, "header_too_large",
-                               "request headers exceed " + std::to_string(limits::kHttpHeaderBytes) + " bytes", "");
-        } else if (header_ec != beast::error::timeout && header_ec != http::error::end_of_stream &&
-                   header_ec != asio::error::operation_aborted && header_ec != asio::error::eof &&
-                   header_ec != asio::error::connection_reset) {
-          co_await reply_error(stream, 400, "bad_request", "malformed HTTP request: " + header_ec.message(), "");
+      parser.eager(false);  // stop after the header: the body may need a 100 Continue first
+      bool continue_sent = false;
+      while (!parser.is_done()) {
+        boost::system::error_code ec;
+        auto data = buffer.data();
+        std::size_t used = data.size() == 0 ? 0 : parser.put(data, ec);
+        buffer.consume(used);
+        if (data.size() == 0 || ec == http::error::need_more) {
+          if (co_await read_more(stream, buffer)) continue;
+          co_return;  // closed mid-request, timed out, or shutting down
         }
-        co_return;
-      }
-      const BeastRequest& head = parser.get();
-      std::string request_id = make_request_id(head["x-request-id"]);
-      if (auto length = parser.content_length(); length && *length > limits::kHttpBodyBytes) {
-        co_await reply_error(stream, 413, "payload_too_large",
-                             "request body of " + std::to_string(*length) + " bytes exceeds the limit of " +
-                                 std::to_string(limits::kHttpBodyBytes) + " bytes",
-                             request_id);
-        co_return;
-      }
-      if (!parser.is_done()) {
-        if (beast::iequals(head[http::field::expect], "100-continue")) {
-          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-          auto [ec, n] = co_await asio::async_write(stream, asio::buffer(kContinue), kUseTuple);
-          if (ec) co_return;
-        }
-        auto [body_ec, body_n] = co_await http::async_read(stream, buffer, parser, kUseTuple);
-        if (body_ec) {
-          if (body_ec == http::error::body_limit) {
+        if (ec) {
+          request_id.clear();
+          if (parser.is_header_done()) make_request_id(parser.get()["x-request-id"], request_id);
+          if (ec == http::error::body_limit) {
             co_await reply_error(stream, 413, "payload_too_large",
                                  "request body exceeds the limit of " + std::to_string(limits::kHttpBodyBytes) +
                                      " bytes",
                                  request_id);
-          } else if (body_ec != beast::error::timeout && body_ec != asio::error::eof &&
-                     body_ec != http::error::end_of_stream && body_ec != asio::error::operation_aborted) {
-            co_await reply_error(stream, 400, "bad_request", "malformed HTTP request body: " + body_ec.message(),
+          } else if (ec == http::error::header_limit) {
+            co_await reply_error(stream, 431, "header_too_large",
+                                 "request headers exceed " + std::to_string(limits::kHttpHeaderBytes) + " bytes",
                                  request_id);
+          } else {
+            co_await reply_error(stream, 400, "bad_request", "malformed HTTP request: " + ec.message(), request_id);
           }
           co_return;
+        }
+        if (parser.is_header_done() && !continue_sent) {
+          continue_sent = true;
+          parser.eager(true);
+          if (!parser.is_done() && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+            static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+            auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(kContinue), kUseTuple);
+            if (wec) co_return;
+          }
         }
       }
 
       BeastRequest& req = parser.get();
+      make_request_id(req["x-request-id"], request_id);
       BeastHeaders headers(req);
       HttpRequest request;
       request.headers = &headers;
@@ -339,8 +415,9 @@ class ServerImpl final : public HttpServer {
         handler_.handle_protocol_error(500, "internal", "internal error", request_id, response);
       }
       bool keep_alive = req.keep_alive() && !stopping_.load();
-      if (!co_await write_response(stream, std::move(response), request_id, req.version(), keep_alive,
-                                   req.method() == http::verb::head)) {
+      conn.deadline_ms = coarse_now_ms() + options_.write_timeout_ms;
+      if (!co_await write_response(stream, response, request_id, req.version() == 10, keep_alive,
+                                   req.method() == http::verb::head, head)) {
         co_return;
       }
       if (!keep_alive) co_return;
@@ -348,43 +425,24 @@ class ServerImpl final : public HttpServer {
   }
 
   template <typename Stream>
-  asio::awaitable<bool> write_response(Stream& stream, HttpResponse&& response, std::string_view request_id,
-                                       unsigned version, bool keep_alive, bool head_only) {
-    http::response<http::string_body> res(static_cast<http::status>(response.status), version);
-    res.set(http::field::server, kServerName);
-    res.set(http::field::date, http_date());
-    res.set("x-request-id", request_id);
-    if (!response.content_type.empty()) res.set(http::field::content_type, response.content_type);
-    for (auto& [name, value] : response.headers) res.set(name, value);
-    std::size_t length = response.body.size();
-    if (!head_only) res.body() = std::move(response.body);
-    res.keep_alive(keep_alive);
-    res.content_length(length);
-    conn_write_deadline(stream);
-    http::response_serializer<http::string_body> serializer(res);
-    if (head_only) serializer.split(true);
-    beast::error_code ec;
-    if (head_only) {
-      std::tie(ec, std::ignore) = co_await http::async_write_header(stream, serializer, kUseTuple);
-    } else {
-      std::tie(ec, std::ignore) = co_await http::async_write(stream, serializer, kUseTuple);
-    }
+  asio::awaitable<bool> write_response(Stream& stream, const HttpResponse& response, std::string_view request_id,
+                                       bool http10, bool keep_alive, bool head_only, std::string& head) {
+    format_head(response, request_id, keep_alive, http10, head);
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
+                                              asio::buffer(head_only ? std::string_view() : response.body)};
+    auto [ec, n] = co_await asio::async_write(stream, buffers, kUseTuple);
     co_return !ec;
   }
 
-  template <typename Stream>
-  void conn_write_deadline(Stream& stream) {
-    beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(options_.write_timeout_ms));
-  }
-
-  // Answers a request the server rejects before routing, then the caller closes.
+  // Answers a request the server rejects before routing; the caller closes.
   template <typename Stream>
   asio::awaitable<void> reply_error(Stream& stream, int status, std::string_view code, const std::string& message,
                                     std::string request_id) {
-    if (request_id.empty()) request_id = make_request_id({});
+    if (request_id.empty()) make_request_id({}, request_id);
     HttpResponse response;
     handler_.handle_protocol_error(status, code, message, request_id, response);
-    co_await write_response(stream, std::move(response), request_id, 11, false, false);
+    std::string head;
+    co_await write_response(stream, response, request_id, false, false, false, head);
   }
 
   ServerOptions options_;

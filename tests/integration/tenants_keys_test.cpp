@@ -130,7 +130,9 @@ TEST_F(TenantsKeysTest, RotationKeepsTheOldKeyUntilItsExpiry) {
   EXPECT_EQ(get("/v1/me", secret2).status, 200);
   Reply listed = get("/v1/tenants/" + tenant + "/keys", admin_);
   for (auto& k : listed.json().at("data").as_array()) {
-    if (k.at("id") == id2.c_str()) EXPECT_TRUE(k.at("expires_at").is_string());
+    if (k.at("id") == id2.c_str()) {
+      EXPECT_TRUE(k.at("expires_at").is_string());
+    }
   }
 }
 

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every benchmark of bench/ and prints the figures the issues ask for.
+#   bench/run.sh [BUILD_DIR]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-build/release}
+echo "== issue 2: GET /v1/me beside nginx, time to ready, idle memory"
+"$here/http_me_vs_nginx.sh" "$build" 1
