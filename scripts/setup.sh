@@ -26,3 +26,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Node.js for the tests that use npm packages (the image usually has it).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs npm"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$here/tests/node/node_modules" ] || [ "$here/tests/node/package-lock.json" -nt "$here/tests/node/node_modules" ]; then
+  echo "setup: installing the test clients' npm packages"
+  (cd "$here/tests/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && touch node_modules)
+fi
