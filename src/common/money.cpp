@@ -23,22 +23,25 @@ Result<Money> Money::parse(std::string_view text) {
   if (dot != std::string_view::npos && fraction.empty()) return bad("no digits after the decimal point");
   if (fraction.size() > kMaxDecimals) return bad("more than 9 decimals");
 
-  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
-  std::int64_t dollars = 0;
+  // Ten whole digits and nine decimals fit an unsigned 64-bit magnitude;
+  // the exact bound is checked after.
+  if (whole.size() > 10) return bad("too large");
+  std::uint64_t magnitude = 0;
   for (char c : whole) {
     if (c < '0' || c > '9') return bad("not a number");
-    if (dollars > (kMax / kNanosPerDollar - 9) / 10) return bad("too large");
-    dollars = dollars * 10 + (c - '0');
+    magnitude = magnitude * 10 + static_cast<std::uint64_t>(c - '0');
   }
-  std::int64_t nanos = 0;
-  std::int64_t scale = kNanosPerDollar;
+  magnitude *= kNanosPerDollar;
+  std::uint64_t scale = kNanosPerDollar;
   for (char c : fraction) {
     if (c < '0' || c > '9') return bad("not a number");
     scale /= 10;
-    nanos += (c - '0') * scale;
+    magnitude += static_cast<std::uint64_t>(c - '0') * scale;
   }
-  std::int64_t total = dollars * kNanosPerDollar + nanos;
-  return Money(negative ? -total : total);
+  constexpr std::uint64_t kMaxPositive = std::numeric_limits<std::int64_t>::max();
+  if (magnitude > kMaxPositive + (negative ? 1 : 0)) return bad("too large");
+  if (negative) return Money(static_cast<std::int64_t>(0 - magnitude));  // two's complement, also for the minimum
+  return Money(static_cast<std::int64_t>(magnitude));
 }
 
 std::string Money::to_string() const {
