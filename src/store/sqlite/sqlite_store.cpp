@@ -188,14 +188,26 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mutex_);
     HR_RETURN_IF_ERROR(exec(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at_us INTEGER NOT NULL)"));
-    HR_ASSIGN_OR_RETURN(int current, read_version());
-    if (current > kSchemaVersion) {
-      return Status::conflict("the database is at schema version " + std::to_string(current) +
-                              ", newer than this headroom (" + std::to_string(kSchemaVersion) +
-                              "): upgrade headroom");
-    }
-    for (int v = current; v < kSchemaVersion; ++v) {
+    // Each step reads the version inside its own write transaction, so that
+    // two processes opening a new database at once apply each migration once.
+    for (;;) {
       HR_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
+      auto current = read_version();
+      if (!current) {
+        (void)exec("ROLLBACK");
+        return current.status();
+      }
+      int v = *current;
+      if (v > kSchemaVersion) {
+        (void)exec("ROLLBACK");
+        return Status::conflict("the database is at schema version " + std::to_string(v) +
+                                ", newer than this headroom (" + std::to_string(kSchemaVersion) +
+                                "): upgrade headroom");
+      }
+      if (v == kSchemaVersion) {
+        HR_RETURN_IF_ERROR(exec("COMMIT"));
+        break;
+      }
       Status applied = exec(kMigrations[v]);
       if (applied) {
         auto s = prepare("INSERT INTO schema_migrations (version, applied_at_us) VALUES (?, ?)");
