@@ -16,7 +16,7 @@ std::string to_valid_utf8(std::string_view text) {
     else if ((c & 0xF0) == 0xE0) { length = 3; min = 0x800; }
     else if ((c & 0xF8) == 0xF0) { length = 4; min = 0x10000; }
     bool ok = length != 0 && i + length <= text.size();
-    std::uint32_t code = length == 1 ? c : c & (0x3F >> (length - 1));
+    std::uint32_t code = length <= 1 ? c : c & (0x3F >> (length - 1));  // length 0: invalid, no shift
     for (std::size_t k = 1; ok && k < length; ++k) {
       unsigned char next = static_cast<unsigned char>(text[i + k]);
       ok = (next & 0xC0) == 0x80;
