@@ -37,7 +37,9 @@ Result<Caller> Authenticator::authenticate(std::string_view authorization) const
   constexpr std::string_view kBearer = "Bearer ";
   if (authorization.size() < kBearer.size() ||
       !std::equal(kBearer.begin(), kBearer.end(), authorization.begin(),
-                  [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+                  [](char a, char b) {
+                    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+                  })) {
     return Status::unauthenticated("the Authorization header must be \"Bearer hr_...\"");
   }
   std::string_view key = authorization.substr(kBearer.size());

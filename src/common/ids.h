@@ -1,4 +1,4 @@
-// Object ids: a type prefix and 100 random bits in lower-case base32,
+// Object ids: a type prefix and 104 random bits in lower-case base32,
 // such as "ten_k3v9x2m1q8d7r4t6p0za". Random, so that ids reveal nothing
 // about how many objects exist and cannot be guessed.
 #pragma once

@@ -32,9 +32,8 @@ inline constexpr std::size_t kListPageSizeMax = 1'000;
 static_assert(kListPageSize <= kListPageSizeMax);
 static_assert(kKeysPerTenant <= kListPageSizeMax, "a tenant's keys fit one page");
 
-// JSON bodies: nesting and element counts, checked while parsing.
+// JSON bodies: nesting depth, checked while parsing (kHttpBodyBytes bounds the rest).
 inline constexpr std::size_t kJsonDepth = 32;
-inline constexpr std::size_t kJsonStringBytes = 64 * 1024;
 
 // Store.
 inline constexpr std::int64_t kStoreBusyTimeoutMs = 5'000;

@@ -25,6 +25,7 @@ Result<Money> Money::parse(std::string_view text) {
 
   // Ten whole digits and nine decimals fit an unsigned 64-bit magnitude;
   // the exact bound is checked after.
+  while (whole.size() > 1 && whole.front() == '0') whole.remove_prefix(1);
   if (whole.size() > 10) return bad("too large");
   std::uint64_t magnitude = 0;
   for (char c : whole) {

@@ -78,6 +78,16 @@ TEST(MoneyParse, OverflowRejected) {
   EXPECT_EQ(nanos_of("-1000000000.5"), -1'000'000'000'500'000'000);
 }
 
+// Leading zeros add no magnitude: however many there are, the value is
+// what the significant digits say (the overflow check counts those only).
+TEST(MoneyParse, LeadingZerosAreNotTooLarge) {
+  EXPECT_EQ(nanos_of("00000000001.50"), 1'500'000'000);
+  EXPECT_EQ(nanos_of("-000000000000000000000.000000001"), -1);
+  EXPECT_EQ(nanos_of(std::string(40, '0')), 0);
+  EXPECT_EQ(nanos_of("0009223372036.854775807"), kMaxNanos);
+  EXPECT_FALSE(Money::parse("00009223372036.854775808").is_ok());
+}
+
 TEST(MoneyParse, JunkRejectedWithAClearMessage) {
   for (std::string_view text : std::initializer_list<std::string_view>{
            "", "-", "+", ".", "-.", "1.", "-1.", "abc", "1,000", "1,5", "1e3", "1E3", "0x10", " 1", "1 ", "1\t", "--1",

@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <mutex>
 #include <unordered_map>
 
@@ -319,7 +321,7 @@ class SqliteStore final : public Store {
       auto s = prepare("UPDATE api_keys SET revoked_at_us = ? WHERE id = ? AND revoked_at_us IS NULL");
       s.bind(1, revoked_at.unix_micros).bind(2, id);
       if (s.step() != SQLITE_DONE) return failure("revoking key " + id, s);
-      if (sqlite3_changes(db_) != 1) return Status::conflict("key " + id + " is already revoked");
+      if (sqlite3_changes(db_) != 1) return key_missing_or(id, "is already revoked");
       return insert_audit(audit);
     });
   }
@@ -332,7 +334,7 @@ class SqliteStore final : public Store {
           "WHERE id = ?2 AND revoked_at_us IS NULL");
       s.bind(1, old_expires_at.unix_micros).bind(2, old_id);
       if (s.step() != SQLITE_DONE) return failure("rotating key " + old_id, s);
-      if (sqlite3_changes(db_) != 1) return Status::conflict("key " + old_id + " is revoked and cannot be rotated");
+      if (sqlite3_changes(db_) != 1) return key_missing_or(old_id, "is revoked and cannot be rotated");
       HR_RETURN_IF_ERROR(insert_key(new_key));
       return insert_audit(audit);
     });
@@ -401,7 +403,7 @@ class SqliteStore final : public Store {
     auto s = prepare("INSERT INTO tenants (id, name, kind, created_at_us) VALUES (?, ?, ?, ?)");
     s.bind(1, t.id).bind(2, t.name).bind(3, to_string(t.kind)).bind(4, t.created_at.unix_micros);
     int rc = s.step();
-    if (rc == SQLITE_CONSTRAINT || sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE) {
+    if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE && s.error().find("tenants.name") != std::string::npos) {
       return Status::already_exists("a tenant named \"" + t.name + "\" already exists");
     }
     if (rc != SQLITE_DONE) return failure("creating tenant", s);
@@ -434,6 +436,14 @@ class SqliteStore final : public Store {
     s.bind(5, a.request_id).bind(6, a.action).bind(7, a.target_id).bind(8, a.details_json);
     if (s.step() != SQLITE_DONE) return failure("writing the audit log", s);
     return Status::ok();
+  }
+
+  // After an UPDATE of a key matched no row: not_found, or conflict with `why`.
+  Status key_missing_or(const std::string& id, std::string_view why) {
+    auto key = find_key_locked(id);
+    if (!key) return key.status();
+    if (!*key) return Status::not_found("key " + id + " not found");
+    return Status::conflict("key " + id + " " + std::string(why));
   }
 
   Result<std::optional<ApiKey>> find_key_locked(const std::string& id) {
@@ -499,11 +509,20 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
   auto store = std::make_unique<SqliteStore>(db);
   sqlite3_busy_timeout(db, static_cast<int>(limits::kStoreBusyTimeoutMs));
   // WAL: readers never block the writer; FULL: a commit is on disk before it returns.
+  // Switching to WAL skips the busy handler when another connection holds the
+  // file (as at two first opens at once), so retry it within the busy timeout.
+  auto retry_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(limits::kStoreBusyTimeoutMs);
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
-    char* error = nullptr;
-    if (sqlite3_exec(db, pragma, nullptr, nullptr, &error) != SQLITE_OK) {
+    for (;;) {
+      char* error = nullptr;
+      int pragma_rc = sqlite3_exec(db, pragma, nullptr, nullptr, &error);
       std::string message = error ? error : "unknown error";
       sqlite3_free(error);
+      if (pragma_rc == SQLITE_OK) break;
+      if ((pragma_rc == SQLITE_BUSY || pragma_rc == SQLITE_LOCKED) && std::chrono::steady_clock::now() < retry_until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        continue;
+      }
       return Status::unavailable("cannot configure database " + path + " (" + pragma + "): " + message);
     }
   }
