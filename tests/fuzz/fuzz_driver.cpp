@@ -23,7 +23,8 @@ namespace {
 const char* const kTokens[] = {"{", "}", "[", "]", "\"", ":", ",", "null", "true", "false", "-0", "1e999",
                                "\\u0000", "\\ud800", "\xff", "\xc3\xa9", "\"name\"", "\"kind\"", "\"scopes\"",
                                "\"expires_at\"", "internal", "external", "admin", "2026-11-26T06:21:42Z",
-                               "/v1/tenants", "/v1/keys/", "/rotate", "POST ", "GET ", "DELETE ", "\n"};
+                               "/v1/tenants", "/v1/keys/", "/rotate", "POST ", "GET ", "DELETE ", "\n", "$T", "$K",
+                               "/v1/tenants/$T/keys", "/v1/keys/$K"};
 
 std::string mutate(std::string input, std::mt19937_64& rng, const std::vector<std::string>& corpus) {
   std::uniform_int_distribution<int> op(0, 6);

@@ -3,8 +3,10 @@
 //
 // Input: "METHOD TARGET\n" then the body. The request is made with the admin
 // key (so that handlers run) unless the body starts with '!', which sends no
-// key. Whatever the input, the answer must be a 2xx or 4xx with a JSON body
-// (a 5xx or a crash is a bug).
+// key. "$T" and "$K" in the input stand for the id of a real tenant and of
+// one of its keys, so that mutations reach handlers past "not found".
+// Whatever the input, the answer must be a 2xx or 4xx with a JSON body (a 5xx
+// or a crash is a bug).
 #include <boost/json/parse.hpp>
 
 #include <cstdint>
@@ -30,6 +32,8 @@ struct World {
   std::unique_ptr<api::Services> services;
   std::unique_ptr<api::Router> router;
   std::string admin_key;
+  std::string tenant_id;  // a customer tenant, with one key
+  std::string key_id;
 
   World() {
     auto opened = store::Store::open({"sqlite::memory:"});
@@ -52,6 +56,34 @@ struct World {
     api::add_tenant_routes(*router, *services);
     api::add_fleet_routes(*router, *services);
     router->seal();
+
+    store::Tenant customer{make_id(kTenantIdPrefix, random), "customer", store::TenantKind::kExternal, clock.now()};
+    auth::GeneratedKey customer_key = auth::generate_api_key(random);
+    store::ApiKey ck{make_id(kKeyIdPrefix, random), customer.id, "ci", store::kScopeCompute,
+                     customer_key.lookup_prefix, customer_key.secret_sha256, clock.now(), {}, {}, {}};
+    audit.id = make_id(kAuditIdPrefix, random);
+    CHECK(store->create_tenant(customer, audit).is_ok());
+    audit.id = make_id(kAuditIdPrefix, random);
+    CHECK(store->create_key(ck, audit).is_ok());
+    authenticator->put_tenant(customer);
+    authenticator->put_key(ck);
+    tenant_id = customer.id;
+    key_id = ck.id;
+  }
+
+  // The input with the $T and $K placeholders replaced by real ids.
+  std::string expand(std::string_view input) const {
+    std::string out;
+    out.reserve(input.size() + 64);
+    for (std::size_t i = 0; i < input.size(); ++i) {
+      if (input[i] == '$' && i + 1 < input.size() && (input[i + 1] == 'T' || input[i + 1] == 'K')) {
+        out += input[i + 1] == 'T' ? tenant_id : key_id;
+        ++i;
+      } else {
+        out += input[i];
+      }
+    }
+    return out;
   }
 };
 
@@ -59,7 +91,8 @@ struct World {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static World world;
-  std::string_view input(reinterpret_cast<const char*>(data), size);
+  std::string expanded = world.expand(std::string_view(reinterpret_cast<const char*>(data), size));
+  std::string_view input = expanded;
   std::size_t newline = input.find('\n');
   std::string_view line = input.substr(0, newline);
   std::string_view body = newline == std::string_view::npos ? std::string_view() : input.substr(newline + 1);
