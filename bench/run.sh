@@ -7,3 +7,5 @@ build=${1:-build/release}
 echo "== issue 2: GET /v1/me beside nginx, time to ready, idle memory"
 "$here/http_me_vs_nginx.sh" "$build" 1   # the headline: one worker each, wrk on the other core
 "$here/http_me_vs_nginx.sh" "$build" 2   # two workers each: the 2 cores are shared with wrk
+echo "== issue 3: scheduler"
+"$build/bench/sched_bench"
