@@ -116,6 +116,16 @@ void Scheduler::dequeue(std::uint32_t s) {
 }
 
 void Scheduler::arm_timer(std::uint32_t s, Timestamp at) {
+  // Stopped and re-armed jobs leave stale entries behind. Compact when they
+  // outnumber the live ones, so that the heap stays bounded by the live jobs
+  // (amortised O(1) per arm) instead of growing with every job ever started.
+  if (timers_.size() >= 2 * slot_of_.size() + 64) {
+    std::erase_if(timers_, [&](const Timer& t) {
+      const Slot& slot = slots_[t.slot];
+      return !slot.in_use || slot.timer_generation != t.generation;
+    });
+    std::make_heap(timers_.begin(), timers_.end(), timer_later<Timer, Timer>);
+  }
   slots_[s].timer_generation = next_generation_++;
   timers_.push_back(Timer{.at = at, .slot = s, .generation = slots_[s].timer_generation});
   std::push_heap(timers_.begin(), timers_.end(), timer_later<Timer, Timer>);

@@ -177,7 +177,7 @@ class Scheduler {
   std::array<Queue, kTierCount> queues_;
   std::size_t queued_total_ = 0;
   std::vector<std::uint32_t> active_spot_;  // spot jobs holding GPUs, not yet preempting
-  std::vector<Timer> timers_;               // a min-heap on `at`; stale entries skipped
+  std::vector<Timer> timers_;               // a min-heap on `at`; stale entries skipped, compacted in arm_timer
   std::uint64_t next_generation_ = 1;
   // Within one tick: the smallest gang of each (type, packing) that failed to
   // fit; a larger one fails too until some GPUs come back.
