@@ -112,7 +112,8 @@ void Router::dispatch(const net::HttpRequest& request, net::HttpResponse& respon
   bool path_matched = false;
   std::string allowed;
   for (std::size_t i = 0; i < routes_.size(); ++i) {
-    if (!match(compiled_[i].segments, request.path, nullptr)) continue;
+    ctx.params.clear();
+    if (!match(compiled_[i].segments, request.path, &ctx.params)) continue;
     path_matched = true;
     const Route& r = routes_[i];
     bool same_method = r.method == request.method || (request.method == "HEAD" && r.method == "GET");
@@ -122,7 +123,6 @@ void Router::dispatch(const net::HttpRequest& request, net::HttpResponse& respon
       continue;
     }
     route_index = i;
-    match(compiled_[i].segments, request.path, &ctx.params);
     break;
   }
   if (route_index == unmatched_index()) {
