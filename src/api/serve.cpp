@@ -89,6 +89,17 @@ Result<std::string> bootstrap(store::Store& store, const Clock& clock, Random& r
   return generated.secret;
 }
 
+// How to run this binary from the current directory ("build/release/headroom"),
+// for the hint printed at first start.
+std::string this_binary() {
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "headroom";
+  std::filesystem::path relative = exe.lexically_relative(std::filesystem::current_path(ec));
+  if (ec || relative.empty() || *relative.begin() == "..") return exe.string();
+  return relative.string();
+}
+
 std::string describe_fleet(const fleet::FleetSpec& fleet) {
   std::string out = std::to_string(fleet.nodes.size()) + (fleet.nodes.size() == 1 ? " node, " : " nodes, ") +
                     std::to_string(fleet::gpu_count(fleet)) + (fleet.is_virtual ? " virtual GPUs" : " GPUs");
@@ -169,7 +180,8 @@ Status serve(const ServeFlags& flags) {
   std::printf("  threads: %zu\n", options.threads);
   if (!new_admin_key.empty()) {
     std::printf("  admin key (shown once, keep it safe): %s\n", new_admin_key.c_str());
-    std::printf("  try:     HEADROOM_URL=%s HEADROOM_API_KEY=%s headroom me\n", url.c_str(), new_admin_key.c_str());
+    std::printf("  try:     HEADROOM_URL=%s HEADROOM_API_KEY=%s %s me\n", url.c_str(), new_admin_key.c_str(),
+                this_binary().c_str());
   }
   // Last, so that a script may wait for this line: the server is ready.
   std::printf("listening on %s\n", url.c_str());
