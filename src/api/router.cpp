@@ -70,14 +70,24 @@ int http_status(ErrorCode code) {
   return 500;
 }
 
-void write_error(net::HttpResponse& response, const Status& status, std::string_view request_id) {
+namespace {
+
+// {"error":{"code":...,"message":...,"request_id":...}}, the one error shape.
+void write_error_body(net::HttpResponse& response, int status, std::string_view code, std::string_view message,
+                      std::string_view request_id) {
   boost::json::object error;
-  error["code"] = error_code_name(status.code());
-  error["message"] = to_valid_utf8(status.message());
+  error["code"] = code;
+  error["message"] = to_valid_utf8(message);
   error["request_id"] = request_id;
-  response.status = http_status(status.code());
+  response.status = status;
   response.content_type = "application/json";
   response.body = boost::json::serialize(boost::json::object{{"error", std::move(error)}});
+}
+
+}  // namespace
+
+void write_error(net::HttpResponse& response, const Status& status, std::string_view request_id) {
+  write_error_body(response, http_status(status.code()), error_code_name(status.code()), status.message(), request_id);
 }
 
 void Router::add(Route route) {
@@ -179,13 +189,7 @@ void Router::dispatch(const net::HttpRequest& request, net::HttpResponse& respon
 
 void Router::handle_protocol_error(int status, std::string_view code, std::string_view message,
                                    std::string_view request_id, net::HttpResponse& response) {
-  boost::json::object error;
-  error["code"] = code;
-  error["message"] = to_valid_utf8(message);
-  error["request_id"] = request_id;
-  response.status = status;
-  response.content_type = "application/json";
-  response.body = boost::json::serialize(boost::json::object{{"error", std::move(error)}});
+  write_error_body(response, status, code, message, request_id);
   if (metrics_) metrics_->record(protocol_index(), status, 0);
 }
 

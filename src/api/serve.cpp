@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <boost/json/serialize.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -14,7 +13,6 @@
 #include "api/router.h"
 #include "api/services.h"
 #include "auth/api_key.h"
-#include "common/ids.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "fleet/detect.h"
@@ -45,49 +43,6 @@ Result<int> lock_data_dir(const std::filesystem::path& dir) {
   return fd;
 }
 
-// First start: the operator's tenant and its admin key. The key comes from
-// HEADROOM_ADMIN_KEY when set (automation), else it is made here; it is
-// printed once and only its hash is kept.
-Result<std::string> bootstrap(store::Store& store, const Clock& clock, Random& random, std::string& admin_tenant_id) {
-  HR_ASSIGN_OR_RETURN(auto existing, store.get_setting("admin_tenant_id"));
-  if (existing) {
-    admin_tenant_id = *existing;
-    return std::string();
-  }
-  auth::GeneratedKey generated;
-  if (const char* env = std::getenv("HEADROOM_ADMIN_KEY"); env != nullptr && *env != '\0') {
-    if (!auth::is_well_formed_api_key(env)) {
-      return Status::invalid_argument("HEADROOM_ADMIN_KEY is not a Headroom key (make one with `headroom keygen`)");
-    }
-    generated.secret = env;
-    generated.lookup_prefix = generated.secret.substr(0, auth::kLookupPrefixChars);
-    generated.secret_sha256 = sha256(generated.secret);
-  } else {
-    generated = auth::generate_api_key(random);
-  }
-  Timestamp now = clock.now();
-  store::Tenant tenant{make_id(kTenantIdPrefix, random), "operator", store::TenantKind::kInternal, now};
-  store::ApiKey key;
-  key.id = make_id(kKeyIdPrefix, random);
-  key.tenant_id = tenant.id;
-  key.name = "admin";
-  key.scopes = store::kAllScopes;
-  key.lookup_prefix = generated.lookup_prefix;
-  key.secret_sha256 = generated.secret_sha256;
-  key.created_at = now;
-  store::AuditRecord audit;
-  audit.id = make_id(kAuditIdPrefix, random);
-  audit.time = now;
-  audit.actor_tenant_id = "system";
-  audit.actor_key_id = "system";
-  audit.request_id = "bootstrap";
-  audit.action = "platform.bootstrap";
-  audit.target_id = tenant.id;
-  audit.details_json = boost::json::serialize(boost::json::object{{"admin_key_id", key.id}});
-  HR_RETURN_IF_ERROR(store.bootstrap(tenant, key, audit));
-  admin_tenant_id = tenant.id;
-  return generated.secret;
-}
 
 // How to run this binary from the current directory ("build/release/headroom"),
 // for the hint printed at first start.
@@ -142,7 +97,12 @@ Status serve(const ServeFlags& flags) {
   SystemClock clock;
   SecureRandom random;
   std::string admin_tenant_id;
-  HR_ASSIGN_OR_RETURN(std::string new_admin_key, bootstrap(*store, clock, random, admin_tenant_id));
+  const char* env_key = std::getenv("HEADROOM_ADMIN_KEY");
+  auto bootstrapped = bootstrap_operator(*store, clock, random, env_key ? env_key : "", admin_tenant_id);
+  if (!bootstrapped && bootstrapped.status().code() == ErrorCode::kInvalidArgument) {
+    return Status::invalid_argument("HEADROOM_ADMIN_KEY: " + bootstrapped.status().message());
+  }
+  HR_ASSIGN_OR_RETURN(std::string new_admin_key, std::move(bootstrapped));
 
   fleet::FleetSpec fleet;
   if (config.fleet) {
@@ -158,10 +118,7 @@ Status serve(const ServeFlags& flags) {
 
   Services services{*store, authenticator, clock, random, fleet, admin_tenant_id};
   Router router(authenticator);
-  add_platform_routes(router, services);
-  add_tenant_routes(router, services);
-  add_fleet_routes(router, services);
-  router.seal();
+  add_all_routes(router, services);
 
   net::ServerOptions options;
   options.host = listen.host;

@@ -25,6 +25,16 @@ struct Services {
   std::atomic<bool> ready{false};  // false while starting and once shutting down
 };
 
+// First start: creates the operator's tenant and its admin key unless the
+// store has them, and sets `admin_tenant_id` either way. The key is
+// `given_key` when not empty (it must be well formed), else a new one. Returns
+// the key's secret on first start (to print once), else an empty string.
+Result<std::string> bootstrap_operator(store::Store& store, const Clock& clock, Random& random,
+                                       std::string_view given_key, std::string& admin_tenant_id);
+
+// Every route group, then Router::seal().
+void add_all_routes(Router& router, Services& services);
+
 // Route groups, one per file.
 void add_platform_routes(Router& router, Services& services);
 void add_tenant_routes(Router& router, Services& services);

@@ -23,6 +23,14 @@ static_assert(kHttpBodyBytes > kHttpHeaderBytes);
 static_assert(kHttpReadTimeoutMs < kHttpIdleTimeoutMs);
 static_assert(kShutdownGraceMs > kHttpReadTimeoutMs, "a request in flight at shutdown may finish reading");
 
+// HTTP client (the CLI, tests).
+inline constexpr std::int64_t kHttpClientConnectTimeoutMs = 10'000;      // DNS + TCP + TLS handshake
+inline constexpr std::int64_t kHttpClientReadTimeoutMs = 60'000;         // a whole response, write to last byte
+inline constexpr std::int64_t kHttpClientStreamIdleTimeoutMs = 300'000;  // a stream's longest silence
+inline constexpr std::size_t kHttpClientResponseHeaderBytes = 64 * 1024;
+inline constexpr std::size_t kHttpClientResponseBodyBytes = 64 * 1024 * 1024;
+static_assert(kHttpClientResponseBodyBytes >= kHttpBodyBytes, "a client reads what a server may send back");
+
 // Tenants and keys.
 inline constexpr std::size_t kNameBytes = 64;                      // tenant and key names
 inline constexpr std::size_t kTenants = 100'000;

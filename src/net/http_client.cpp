@@ -198,7 +198,7 @@ class HttpClient::Impl {
     std::optional<http::response_parser<http::string_body>> parser;
     HR_RETURN_IF_ERROR(exchange(req, deadline, [&]() -> auto& {
       parser.emplace();
-      parser->header_limit(static_cast<std::uint32_t>(kHttpClientResponseHeaderBytes));
+      parser->header_limit(static_cast<std::uint32_t>(limits::kHttpClientResponseHeaderBytes));
       parser->body_limit(options_.max_body_bytes);
       if (req.method() == http::verb::head) parser->skip(true);
       return *parser;
@@ -225,7 +225,7 @@ class HttpClient::Impl {
     std::optional<http::response_parser<http::buffer_body>> parser;
     HR_RETURN_IF_ERROR(exchange(req, deadline, [&]() -> auto& {
       parser.emplace();
-      parser->header_limit(static_cast<std::uint32_t>(kHttpClientResponseHeaderBytes));
+      parser->header_limit(static_cast<std::uint32_t>(limits::kHttpClientResponseHeaderBytes));
       parser->body_limit(boost::none);  // a stream is bounded by its reader, who may stop it
       if (req.method() == http::verb::head) parser->skip(true);
       return *parser;

@@ -31,17 +31,11 @@
 #include <utility>
 #include <vector>
 
+#include "common/limits.h"
 #include "common/status.h"
 
 namespace headroom::net {
 
-// Client-side bounds. They belong beside the server's in common/limits.h;
-// they live here until that file's owner takes them in.
-inline constexpr std::int64_t kHttpClientConnectTimeoutMs = 10'000;      // DNS + TCP + TLS handshake
-inline constexpr std::int64_t kHttpClientReadTimeoutMs = 60'000;         // a whole response, write to last byte
-inline constexpr std::int64_t kHttpClientStreamIdleTimeoutMs = 300'000;  // a stream's longest silence
-inline constexpr std::size_t kHttpClientResponseHeaderBytes = 64 * 1024;
-inline constexpr std::size_t kHttpClientResponseBodyBytes = 64 * 1024 * 1024;
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
@@ -68,12 +62,12 @@ struct HttpClientOptions {
   TlsVerify tls_verify = TlsVerify::kVerify;
   // DNS, TCP and TLS together. (A DNS lookup already begun is waited out: the
   // system resolver bounds it by its own timeouts.)
-  std::int64_t connect_timeout_ms = kHttpClientConnectTimeoutMs;
+  std::int64_t connect_timeout_ms = limits::kHttpClientConnectTimeoutMs;
   // request(): from sending the request to the response's last byte.
-  std::int64_t read_timeout_ms = kHttpClientReadTimeoutMs;
+  std::int64_t read_timeout_ms = limits::kHttpClientReadTimeoutMs;
   // request_stream(): the longest wait for the next bytes of the body.
-  std::int64_t stream_idle_timeout_ms = kHttpClientStreamIdleTimeoutMs;
-  std::size_t max_body_bytes = kHttpClientResponseBodyBytes;  // request() only
+  std::int64_t stream_idle_timeout_ms = limits::kHttpClientStreamIdleTimeoutMs;
+  std::size_t max_body_bytes = limits::kHttpClientResponseBodyBytes;  // request() only
   std::string user_agent;  // empty: "headroom/<version>"
 };
 

@@ -39,26 +39,19 @@ struct World {
     auto opened = store::Store::open({"sqlite::memory:"});
     CHECK(opened.is_ok()) << opened.status().to_string();
     store = std::move(*opened);
-    auth::GeneratedKey key = auth::generate_api_key(random);
-    admin_key = key.secret;
-    store::Tenant tenant{make_id(kTenantIdPrefix, random), "operator", store::TenantKind::kInternal, clock.now()};
-    store::ApiKey k{make_id(kKeyIdPrefix, random), tenant.id, "admin", store::kAllScopes, key.lookup_prefix,
-                    key.secret_sha256, clock.now(), {}, {}, {}};
-    store::AuditRecord audit{0, make_id(kAuditIdPrefix, random), clock.now(), "system", "system", "fuzz",
-                             "platform.bootstrap", tenant.id, "{}"};
-    CHECK(store->bootstrap(tenant, k, audit).is_ok());
+    admin_key = auth::generate_api_key(random).secret;
+    std::string admin_tenant_id;
+    CHECK(api::bootstrap_operator(*store, clock, random, admin_key, admin_tenant_id).is_ok());
     authenticator = std::make_unique<auth::Authenticator>(clock);
     authenticator->load(*store->all_tenants(), *store->all_keys());
-    services.reset(new api::Services{*store, *authenticator, clock, random, fleet, tenant.id});
+    services.reset(new api::Services{*store, *authenticator, clock, random, fleet, admin_tenant_id});
     services->ready = true;
     router = std::make_unique<api::Router>(*authenticator);
-    api::add_platform_routes(*router, *services);
-    api::add_tenant_routes(*router, *services);
-    api::add_fleet_routes(*router, *services);
-    router->seal();
+    api::add_all_routes(*router, *services);
 
     store::Tenant customer{make_id(kTenantIdPrefix, random), "customer", store::TenantKind::kExternal, clock.now()};
     auth::GeneratedKey customer_key = auth::generate_api_key(random);
+    store::AuditRecord audit{0, "", clock.now(), "system", "system", "fuzz", "fuzz.setup", "", "{}"};
     store::ApiKey ck{make_id(kKeyIdPrefix, random), customer.id, "ci", store::kScopeCompute,
                      customer_key.lookup_prefix, customer_key.secret_sha256, clock.now(), {}, {}, {}};
     audit.id = make_id(kAuditIdPrefix, random);
