@@ -84,4 +84,75 @@ struct Page {
   bool has_more = false;
 };
 
+
+// ---- Raw compute -------------------------------------------------------------
+
+// A job as kept: what was asked (spec_json, the request as accepted and
+// normalised: the API layer owns its shape) and where it stands. The
+// scheduler's view of a live job is rebuilt from these at start.
+struct JobRecord {
+  std::string id;         // "job_..."
+  std::int64_t seq = 0;   // the scheduler's JobId: unique, increasing, never reused
+  std::string tenant_id;
+  std::string spec_json;
+  std::string state;      // a sched::JobState name
+  std::string reason;     // why it entered that state
+  std::string message;    // for people: why it failed to start, ...
+  std::optional<int> exit_code;
+  std::string gpu_type;   // the type it was placed on, once placed
+  std::string gpus;       // its GPUs, "node:index,...", once placed
+  int pid = 0;            // its supervisor process, while it runs locally
+  std::int64_t start_ticks = 0;
+  std::int32_t preemptions = 0;
+  Timestamp created_at;
+  Timestamp state_at;     // when it entered `state`
+  std::optional<Timestamp> started_at;     // first running
+  std::optional<Timestamp> ended_at;       // terminal
+  std::optional<Timestamp> usage_until;    // GPU time emitted up to here
+};
+
+// One state a job entered; a job's events are its history.
+struct JobEvent {
+  std::string job_id;
+  Timestamp time;
+  std::string state;
+  std::string reason;
+  std::string message;
+};
+
+// A job to insert, with its idempotency key (may be empty). Outcome: `status`
+// ok and `job.seq` set; or `replay` set when the key was seen with the same
+// request (the first job is returned); or a conflict status when the key was
+// used for a different request.
+struct JobInsert {
+  JobRecord job;
+  std::string idempotency_key;
+  std::string request_sha256;  // hex, of the normalised request
+  Status status;
+  std::optional<JobRecord> replay;
+};
+
+// A change of a job's state, with the fields it sets.
+struct JobUpdate {
+  JobRecord job;     // the whole new row (matched by id)
+  JobEvent event;    // appended to its history
+};
+
+struct JobFilter {
+  std::string tenant_id;  // empty: every tenant (admin)
+  std::string state;      // empty: any state
+};
+
+// A capacity block: `gpus` GPUs of `gpu_type` from `start` to `end`.
+struct ReservationRecord {
+  std::string id;  // "res_..."
+  std::string tenant_id;
+  std::string gpu_type;
+  std::int64_t gpus = 0;
+  std::string packing;
+  Timestamp start, end;
+  Timestamp created_at;
+  std::optional<Timestamp> cancelled_at;
+};
+
 }  // namespace headroom::store

@@ -137,8 +137,8 @@ class SqliteStoreTest : public ::testing::TestWithParam<bool> {
 INSTANTIATE_TEST_SUITE_P(FileAndMemory, SqliteStoreTest, ::testing::Bool(),
                          [](const auto& param_info) { return param_info.param ? "File" : "Memory"; });
 
-TEST_P(SqliteStoreTest, FreshStoreIsAtSchemaVersion1AndEmpty) {
-  EXPECT_EQ(store().schema_version(), 1);
+TEST_P(SqliteStoreTest, FreshStoreIsAtTheLatestSchemaVersionAndEmpty) {
+  EXPECT_EQ(store().schema_version(), 2);
   EXPECT_EQ(tenant_count(store()), 0u);
   EXPECT_EQ(audit_count(store()), 0u);
   auto setting = store().get_setting("admin_tenant_id");
@@ -516,21 +516,21 @@ TEST_F(SqliteFileTest, ReopenKeepsDataAndMigratesOnce) {
   for (int round = 0; round < 3; ++round) {
     auto store = open_or_die(url());
     ASSERT_NE(store, nullptr);
-    EXPECT_EQ(store->schema_version(), 1);
+    EXPECT_EQ(store->schema_version(), 2);
     EXPECT_EQ(store->find_tenant("ten_a")->value().name, "alpha");
     EXPECT_EQ(store->find_key("key_1")->value().secret_sha256, sha256("key_1"));
     EXPECT_EQ(audit_count(*store), 2u);
   }
   RawDb raw(path());
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM schema_migrations"), 1);
-  EXPECT_EQ(raw.scalar("SELECT max(version) FROM schema_migrations"), 1);
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM schema_migrations"), 2);
+  EXPECT_EQ(raw.scalar("SELECT max(version) FROM schema_migrations"), 2);
   EXPECT_EQ(raw.scalar("SELECT count(*) FROM tenants"), 1);
 }
 
 TEST_F(SqliteFileTest, PlainPathWorksLikeSqliteUrl) {
   auto store = open_or_die(path());
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 1);
+  EXPECT_EQ(store->schema_version(), 2);
   EXPECT_TRUE(fs::exists(path()));
 }
 
@@ -538,7 +538,7 @@ TEST_F(SqliteFileTest, ANewerSchemaIsRefused) {
   { ASSERT_NE(open_or_die(url()), nullptr); }
   {
     RawDb raw(path());
-    ASSERT_EQ(raw.exec("INSERT INTO schema_migrations (version, applied_at_us) VALUES (2, 0)"), "");
+    ASSERT_EQ(raw.exec("INSERT INTO schema_migrations (version, applied_at_us) VALUES (99, 0)"), "");
   }
   auto store = Store::open({url()});
   ASSERT_FALSE(store.is_ok());
@@ -600,13 +600,13 @@ TEST_F(SqliteFileTest, ConcurrentFirstOpensBothSucceed) {
         start.arrive_and_wait();
         auto store = Store::open({url});
         if (!store) errors[i] = store.status().to_string();
-        else if ((*store)->schema_version() != 1) errors[i] = "schema version " + std::to_string((*store)->schema_version());
+        else if ((*store)->schema_version() != 2) errors[i] = "schema version " + std::to_string((*store)->schema_version());
       });
     }
     for (auto& t : threads) t.join();
     for (int i = 0; i < kOpeners; ++i) EXPECT_EQ(errors[i], "") << "round " << round << ", opener " << i;
     RawDb raw(dir_.file("race" + std::to_string(round) + ".db"));
-    EXPECT_EQ(raw.scalar("SELECT count(*) FROM schema_migrations"), 1) << "round " << round;
+    EXPECT_EQ(raw.scalar("SELECT count(*) FROM schema_migrations"), 2) << "round " << round;
   }
 }
 
@@ -631,7 +631,7 @@ TEST(StoreOpen, MemoryUrls) {
   for (std::string url : {":memory:", "sqlite::memory:"}) {
     auto store = Store::open({url});
     ASSERT_TRUE(store.is_ok()) << url << ": " << store.status().to_string();
-    EXPECT_EQ((*store)->schema_version(), 1);
+    EXPECT_EQ((*store)->schema_version(), 2);
   }
   // Two in-memory stores are separate databases.
   auto a = Store::open({":memory:"});

@@ -8,8 +8,12 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "ledger/usage.h"
 #include "store/records.h"
 
 namespace headroom::store {
@@ -53,6 +57,45 @@ class Store {
                             const AuditRecord& audit) = 0;
 
   virtual Result<Page<AuditRecord>> list_audit(const PageRequest& page) = 0;
+
+  // ---- Raw compute ----------------------------------------------------------
+  // The highest JobRecord::seq ever stored; 0 when none.
+  virtual Result<std::int64_t> max_job_seq() = 0;
+  // Inserts a batch of jobs in one transaction: one fsync for all (group
+  // commit). Each JobInsert gets its own outcome (see records.h); the call
+  // fails as a whole only when the transaction does, and then nothing is kept.
+  virtual Status insert_jobs(std::span<JobInsert> batch) = 0;
+  // Rewrites jobs' rows and appends their events, in one transaction.
+  virtual Status update_jobs(std::span<const JobUpdate> updates) = 0;
+  virtual Result<std::optional<JobRecord>> find_job(const std::string& id) = 0;
+  // Newest first.
+  virtual Result<Page<JobRecord>> list_jobs(const JobFilter& filter, const PageRequest& page) = 0;
+  // Jobs in a state that is not terminal, oldest first.
+  virtual Result<std::vector<JobRecord>> live_jobs() = 0;
+  virtual Result<std::vector<JobEvent>> job_events(const std::string& job_id) = 0;
+
+  // A tenant's compute quota, as JSON the API layer owns ("" removes it).
+  virtual Status set_quota(const std::string& tenant_id, const std::string& quota_json, const AuditRecord& audit) = 0;
+  virtual Result<std::optional<std::string>> find_quota(const std::string& tenant_id) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> all_quotas() = 0;  // (tenant, json)
+
+  // The operator's state of a node ("up" removes the override).
+  virtual Status set_node_state(const std::string& node, const std::string& state, const AuditRecord& audit) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> node_states() = 0;  // (node, state)
+
+  virtual Status create_reservation(const ReservationRecord& reservation, const AuditRecord& audit) = 0;
+  // Sets cancelled_at; conflict when already cancelled.
+  virtual Status cancel_reservation(const std::string& id, Timestamp at, const AuditRecord& audit) = 0;
+  virtual Result<std::optional<ReservationRecord>> find_reservation(const std::string& id) = 0;
+  // tenant_id empty: all.
+  virtual Result<Page<ReservationRecord>> list_reservations(const std::string& tenant_id, const PageRequest& page) = 0;
+  // Not cancelled and not yet ended at `now`.
+  virtual Result<std::vector<ReservationRecord>> live_reservations(Timestamp now) = 0;
+
+  // Usage events, kept here until the ledger has its own log: an id seen
+  // before is a no-op with the same content and a conflict with another.
+  virtual Status record_usage(std::span<const ledger::UsageEvent> events) = 0;
+  virtual Result<std::vector<ledger::UsageEvent>> usage_of(const std::string& source_id) = 0;
 };
 
 }  // namespace headroom::store

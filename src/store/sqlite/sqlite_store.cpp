@@ -57,6 +57,84 @@ CREATE TABLE settings (
   value TEXT NOT NULL
 );
 )sql",
+    // 2: raw compute: jobs and their history, idempotency keys, quotas,
+    // node states, reservations; usage events until the ledger has its log.
+    R"sql(
+CREATE TABLE jobs (
+  seq            INTEGER PRIMARY KEY,
+  id             TEXT NOT NULL UNIQUE,
+  tenant_id      TEXT NOT NULL REFERENCES tenants (id),
+  spec           TEXT NOT NULL,
+  state          TEXT NOT NULL,
+  reason         TEXT NOT NULL,
+  message        TEXT NOT NULL,
+  exit_code      INTEGER,
+  gpu_type       TEXT NOT NULL,
+  gpus           TEXT NOT NULL,
+  pid            INTEGER NOT NULL,
+  start_ticks    INTEGER NOT NULL,
+  preemptions    INTEGER NOT NULL,
+  created_at_us  INTEGER NOT NULL,
+  state_at_us    INTEGER NOT NULL,
+  started_at_us  INTEGER,
+  ended_at_us    INTEGER,
+  usage_until_us INTEGER
+);
+CREATE INDEX jobs_by_tenant ON jobs (tenant_id, seq);
+CREATE INDEX jobs_live ON jobs (seq) WHERE ended_at_us IS NULL;
+CREATE TABLE job_events (
+  job_seq INTEGER NOT NULL REFERENCES jobs (seq),
+  time_us INTEGER NOT NULL,
+  state   TEXT NOT NULL,
+  reason  TEXT NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX job_events_by_job ON job_events (job_seq);
+CREATE TABLE job_idempotency (
+  tenant_id      TEXT NOT NULL,
+  key            TEXT NOT NULL,
+  request_sha256 TEXT NOT NULL,
+  job_seq        INTEGER NOT NULL REFERENCES jobs (seq),
+  PRIMARY KEY (tenant_id, key)
+) WITHOUT ROWID;
+CREATE TABLE compute_quotas (
+  tenant_id TEXT PRIMARY KEY REFERENCES tenants (id),
+  quota     TEXT NOT NULL
+);
+CREATE TABLE node_states (
+  node  TEXT PRIMARY KEY,
+  state TEXT NOT NULL
+);
+CREATE TABLE reservations (
+  id              TEXT PRIMARY KEY,
+  tenant_id       TEXT NOT NULL REFERENCES tenants (id),
+  gpu_type        TEXT NOT NULL,
+  gpus            INTEGER NOT NULL CHECK (gpus > 0),
+  packing         TEXT NOT NULL,
+  start_us        INTEGER NOT NULL,
+  end_us          INTEGER NOT NULL CHECK (end_us > start_us),
+  created_at_us   INTEGER NOT NULL,
+  cancelled_at_us INTEGER
+);
+CREATE INDEX reservations_by_tenant ON reservations (tenant_id);
+CREATE TABLE usage_events (
+  id         TEXT PRIMARY KEY,
+  tenant_id  TEXT NOT NULL,
+  product    INTEGER NOT NULL,
+  item       TEXT NOT NULL,
+  variant    TEXT NOT NULL,
+  quantity   INTEGER NOT NULL CHECK (quantity >= 0),
+  unit_nanos INTEGER NOT NULL,
+  start_us   INTEGER NOT NULL,
+  end_us     INTEGER NOT NULL,
+  source_id  TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX usage_by_source ON usage_events (source_id);
+CREATE TRIGGER usage_events_no_update BEFORE UPDATE ON usage_events
+  BEGIN SELECT RAISE(ABORT, 'usage events are append-only'); END;
+CREATE TRIGGER usage_events_no_delete BEFORE DELETE ON usage_events
+  BEGIN SELECT RAISE(ABORT, 'usage events are append-only'); END;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -131,6 +209,49 @@ constexpr const char* kKeyColumns =
     "id, tenant_id, name, scopes, lookup_prefix, secret_sha256, created_at_us, expires_at_us, revoked_at_us, replaces";
 constexpr const char* kAuditColumns =
     "seq, id, time_us, actor_tenant_id, actor_key_id, request_id, action, target_id, details";
+
+constexpr const char* kJobColumns =
+    "seq, id, tenant_id, spec, state, reason, message, exit_code, gpu_type, gpus, pid, start_ticks, preemptions, "
+    "created_at_us, state_at_us, started_at_us, ended_at_us, usage_until_us";
+constexpr const char* kReservationColumns =
+    "id, tenant_id, gpu_type, gpus, packing, start_us, end_us, created_at_us, cancelled_at_us";
+
+JobRecord read_job(const Statement& s) {
+  JobRecord j;
+  j.seq = s.int64(0);
+  j.id = s.text(1);
+  j.tenant_id = s.text(2);
+  j.spec_json = s.text(3);
+  j.state = s.text(4);
+  j.reason = s.text(5);
+  j.message = s.text(6);
+  if (!s.is_null(7)) j.exit_code = static_cast<int>(s.int64(7));
+  j.gpu_type = s.text(8);
+  j.gpus = s.text(9);
+  j.pid = static_cast<int>(s.int64(10));
+  j.start_ticks = s.int64(11);
+  j.preemptions = static_cast<std::int32_t>(s.int64(12));
+  j.created_at = Timestamp{s.int64(13)};
+  j.state_at = Timestamp{s.int64(14)};
+  j.started_at = s.optional_time(15);
+  j.ended_at = s.optional_time(16);
+  j.usage_until = s.optional_time(17);
+  return j;
+}
+
+ReservationRecord read_reservation(const Statement& s) {
+  ReservationRecord r;
+  r.id = s.text(0);
+  r.tenant_id = s.text(1);
+  r.gpu_type = s.text(2);
+  r.gpus = s.int64(3);
+  r.packing = s.text(4);
+  r.start = Timestamp{s.int64(5)};
+  r.end = Timestamp{s.int64(6)};
+  r.created_at = Timestamp{s.int64(7)};
+  r.cancelled_at = s.optional_time(8);
+  return r;
+}
 
 Result<Tenant> read_tenant(const Statement& s) {
   Tenant t;
@@ -348,7 +469,324 @@ class SqliteStore final : public Store {
                                   page, {}, [](const Statement& s) -> Result<AuditRecord> { return read_audit(s); });
   }
 
+  // ---- Raw compute ----------------------------------------------------------
+
+  Result<std::int64_t> max_job_seq() override {
+    std::lock_guard lock(mutex_);
+    auto s = prepare("SELECT coalesce(max(seq), 0) FROM jobs");
+    if (s.step() != SQLITE_ROW) return failure("reading the job sequence", s);
+    return s.int64(0);
+  }
+
+  Status insert_jobs(std::span<JobInsert> batch) override {
+    return transaction([&]() -> Status {
+      for (JobInsert& item : batch) {
+        item.status = Status::ok();
+        item.replay.reset();
+        if (!item.idempotency_key.empty()) {
+          auto seen = prepare(
+              "SELECT request_sha256, (SELECT id FROM jobs WHERE seq = job_seq) FROM job_idempotency "
+              "WHERE tenant_id = ? AND key = ?");
+          seen.bind(1, item.job.tenant_id).bind(2, item.idempotency_key);
+          int rc = seen.step();
+          if (rc == SQLITE_ROW) {
+            if (seen.text(0) != item.request_sha256) {
+              item.status = Status::conflict("Idempotency-Key \"" + item.idempotency_key +
+                                             "\" was already used for a different request");
+              continue;
+            }
+            HR_ASSIGN_OR_RETURN(auto first, find_job_locked(seen.text(1)));
+            CHECK(first.has_value());
+            item.replay = std::move(*first);
+            continue;
+          }
+          if (rc != SQLITE_DONE) return failure("reading idempotency keys", seen);
+        }
+        HR_RETURN_IF_ERROR(write_job(item.job, /*insert=*/true));
+        HR_RETURN_IF_ERROR(insert_job_event(item.job.seq, JobEvent{item.job.id, item.job.state_at, item.job.state,
+                                                                   item.job.reason, item.job.message}));
+        if (!item.idempotency_key.empty()) {
+          auto s = prepare(
+              "INSERT INTO job_idempotency (tenant_id, key, request_sha256, job_seq) VALUES (?, ?, ?, ?)");
+          s.bind(1, item.job.tenant_id).bind(2, item.idempotency_key).bind(3, item.request_sha256);
+          s.bind(4, item.job.seq);
+          if (s.step() != SQLITE_DONE) return failure("recording an idempotency key", s);
+        }
+      }
+      return Status::ok();
+    });
+  }
+
+  Status update_jobs(std::span<const JobUpdate> updates) override {
+    return transaction([&]() -> Status {
+      for (const JobUpdate& u : updates) {
+        HR_RETURN_IF_ERROR(write_job(u.job, /*insert=*/false));
+        if (!u.event.state.empty()) HR_RETURN_IF_ERROR(insert_job_event(u.job.seq, u.event));
+      }
+      return Status::ok();
+    });
+  }
+
+  Result<std::optional<JobRecord>> find_job(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    return find_job_locked(id);
+  }
+
+  Result<Page<JobRecord>> list_jobs(const JobFilter& filter, const PageRequest& page) override {
+    std::lock_guard lock(mutex_);
+    auto s = prepare(std::string("SELECT ") + kJobColumns +
+                     " FROM jobs WHERE (?1 = '' OR tenant_id = ?1) AND (?2 = '' OR state = ?2) AND seq < "
+                     "coalesce((SELECT seq FROM jobs WHERE id = ?3), 9223372036854775807) ORDER BY seq DESC LIMIT ?4");
+    s.bind(1, filter.tenant_id).bind(2, filter.state).bind(3, page.after);
+    s.bind(4, static_cast<std::int64_t>(page.limit + 1));
+    Page<JobRecord> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      if (out.items.size() == page.limit) {
+        out.has_more = true;
+        break;
+      }
+      out.items.push_back(read_job(s));
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return failure("listing jobs", s);
+    return out;
+  }
+
+  Result<std::vector<JobRecord>> live_jobs() override {
+    std::lock_guard lock(mutex_);
+    return read_all<JobRecord>(std::string("SELECT ") + kJobColumns +
+                                   " FROM jobs WHERE ended_at_us IS NULL ORDER BY seq",
+                               [](const Statement& s) -> Result<JobRecord> { return read_job(s); });
+  }
+
+  Result<std::vector<JobEvent>> job_events(const std::string& job_id) override {
+    std::lock_guard lock(mutex_);
+    auto s = prepare(
+        "SELECT time_us, state, reason, message FROM job_events "
+        "WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?) ORDER BY rowid");
+    s.bind(1, job_id);
+    std::vector<JobEvent> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      out.push_back(JobEvent{job_id, Timestamp{s.int64(0)}, s.text(1), s.text(2), s.text(3)});
+    }
+    if (rc != SQLITE_DONE) return failure("reading job events", s);
+    return out;
+  }
+
+  Status set_quota(const std::string& tenant_id, const std::string& quota_json, const AuditRecord& audit) override {
+    return transaction([&]() -> Status {
+      auto s = quota_json.empty()
+                   ? prepare("DELETE FROM compute_quotas WHERE tenant_id = ?1")
+                   : prepare("INSERT INTO compute_quotas (tenant_id, quota) VALUES (?1, ?2) "
+                             "ON CONFLICT (tenant_id) DO UPDATE SET quota = excluded.quota");
+      s.bind(1, tenant_id);
+      if (!quota_json.empty()) s.bind(2, quota_json);
+      if (s.step() != SQLITE_DONE) return failure("setting the quota of " + tenant_id, s);
+      return insert_audit(audit);
+    });
+  }
+
+  Result<std::optional<std::string>> find_quota(const std::string& tenant_id) override {
+    std::lock_guard lock(mutex_);
+    auto s = prepare("SELECT quota FROM compute_quotas WHERE tenant_id = ?");
+    s.bind(1, tenant_id);
+    int rc = s.step();
+    if (rc == SQLITE_ROW) return std::optional<std::string>(s.text(0));
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    return failure("reading the quota of " + tenant_id, s);
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> all_quotas() override {
+    std::lock_guard lock(mutex_);
+    return read_pairs("SELECT tenant_id, quota FROM compute_quotas ORDER BY tenant_id");
+  }
+
+  Status set_node_state(const std::string& node, const std::string& state, const AuditRecord& audit) override {
+    return transaction([&]() -> Status {
+      auto s = state == "up" ? prepare("DELETE FROM node_states WHERE node = ?1")
+                             : prepare("INSERT INTO node_states (node, state) VALUES (?1, ?2) "
+                                       "ON CONFLICT (node) DO UPDATE SET state = excluded.state");
+      s.bind(1, node);
+      if (state != "up") s.bind(2, state);
+      if (s.step() != SQLITE_DONE) return failure("setting the state of node " + node, s);
+      return insert_audit(audit);
+    });
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> node_states() override {
+    std::lock_guard lock(mutex_);
+    return read_pairs("SELECT node, state FROM node_states ORDER BY node");
+  }
+
+  Status create_reservation(const ReservationRecord& r, const AuditRecord& audit) override {
+    return transaction([&]() -> Status {
+      auto s = prepare(
+          "INSERT INTO reservations (id, tenant_id, gpu_type, gpus, packing, start_us, end_us, created_at_us, "
+          "cancelled_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      s.bind(1, r.id).bind(2, r.tenant_id).bind(3, r.gpu_type).bind(4, r.gpus).bind(5, r.packing);
+      s.bind(6, r.start.unix_micros).bind(7, r.end.unix_micros).bind(8, r.created_at.unix_micros);
+      s.bind(9, r.cancelled_at);
+      if (s.step() != SQLITE_DONE) return failure("creating reservation", s);
+      return insert_audit(audit);
+    });
+  }
+
+  Status cancel_reservation(const std::string& id, Timestamp at, const AuditRecord& audit) override {
+    return transaction([&]() -> Status {
+      auto s = prepare("UPDATE reservations SET cancelled_at_us = ? WHERE id = ? AND cancelled_at_us IS NULL");
+      s.bind(1, at.unix_micros).bind(2, id);
+      if (s.step() != SQLITE_DONE) return failure("cancelling reservation " + id, s);
+      if (sqlite3_changes(db_) != 1) {
+        HR_ASSIGN_OR_RETURN(auto r, find_reservation_locked(id));
+        if (!r) return Status::not_found("reservation " + id + " not found");
+        return Status::conflict("reservation " + id + " is already cancelled");
+      }
+      return insert_audit(audit);
+    });
+  }
+
+  Result<std::optional<ReservationRecord>> find_reservation(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    return find_reservation_locked(id);
+  }
+
+  Result<Page<ReservationRecord>> list_reservations(const std::string& tenant_id, const PageRequest& page) override {
+    std::lock_guard lock(mutex_);
+    return read_page<ReservationRecord>(
+        std::string("SELECT ") + kReservationColumns +
+            " FROM reservations WHERE (?3 = '' OR tenant_id = ?3) AND rowid > "
+            "coalesce((SELECT rowid FROM reservations WHERE id = ?1), 0) ORDER BY rowid LIMIT ?2",
+        page, tenant_id, [](const Statement& s) -> Result<ReservationRecord> { return read_reservation(s); },
+        /*always_bind_scope=*/true);
+  }
+
+  Result<std::vector<ReservationRecord>> live_reservations(Timestamp now) override {
+    std::lock_guard lock(mutex_);
+    auto s = prepare(std::string("SELECT ") + kReservationColumns +
+                     " FROM reservations WHERE cancelled_at_us IS NULL AND end_us > ? ORDER BY start_us");
+    s.bind(1, now.unix_micros);
+    std::vector<ReservationRecord> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_reservation(s));
+    if (rc != SQLITE_DONE) return failure("listing reservations", s);
+    return out;
+  }
+
+  Status record_usage(std::span<const ledger::UsageEvent> events) override {
+    return transaction([&]() -> Status {
+      for (const ledger::UsageEvent& e : events) {
+        CHECK(!e.id.empty() && e.quantity >= 0 && e.end >= e.start);
+        auto s = prepare(
+            "INSERT INTO usage_events (id, tenant_id, product, item, variant, quantity, unit_nanos, start_us, "
+            "end_us, source_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING");
+        s.bind(1, e.id).bind(2, e.tenant_id).bind(3, std::int64_t{static_cast<int>(e.product)}).bind(4, e.item);
+        s.bind(5, e.variant).bind(6, e.quantity).bind(7, e.unit_price.nanos()).bind(8, e.start.unix_micros);
+        s.bind(9, e.end.unix_micros).bind(10, e.source_id);
+        if (s.step() != SQLITE_DONE) return failure("recording usage", s);
+        if (sqlite3_changes(db_) == 1) continue;
+        // Seen before: the same event again is a no-op, different content a conflict.
+        HR_ASSIGN_OR_RETURN(auto first, find_usage_locked("id", e.id));
+        CHECK(first.size() == 1);
+        const ledger::UsageEvent& f = first[0];
+        if (f.tenant_id != e.tenant_id || f.product != e.product || f.item != e.item || f.variant != e.variant ||
+            f.quantity != e.quantity || f.unit_price != e.unit_price || f.start != e.start || f.end != e.end ||
+            f.source_id != e.source_id) {
+          return Status::conflict("usage event " + e.id + " was already recorded with different content");
+        }
+      }
+      return Status::ok();
+    });
+  }
+
+  Result<std::vector<ledger::UsageEvent>> usage_of(const std::string& source_id) override {
+    std::lock_guard lock(mutex_);
+    return find_usage_locked("source_id", source_id);
+  }
+
  private:
+  Result<std::vector<ledger::UsageEvent>> find_usage_locked(std::string_view column, const std::string& value) {
+    auto s = prepare(
+        "SELECT id, tenant_id, product, item, variant, quantity, unit_nanos, start_us, end_us, source_id "
+        "FROM usage_events WHERE " + std::string(column) + " = ? ORDER BY start_us, id");
+    s.bind(1, value);
+    std::vector<ledger::UsageEvent> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      ledger::UsageEvent e;
+      e.id = s.text(0);
+      e.tenant_id = s.text(1);
+      e.product = static_cast<ledger::Product>(s.int64(2));
+      e.item = s.text(3);
+      e.variant = s.text(4);
+      e.quantity = s.int64(5);
+      e.unit_price = Money::from_nanos(s.int64(6));
+      e.start = Timestamp{s.int64(7)};
+      e.end = Timestamp{s.int64(8)};
+      e.source_id = s.text(9);
+      out.push_back(std::move(e));
+    }
+    if (rc != SQLITE_DONE) return failure("reading usage", s);
+    return out;
+  }
+
+  Status write_job(const JobRecord& j, bool insert) {
+    CHECK(!j.id.empty() && !j.tenant_id.empty() && !j.state.empty());
+    auto s = insert ? prepare(
+                          "INSERT INTO jobs (tenant_id, spec, state, reason, message, exit_code, gpu_type, gpus, pid, "
+                          "start_ticks, preemptions, created_at_us, state_at_us, started_at_us, ended_at_us, "
+                          "usage_until_us, id, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                    : prepare(
+                          "UPDATE jobs SET tenant_id = ?, spec = ?, state = ?, reason = ?, message = ?, "
+                          "exit_code = ?, gpu_type = ?, gpus = ?, pid = ?, start_ticks = ?, preemptions = ?, "
+                          "created_at_us = ?, state_at_us = ?, started_at_us = ?, ended_at_us = ?, "
+                          "usage_until_us = ? WHERE id = ? AND seq = ?");
+    s.bind(1, j.tenant_id).bind(2, j.spec_json).bind(3, j.state).bind(4, j.reason).bind(5, j.message);
+    if (j.exit_code) s.bind(6, std::int64_t{*j.exit_code});
+    s.bind(7, j.gpu_type).bind(8, j.gpus).bind(9, std::int64_t{j.pid}).bind(10, j.start_ticks);
+    s.bind(11, std::int64_t{j.preemptions}).bind(12, j.created_at.unix_micros).bind(13, j.state_at.unix_micros);
+    s.bind(14, j.started_at).bind(15, j.ended_at).bind(16, j.usage_until).bind(17, j.id);
+    CHECK(j.seq > 0);
+    s.bind(18, j.seq);
+    if (s.step() != SQLITE_DONE) return failure(insert ? "inserting job " + j.id : "updating job " + j.id, s);
+    if (!insert && sqlite3_changes(db_) != 1) return Status::internal("updating job " + j.id + ": no such job");
+    return Status::ok();
+  }
+
+  Status insert_job_event(std::int64_t seq, const JobEvent& e) {
+    auto s = prepare("INSERT INTO job_events (job_seq, time_us, state, reason, message) VALUES (?, ?, ?, ?, ?)");
+    s.bind(1, seq).bind(2, e.time.unix_micros).bind(3, e.state).bind(4, e.reason).bind(5, e.message);
+    if (s.step() != SQLITE_DONE) return failure("writing a job event", s);
+    return Status::ok();
+  }
+
+  Result<std::optional<JobRecord>> find_job_locked(const std::string& id) {
+    auto s = prepare(std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?");
+    s.bind(1, id);
+    int rc = s.step();
+    if (rc == SQLITE_DONE) return std::optional<JobRecord>();
+    if (rc != SQLITE_ROW) return failure("reading job " + id, s);
+    return std::optional<JobRecord>(read_job(s));
+  }
+
+  Result<std::optional<ReservationRecord>> find_reservation_locked(const std::string& id) {
+    auto s = prepare(std::string("SELECT ") + kReservationColumns + " FROM reservations WHERE id = ?");
+    s.bind(1, id);
+    int rc = s.step();
+    if (rc == SQLITE_DONE) return std::optional<ReservationRecord>();
+    if (rc != SQLITE_ROW) return failure("reading reservation " + id, s);
+    return std::optional<ReservationRecord>(read_reservation(s));
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> read_pairs(const std::string& sql) {
+    auto s = prepare(sql);
+    std::vector<std::pair<std::string, std::string>> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) out.emplace_back(s.text(0), s.text(1));
+    if (rc != SQLITE_DONE) return failure("listing", s);
+    return out;
+  }
+
   Status exec(const char* sql) {
     char* error = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
@@ -458,10 +896,10 @@ class SqliteStore final : public Store {
 
   template <typename T, typename Reader>
   Result<Page<T>> read_page(const std::string& sql, const PageRequest& page, const std::string& scope_id,
-                            Reader reader) {
+                            Reader reader, bool always_bind_scope = false) {
     auto s = prepare(sql);
     s.bind(1, page.after).bind(2, static_cast<std::int64_t>(page.limit + 1));
-    if (!scope_id.empty()) s.bind(3, scope_id);
+    if (!scope_id.empty() || always_bind_scope) s.bind(3, scope_id);
     Page<T> out;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) {

@@ -1,0 +1,77 @@
+// Executor: runs a job's processes on the machine that hosts its GPUs. The
+// compute service drives it from one thread (not thread-safe): start a job,
+// give it notice, kill it, and poll for the jobs whose processes ended.
+//
+// Every job has a directory, job_dir(job_id), holding:
+//   output.log         stdout and stderr, in the order written
+//   exit               written by the job's supervisor when its command
+//                      exits: "exit <code>\n" or "signal <n>\n"; its mtime is
+//                      when the job ended
+//   preempt_deadline   written on notice: "HEADROOM_PREEMPT_DEADLINE=<RFC 3339>\n",
+//                      a line a shell can source
+//
+// Each job runs under a small supervisor process that leads its own session
+// and process group; the supervisor survives a restart of `headroom serve`,
+// so a new server can adopt() the job and still learn its exit status.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time.h"
+
+namespace headroom::exec {
+
+struct LaunchSpec {
+  std::string job_id;                 // the public id, "job_..."
+  std::vector<std::string> argv;      // argv[0] is looked up in PATH when it has no '/'
+  std::vector<std::pair<std::string, std::string>> env;  // the job's own variables
+  std::string workdir;                // empty: the job's directory
+  std::vector<int> gpu_devices;       // device indices on this node -> CUDA_VISIBLE_DEVICES
+  std::vector<std::string> gpu_names; // fleet names of its GPUs -> HEADROOM_GPUS (comma-separated)
+};
+
+// What identifies a job's supervisor across restarts: its pid and the
+// kernel's start time for it (so a reused pid is never mistaken for it).
+struct ProcessHandle {
+  int pid = 0;
+  std::uint64_t start_ticks = 0;  // field 22 of /proc/<pid>/stat
+};
+
+struct Exit {
+  std::string job_id;
+  int exit_code = 0;     // 128 + n when killed by signal n, as shells report it
+  Timestamp ended_at;
+  bool lost = false;     // no exit record: it vanished (killed with its supervisor, or the machine rebooted)
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+
+  // Starts the job's command. The environment is the server's PATH, HOME,
+  // LANG and TZ, then CUDA_VISIBLE_DEVICES, HEADROOM_JOB_ID, HEADROOM_GPUS,
+  // HEADROOM_PREEMPT_DEADLINE_FILE, then spec.env (which may not override the
+  // HEADROOM_ ones or CUDA_VISIBLE_DEVICES). An error names what failed (no
+  // such command, workdir missing): the job fails with that message.
+  virtual Result<ProcessHandle> start(const LaunchSpec& spec) = 0;
+  // Writes the deadline file, then SIGTERM to the job's process group.
+  virtual Status notify_preempt(std::string_view job_id, Timestamp deadline) = 0;
+  // SIGKILL to the job's process group (supervisor included).
+  virtual Status kill(std::string_view job_id) = 0;
+  // The jobs that ended since the last call.
+  virtual std::vector<Exit> poll() = 0;
+  // After a restart: takes back a job an earlier server started. Returns
+  // true when its supervisor still runs (poll() reports its end later); false
+  // when it is gone, with `ended` filled from its exit file or marked lost.
+  virtual bool adopt(std::string_view job_id, const ProcessHandle& handle, Exit& ended) = 0;
+
+  virtual std::string job_dir(std::string_view job_id) const = 0;
+  std::string log_path(std::string_view job_id) const { return job_dir(job_id) + "/output.log"; }
+};
+
+}  // namespace headroom::exec
