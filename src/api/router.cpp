@@ -82,6 +82,18 @@ void write_error_body(net::HttpResponse& response, int status, std::string_view 
   response.status = status;
   response.content_type = "application/json";
   response.body = boost::json::serialize(boost::json::object{{"error", std::move(error)}});
+  response.stream.reset();  // an error is never streamed
+}
+
+void log_if_failed(std::string_view request_id, std::string_view method, std::string_view path,
+                   const net::HttpResponse& response) {
+  if (response.status >= 500) {
+    spdlog::error("{} {} {} -> {}: {}", request_id, method, path, response.status, response.body);
+  }
+}
+
+std::int64_t micros_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace
@@ -109,12 +121,20 @@ void Router::handle(const net::HttpRequest& request, net::HttpResponse& response
   auto start = std::chrono::steady_clock::now();
   std::size_t route_index = unmatched_index();
   dispatch(request, response, route_index);
-  if (response.status >= 500) {
-    spdlog::error("{} {} {} -> {}: {}", request.request_id, request.method, request.path, response.status,
-                  response.body);
+  if (response.deferred) [[unlikely]] {
+    // Measured and labelled when it completes, so that the latency counts the
+    // wait. The request's views die with this call: the hook keeps copies.
+    response.deferred->on_complete([this, route_index, start, request_id = std::string(request.request_id),
+                                    method = std::string(request.method),
+                                    path = std::string(request.path)](net::HttpResponse& completed) {
+      completed.route = routes_[route_index].pattern;
+      log_if_failed(request_id, method, path, completed);
+      metrics_->record(route_index, completed.status, micros_since(start));
+    });
+    return;
   }
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
-  metrics_->record(route_index, response.status, micros.count());
+  log_if_failed(request.request_id, request.method, request.path, response);
+  metrics_->record(route_index, response.status, micros_since(start));
 }
 
 void Router::dispatch(const net::HttpRequest& request, net::HttpResponse& response, std::size_t& route_index) {
@@ -184,7 +204,15 @@ void Router::dispatch(const net::HttpRequest& request, net::HttpResponse& respon
   }
 
   Status status = route.handler(ctx, response);
-  if (!status) write_error(response, status, request.request_id);
+  if (!status) {
+    // A handler that deferred and then failed: the error is the answer, and
+    // whoever holds the deferred response finds it abandoned.
+    if (response.deferred) {
+      response.deferred->abandon();
+      response.deferred.reset();
+    }
+    write_error(response, status, request.request_id);
+  }
 }
 
 void Router::handle_protocol_error(int status, std::string_view code, std::string_view message,

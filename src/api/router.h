@@ -34,6 +34,18 @@ struct RequestContext {
 };
 
 // Fills the response on success; an error Status becomes a JSON error.
+//
+// A handler may instead answer later: it calls response.defer(), hands the
+// DeferredResponse on (with copies of what it needs from the request: the
+// context's views die when it returns) and returns Status::ok(). Whoever
+// completes it fills a fresh HttpResponse, with write_error() for a failure,
+// and calls complete(). The router labels the completed response with the
+// route and records its metrics then, so the latency includes the wait. A
+// handler that defers and then returns an error answers with the error; the
+// deferred response is abandoned (its complete() does nothing).
+//
+// Or it may stream: set response.stream (net/http.h's BodyStream). Its
+// metrics are recorded when the handler returns, with the head.
 using Handler = std::function<Status(RequestContext&, net::HttpResponse&)>;
 
 enum class Access {
@@ -72,6 +84,9 @@ struct Route {
   RouteDoc doc;
 };
 
+// Thread-safe once sealed. Must outlive the server, and every response it
+// deferred that is not yet completed or abandoned (the server abandons those
+// it still waits on when it stops).
 class Router final : public net::HttpHandler {
  public:
   explicit Router(auth::Authenticator& authenticator) : authenticator_(authenticator) {}
@@ -104,7 +119,9 @@ class Router final : public net::HttpHandler {
 
 // The HTTP status of an error code.
 int http_status(ErrorCode code);
-// {"error":{"code":...,"message":...,"request_id":...}}
+// {"error":{"code":...,"message":...,"request_id":...}}, replacing the
+// response's status and body (and dropping any stream). Also for the
+// completion of a deferred response.
 void write_error(net::HttpResponse& response, const Status& status, std::string_view request_id);
 
 }  // namespace headroom::api

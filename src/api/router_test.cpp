@@ -6,8 +6,14 @@
 #include <boost/json/serialize.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "auth/api_key.h"
@@ -128,6 +134,20 @@ class RouterTest : public ::testing::Test {
                    return Status::invalid_argument("name \"\xFF\xFE\xC3\" is not valid \xE2\x82");
                  }});
     router_.add({.method = "GET", .pattern = "/", .access = Access::kPublic, .handler = ok_handler()});
+    // Answered later by the test, as a compute thread would after a commit.
+    router_.add({.method = "POST", .pattern = "/v1/deferred", .scope = store::kScopeCompute,
+                 .handler = [this](RequestContext& ctx, net::HttpResponse& r) {
+                   ++calls_;
+                   std::lock_guard lock(deferred_mutex_);
+                   deferred_.push_back({r.defer(), std::string(ctx.http.request_id)});
+                   return Status::ok();
+                 }});
+    router_.add({.method = "POST", .pattern = "/v1/deferred-then-fail", .scope = store::kScopeCompute,
+                 .handler = [this](RequestContext& ctx, net::HttpResponse& r) {
+                   std::lock_guard lock(deferred_mutex_);
+                   deferred_.push_back({r.defer(), std::string(ctx.http.request_id)});
+                   return Status::conflict("changed my mind");
+                 }});
     router_.seal();
   }
 
@@ -192,6 +212,17 @@ class RouterTest : public ::testing::Test {
     return response;
   }
 
+  struct Deferred {
+    std::shared_ptr<net::DeferredResponse> response;
+    std::string request_id;
+  };
+  std::vector<Deferred> take_deferred() {
+    std::lock_guard lock(deferred_mutex_);
+    return std::exchange(deferred_, {});
+  }
+
+  std::string metrics_text() const { return router_.metrics().render(""); }
+
   ManualClock clock_;
   SeededRandom random_;
   auth::Authenticator authenticator_;
@@ -201,6 +232,8 @@ class RouterTest : public ::testing::Test {
   int calls_ = 0;
   int owner_lookups_ = 0;
   std::string last_tenant_;
+  std::mutex deferred_mutex_;
+  std::vector<Deferred> deferred_;
 };
 
 TEST_F(RouterTest, UnknownPathIs404NoRoute) {
@@ -458,7 +491,7 @@ TEST_F(RouterTest, MetricsCountEveryAnswer) {
   EXPECT_NE(text.find("headroom_http_requests_total{route=\"protocol_error\",status=\"431\"} 1\n"),
             std::string::npos)
       << text;
-  EXPECT_EQ(router_.routes().size(), 10u);
+  EXPECT_EQ(router_.routes().size(), 12u);
 }
 
 TEST_F(RouterTest, ConcurrentRequests) {
@@ -484,6 +517,92 @@ TEST_F(RouterTest, ConcurrentRequests) {
   EXPECT_NE(router_.metrics().render("").find(
                 "headroom_http_requests_total{route=\"GET /v1/tenants/{tenant}/things/{id}\",status=\"200\"} 800\n"),
             std::string::npos);
+}
+
+TEST_F(RouterTest, DeferredRouteIsMeasuredAndLabelledWhenCompleted) {
+  net::HttpResponse response = call("POST", "/v1/deferred", compute_key_);
+  ASSERT_NE(response.deferred, nullptr);
+  auto deferred = take_deferred();
+  ASSERT_EQ(deferred.size(), 1u);
+  EXPECT_EQ(deferred[0].request_id, "req_test");
+  EXPECT_EQ(deferred[0].response, response.deferred);
+  // What the server does: wait for the completion, after the router's hook.
+  std::string completed_route;
+  int completed_status = 0;
+  response.deferred->on_complete([&](net::HttpResponse& r) {
+    completed_route = std::string(r.route);
+    completed_status = r.status;
+  });
+  EXPECT_EQ(metrics_text().find("POST /v1/deferred\""), std::string::npos) << "recorded before it was answered";
+
+  std::thread completer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    net::HttpResponse r;
+    r.status = 201;
+    r.body = R"({"id":"job_1"})";
+    deferred[0].response->complete(std::move(r));
+  });
+  completer.join();
+  EXPECT_EQ(completed_route, "/v1/deferred");
+  EXPECT_EQ(completed_status, 201);
+  std::optional<net::HttpResponse> sent = response.deferred->take();
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(sent->body, R"({"id":"job_1"})");
+
+  std::string text = metrics_text();
+  EXPECT_NE(text.find("headroom_http_requests_total{route=\"POST /v1/deferred\",status=\"201\"} 1\n"),
+            std::string::npos)
+      << text;
+  // The latency counts the wait for the completion.
+  std::string sum_key = "headroom_http_request_duration_seconds_sum{route=\"POST /v1/deferred\",status=\"201\"} ";
+  std::size_t at = text.find(sum_key);
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_GE(std::stod(text.substr(at + sum_key.size())), 0.029) << text;
+}
+
+TEST_F(RouterTest, DeferredCompletionMayBeAnError) {
+  net::HttpResponse response = call("POST", "/v1/deferred", compute_key_);
+  ASSERT_NE(response.deferred, nullptr);
+  auto deferred = take_deferred();
+  ASSERT_EQ(deferred.size(), 1u);
+  std::thread completer([&] {
+    net::HttpResponse r;
+    write_error(r, Status::insufficient_funds("the balance does not cover the job"), deferred[0].request_id);
+    deferred[0].response->complete(std::move(r));
+  });
+  completer.join();
+  std::optional<net::HttpResponse> sent = response.deferred->take();
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(sent->status, 402);
+  EXPECT_EQ(sent->route, "/v1/deferred");
+  ErrorBody e = error_of(*sent);
+  EXPECT_EQ(e.code, "insufficient_funds");
+  EXPECT_EQ(e.request_id, "req_test");
+  EXPECT_NE(metrics_text().find("headroom_http_requests_total{route=\"POST /v1/deferred\",status=\"402\"} 1\n"),
+            std::string::npos);
+}
+
+TEST_F(RouterTest, HandlerThatDefersThenFailsAnswersTheError) {
+  net::HttpResponse response = call("POST", "/v1/deferred-then-fail", compute_key_);
+  EXPECT_EQ(response.deferred, nullptr) << "the error is the answer: nothing to wait for";
+  EXPECT_EQ(response.status, 409);
+  EXPECT_EQ(error_of(response).code, "conflict");
+  auto deferred = take_deferred();
+  ASSERT_EQ(deferred.size(), 1u);
+  EXPECT_TRUE(deferred[0].response->done()) << "abandoned";
+  deferred[0].response->complete(net::HttpResponse());  // dropped
+  EXPECT_FALSE(deferred[0].response->take().has_value());
+  EXPECT_NE(
+      metrics_text().find("headroom_http_requests_total{route=\"POST /v1/deferred-then-fail\",status=\"409\"} 1\n"),
+      std::string::npos);
+}
+
+TEST_F(RouterTest, RefusedRequestToADeferringRouteIsAnsweredAtOnce) {
+  // Refused before the handler runs: answered (and recorded) at once.
+  net::HttpResponse response = call("POST", "/v1/deferred", billing_key_);
+  EXPECT_EQ(response.status, 403);
+  EXPECT_EQ(response.deferred, nullptr);
+  EXPECT_TRUE(take_deferred().empty());
 }
 
 TEST(RouterDeathTest, RoutesAreFixedOnceSealed) {

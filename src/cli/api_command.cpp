@@ -1,13 +1,21 @@
 #include "cli/api_command.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <thread>
 
+#include "common/ids.h"
 #include "common/limits.h"
+#include "common/random.h"
 
 namespace headroom::cli {
 namespace {
@@ -69,6 +77,147 @@ class HttpTransport final : public Transport {
   net::HttpClient client_;
 };
 
+// Set by the SIGINT handler while a SystemWaiter lives.
+volatile std::sig_atomic_t g_interrupted = 0;
+
+// The first Ctrl-C asks the waiting command to stop; a second one, for a
+// call that does not return, ends the process as SIGINT always does. Only
+// async-signal-safe calls here.
+extern "C" void on_sigint(int signo) {
+  if (g_interrupted != 0) {
+    std::signal(signo, SIG_DFL);
+    std::raise(signo);
+    return;
+  }
+  g_interrupted = 1;
+}
+
+class SystemWaiter final : public Waiter {
+ public:
+  SystemWaiter() {
+    g_interrupted = 0;
+    struct sigaction action = {};
+    action.sa_handler = on_sigint;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;  // a read in flight goes on; the poll loop looks at the flag after it
+    sigaction(SIGINT, &action, &previous_);
+  }
+  ~SystemWaiter() override { sigaction(SIGINT, &previous_, nullptr); }
+  SystemWaiter(const SystemWaiter&) = delete;
+  SystemWaiter& operator=(const SystemWaiter&) = delete;
+
+  bool wait_ms(std::int64_t ms) override {
+    // Short steps, so that Ctrl-C is seen within one.
+    constexpr std::int64_t kStepMs = 50;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!interrupted()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::int64_t>(left.count(), kStepMs)));
+    }
+    return false;
+  }
+  bool interrupted() const override { return g_interrupted != 0; }
+
+ private:
+  struct sigaction previous_ = {};
+};
+
+Result<std::string> system_current_dir() {
+  std::string buffer(4096, '\0');
+  if (::getcwd(buffer.data(), buffer.size()) == nullptr) {
+    return Status::invalid_argument("cannot tell the current directory: pass --workdir");
+  }
+  buffer.resize(std::char_traits<char>::length(buffer.c_str()));
+  return buffer;
+}
+
+ApiError transport_error(const Status& status, const ClientSettings& settings) {
+  const bool unavailable = status.code() == ErrorCode::kUnavailable;
+  return ApiError{.exit_code = exit_code_for_status(status),
+                  .message = status.message(),
+                  .hint = unavailable ? hint_for_transport_error(status, settings) : std::string(),
+                  .transient = unavailable};
+}
+
+ApiError http_error(const net::HttpClientResponse& response, const ClientSettings& settings) {
+  return ApiError{.exit_code = exit_code_for_http_status(response.status),
+                  .message = describe_http_error(response),
+                  .hint = hint_for_http_status(response.status, settings),
+                  .transient = response.status == 429 || response.status >= 500};
+}
+
+// Resolves the settings and prints their warnings; on failure prints the
+// error and returns its exit code.
+ExitCode resolve_or_report(const ClientFlags& flags, Auth auth, const ClientEnvironment& env,
+                           ClientSettings& settings) {
+  auto settings_or = resolve_settings(flags, auth, env);
+  if (!settings_or.is_ok()) {
+    *env.err << "error: " << settings_or.status().message() << "\n";
+    return exit_code_for_status(settings_or.status());
+  }
+  settings = std::move(settings_or).value();
+  for (const auto& warning : settings.warnings) *env.err << "warning: " << warning << "\n";
+  return ExitCode::kOk;
+}
+
+// Opens the transport; on failure prints the error and returns its exit code.
+ExitCode connect_or_report(const ClientSettings& settings, const ClientEnvironment& env,
+                           std::unique_ptr<Transport>& transport) {
+  auto transport_or = env.connect(settings);
+  if (transport_or.is_ok()) {
+    transport = std::move(transport_or).value();
+    return ExitCode::kOk;
+  }
+  *env.err << "error: " << transport_or.status().message() << "\n";
+  if (transport_or.status().code() == ErrorCode::kInvalidArgument) {
+    *env.err << "hint: the URL is from " << settings.url_source << "\n";
+    return ExitCode::kUsage;
+  }
+  return exit_code_for_status(transport_or.status());
+}
+
+// Prints a successful answer as the command says.
+ExitCode print_answer(const ApiCommand& command, const ApiCall& call, const json::value& answer,
+                      OutputFormat format, std::ostream& out, std::ostream& err) {
+  if (format == OutputFormat::kJson) {
+    out << pretty_json(answer);
+  } else if (command.render) {
+    out << command.render(answer);
+  } else if (command.shape == Shape::kList) {
+    const json::value* data = find_path(answer, "data");
+    if (data == nullptr || !data->is_array()) {
+      err << "error: the server's answer to " << call.method << " " << call.target << " has no \"data\" list\n";
+      return ExitCode::kServerError;
+    }
+    out << render_list(command.columns, data->get_array());
+    const json::value* has_more = find_path(answer, "has_more");
+    if (command.paging == Paging::kCursor && has_more != nullptr && has_more->is_bool() && has_more->get_bool() &&
+        !data->get_array().empty()) {
+      err << "more results: rerun with --after " << cell_text(find_path(data->get_array().back(), "id")) << "\n";
+    }
+  } else {
+    if (!answer.is_object()) {
+      err << "error: the server's answer to " << call.method << " " << call.target << " is not an object\n";
+      return ExitCode::kServerError;
+    }
+    out << render_record(command.columns, answer);
+  }
+  return ExitCode::kOk;
+}
+
+// Runs a command's callback, so that no exception leaves it.
+void guarded(int& exit_code, std::ostream& err, const std::function<int()>& body) {
+  exit_code = static_cast<int>(ExitCode::kServerError);
+  try {
+    exit_code = body();
+  } catch (const std::exception& e) {
+    err << "error: unexpected: " << e.what() << "\n";
+  } catch (...) {
+    err << "error: unexpected failure\n";
+  }
+}
+
 }  // namespace
 
 namespace {
@@ -113,7 +262,77 @@ ClientEnvironment ClientEnvironment::system() {
     HR_ASSIGN_OR_RETURN(net::HttpClient client, net::HttpClient::create(settings.url, std::move(options)));
     return std::unique_ptr<Transport>(std::make_unique<HttpTransport>(std::move(client)));
   };
+  env.make_waiter = []() -> std::unique_ptr<Waiter> { return std::make_unique<SystemWaiter>(); };
+  env.new_idempotency_key = [] {
+    SecureRandom random;
+    return make_id("idem", random);
+  };
+  env.current_dir = system_current_dir;
   return env;
+}
+
+void ApiError::print(std::ostream& err) const {
+  err << "error: " << message << "\n";
+  if (!hint.empty()) err << "hint: " << hint << "\n";
+}
+
+ApiSession::ApiSession(ClientSettings settings, std::unique_ptr<Transport> transport)
+    : settings_(std::move(settings)), transport_(std::move(transport)) {}
+
+ExitCode ApiSession::open(const ClientFlags& flags, Auth auth, const ClientEnvironment& env,
+                          std::unique_ptr<ApiSession>& session) {
+  ClientSettings settings;
+  if (ExitCode code = resolve_or_report(flags, auth, env, settings); code != ExitCode::kOk) return code;
+  std::unique_ptr<Transport> transport;
+  if (ExitCode code = connect_or_report(settings, env, transport); code != ExitCode::kOk) return code;
+  session = std::make_unique<ApiSession>(std::move(settings), std::move(transport));
+  return ExitCode::kOk;
+}
+
+net::HttpHeaders ApiSession::headers(std::string_view accept) const {
+  net::HttpHeaders headers = {{"Accept", std::string(accept)}};
+  if (!settings_.api_key.empty()) headers.emplace_back("Authorization", "Bearer " + settings_.api_key);
+  return headers;
+}
+
+std::optional<ApiError> ApiSession::call(const ApiCall& call, ApiAnswer& answer,
+                                         const net::HttpHeaders& extra_headers) {
+  net::HttpHeaders all_headers = headers("application/json");
+  all_headers.insert(all_headers.end(), extra_headers.begin(), extra_headers.end());
+  const std::string body = call.body ? json::serialize(*call.body) : std::string();
+  auto response = transport_->request(call.method, call.target, body, all_headers);
+  if (!response.is_ok()) return transport_error(response.status(), settings_);
+  if (exit_code_for_http_status(response->status) != ExitCode::kOk) return http_error(*response, settings_);
+  answer.status = response->status;
+  answer.body = nullptr;
+  if (response->body.empty()) return std::nullopt;
+  auto parsed = parse_json(response->body);
+  if (!parsed.is_ok()) {
+    return ApiError{.message = "the server's answer to " + call.method + " " + call.target +
+                               " is not JSON: " + parsed.status().message()};
+  }
+  answer.body = std::move(parsed).value();
+  return std::nullopt;
+}
+
+std::optional<ApiError> ApiSession::get_text(std::string_view target,
+                                             const std::function<void(std::string_view)>& sink) {
+  // An error's body is read for its message, up to this much.
+  constexpr std::size_t kErrorBodyBytes = 64 * 1024;
+  net::HttpClientResponse head;
+  auto on_head = [&head](const net::HttpClientResponse& received) { head = received; };
+  auto on_chunk = [&head, &sink](std::string_view chunk) {
+    if (exit_code_for_http_status(head.status) == ExitCode::kOk) {
+      sink(chunk);
+      return true;
+    }
+    head.body.append(chunk.substr(0, kErrorBodyBytes - head.body.size()));
+    return head.body.size() < kErrorBodyBytes;
+  };
+  const Status status = transport_->request_stream("GET", target, "", headers("text/plain"), on_chunk, on_head);
+  if (!status.is_ok()) return transport_error(status, settings_);
+  if (exit_code_for_http_status(head.status) != ExitCode::kOk) return http_error(head, settings_);
+  return std::nullopt;
 }
 
 ExitCode exit_code_for_http_status(int status) {
@@ -289,79 +508,26 @@ ExitCode run_api_command(const ApiCommand& command, const ClientFlags& flags, co
   std::ostream& out = *env.out;
   std::ostream& err = *env.err;
   try {
-    auto settings_or = resolve_settings(flags, command.auth, env);
-    if (!settings_or.is_ok()) {
-      err << "error: " << settings_or.status().message() << "\n";
-      return exit_code_for_status(settings_or.status());
-    }
-    const ClientSettings& settings = *settings_or;
-    for (const auto& warning : settings.warnings) err << "warning: " << warning << "\n";
-
+    ClientSettings settings;
+    if (ExitCode code = resolve_or_report(flags, command.auth, env, settings); code != ExitCode::kOk) return code;
     auto call = command.make_call();
     if (!call.is_ok()) {
       err << "error: " << call.status().message() << "\n";
       return ExitCode::kUsage;
     }
-    auto transport = env.connect(settings);
-    if (!transport.is_ok()) {
-      err << "error: " << transport.status().message() << "\n";
-      if (transport.status().code() == ErrorCode::kInvalidArgument) {
-        err << "hint: the URL is from " << settings.url_source << "\n";
-        return ExitCode::kUsage;
-      }
-      return exit_code_for_status(transport.status());
-    }
+    std::unique_ptr<Transport> transport;
+    if (ExitCode code = connect_or_report(settings, env, transport); code != ExitCode::kOk) return code;
+    ApiSession session(std::move(settings), std::move(transport));
 
-    net::HttpHeaders headers = {{"Accept", "application/json"}};
-    if (!settings.api_key.empty()) headers.emplace_back("Authorization", "Bearer " + settings.api_key);
-    const std::string body = call->body ? json::serialize(*call->body) : std::string();
-    auto response = (*transport)->request(call->method, call->target, body, headers);
-    if (!response.is_ok()) {
-      err << "error: " << response.status().message() << "\n";
-      if (response.status().code() == ErrorCode::kUnavailable) {
-        err << "hint: " << hint_for_transport_error(response.status(), settings) << "\n";
-      }
-      return exit_code_for_status(response.status());
+    ApiAnswer answer;
+    if (std::optional<ApiError> error = session.call(*call, answer)) {
+      error->print(err);
+      return error->exit_code;
     }
-
-    const ExitCode code = exit_code_for_http_status(response->status);
-    if (code != ExitCode::kOk) {
-      err << "error: " << describe_http_error(*response) << "\n";
-      if (const std::string hint = hint_for_http_status(response->status, settings); !hint.empty()) {
-        err << "hint: " << hint << "\n";
-      }
-      return code;
-    }
-
-    if (response->body.empty()) return ExitCode::kOk;
-    auto answer = parse_json(response->body);
-    if (!answer.is_ok()) {
-      err << "error: the server's answer to " << call->method << " " << call->target
-          << " is not JSON: " << answer.status().message() << "\n";
-      return ExitCode::kServerError;
-    }
-    if (settings.output == OutputFormat::kJson) {
-      out << pretty_json(*answer);
-    } else if (command.shape == Shape::kList) {
-      const json::value* data = find_path(*answer, "data");
-      if (data == nullptr || !data->is_array()) {
-        err << "error: the server's answer to " << call->method << " " << call->target << " has no \"data\" list\n";
-        return ExitCode::kServerError;
-      }
-      out << render_list(command.columns, data->get_array());
-      const json::value* has_more = find_path(*answer, "has_more");
-      if (command.paging == Paging::kCursor && has_more != nullptr && has_more->is_bool() && has_more->get_bool() &&
-          !data->get_array().empty()) {
-        err << "more results: rerun with --after " << cell_text(find_path(data->get_array().back(), "id")) << "\n";
-      }
-    } else {
-      if (!answer->is_object()) {
-        err << "error: the server's answer to " << call->method << " " << call->target << " is not an object\n";
-        return ExitCode::kServerError;
-      }
-      out << render_record(command.columns, *answer);
-    }
-    if (command.notes) command.notes(*answer, err);
+    if (answer.body.is_null()) return ExitCode::kOk;
+    const ExitCode code = print_answer(command, *call, answer.body, session.settings().output, out, err);
+    if (code != ExitCode::kOk) return code;
+    if (command.notes) command.notes(answer.body, err);
     out.flush();
     return ExitCode::kOk;
   } catch (const std::exception& e) {
@@ -406,13 +572,29 @@ CLI::App* add_api_command(CLI::App& parent, ApiCommand command, int& exit_code,
   }
   add_client_flags(*app, *flags);
   auto shared = std::make_shared<ApiCommand>(std::move(command));
-  app->callback([shared, flags, paging, env, &exit_code] {
-    exit_code = static_cast<int>(ExitCode::kServerError);
-    try {
-      run_parsed(*shared, *flags, *paging, *env, exit_code);
-    } catch (...) {
-      *env->err << "error: unexpected failure\n";
-    }
+  app->callback([app, shared, flags, paging, env, &exit_code] {
+    // CLI11 runs a subcommand's callback before its parent's: the one given
+    // has run, and set the exit code, already.
+    if (!app->get_subcommands().empty()) return;
+    guarded(exit_code, *env->err, [&] {
+      int code = static_cast<int>(ExitCode::kServerError);
+      run_parsed(*shared, *flags, *paging, *env, code);
+      return code;
+    });
+  });
+  return app;
+}
+
+CLI::App* add_custom_command(CLI::App& parent, CustomCommand command, int& exit_code,
+                             std::shared_ptr<const ClientEnvironment> env) {
+  CLI::App* app = parent.add_subcommand(command.name, command.description);
+  app->footer("Example:\n  " + command.example);
+  auto flags = std::make_shared<ClientFlags>();
+  if (command.add_arguments) command.add_arguments(*app);
+  add_client_flags(*app, *flags);
+  auto run = std::move(command.run);
+  app->callback([run, flags, env, &exit_code] {
+    guarded(exit_code, *env->err, [&] { return run(*flags, *env); });
   });
   return app;
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <memory>
@@ -68,6 +69,21 @@ class Transport {
                                 const std::function<void(const net::HttpClientResponse& head)>& on_head) = 0;
 };
 
+// How a command that polls (`run`, `jobs logs --follow`) passes the time
+// between polls and learns that the user pressed Ctrl-C. The system's
+// catches SIGINT for as long as it lives (a second Ctrl-C ends the process
+// as usual, for a call that hangs) and sleeps in short steps; a test's
+// scripts both, so that no test sleeps. One at a time; not thread-safe.
+class Waiter {
+ public:
+  virtual ~Waiter() = default;
+  // Sleeps `ms`, or less when Ctrl-C is pressed meanwhile; false when it
+  // has been, at once if it was before the call.
+  virtual bool wait_ms(std::int64_t ms) = 0;
+  // Whether Ctrl-C has been pressed since the Waiter was made.
+  virtual bool interrupted() const = 0;
+};
+
 struct ClientEnvironment {
   GetEnv getenv;
   std::ostream* out = nullptr;
@@ -75,8 +91,16 @@ struct ClientEnvironment {
   // Opens a transport to settings.url; an invalid_argument error for a bad
   // URL or CA file.
   std::function<Result<std::unique_ptr<Transport>>(const ClientSettings&)> connect;
+  // The commands that wait (run, jobs logs --follow) need the three below;
+  // the others may leave them empty.
+  std::function<std::unique_ptr<Waiter>()> make_waiter;
+  // A fresh random Idempotency-Key, one per `run`.
+  std::function<std::string()> new_idempotency_key;
+  // The current directory, absolute: `run`'s default --workdir.
+  std::function<Result<std::string>()> current_dir;
 
-  // The process's environment, std::cout, std::cerr and an HttpClient.
+  // The process's environment, std::cout, std::cerr, an HttpClient, a
+  // SIGINT-catching Waiter, SecureRandom keys and getcwd().
   static ClientEnvironment system();
 };
 
@@ -115,6 +139,70 @@ struct ApiCommand {
   // Called after a successful answer is printed, to tell the user more on
   // stderr (such as "this secret is shown once"). May be empty.
   std::function<void(const boost::json::value& answer, std::ostream& err)> notes = {};
+  // In table format, the text to print instead of `columns`, for an answer
+  // that one table cannot show (a job with its history, the fleet with a
+  // summary). May be empty.
+  std::function<std::string(const boost::json::value& answer)> render = {};
+};
+
+// A command that is more than one call (`run`, `jobs logs --follow`): its
+// arguments and a function that runs it, returning the process's exit code
+// (an ExitCode, or a job's own exit code). It gets the client flags as
+// parsed and prints what it has to say itself, errors included.
+struct CustomCommand {
+  std::string name = {};
+  std::string description = {};
+  std::string example = {};
+  std::function<void(CLI::App& command)> add_arguments = {};
+  std::function<int(const ClientFlags& flags, const ClientEnvironment& env)> run = {};
+};
+
+// A failed call, described for the user; print() writes "error: ..." and,
+// when there is one, "hint: ..." to `err`.
+struct ApiError {
+  ExitCode exit_code = ExitCode::kServerError;
+  std::string message;
+  std::string hint;
+  // Cannot connect, HTTP 429 or 5xx: another try a little later may pass.
+  bool transient = false;
+
+  void print(std::ostream& err) const;
+};
+
+// A successful answer: its HTTP status and its body as JSON (null when the
+// body is empty).
+struct ApiAnswer {
+  int status = 0;
+  boost::json::value body;
+};
+
+// A command's conversation with the server: the resolved settings and an
+// open transport; each call sends the API key. Not thread-safe.
+class ApiSession {
+ public:
+  ApiSession(ClientSettings settings, std::unique_ptr<Transport> transport);
+
+  // Resolves the settings, prints their warnings and opens the transport.
+  // On failure prints the error (and a hint) to env.err, leaves `session`
+  // null and returns the exit code; kOk otherwise.
+  static ExitCode open(const ClientFlags& flags, Auth auth, const ClientEnvironment& env,
+                       std::unique_ptr<ApiSession>& session);
+
+  const ClientSettings& settings() const { return settings_; }
+
+  // Sends `call` with `extra_headers`. A 2xx answer fills `answer` (its body
+  // must be JSON or empty); anything else is the error, described.
+  std::optional<ApiError> call(const ApiCall& call, ApiAnswer& answer, const net::HttpHeaders& extra_headers = {});
+
+  // GETs `target` and hands a 2xx body to `sink` as it arrives, however
+  // long (a job's log); on an error nothing reaches `sink`.
+  std::optional<ApiError> get_text(std::string_view target, const std::function<void(std::string_view)>& sink);
+
+ private:
+  net::HttpHeaders headers(std::string_view accept) const;
+
+  ClientSettings settings_;
+  std::unique_ptr<Transport> transport_;
 };
 
 // The exit code for an HTTP status: 2xx 0, 401/403 3, 404 4, other 4xx 5,
@@ -155,9 +243,15 @@ ExitCode run_api_command(const ApiCommand& command, const ClientFlags& flags, co
 void add_client_flags(CLI::App& command, ClientFlags& flags);
 
 // Adds `command` under `parent`, with the client flags and --help showing
-// its description and example; running it sets `exit_code`.
+// its description and example; running it sets `exit_code`. A command may
+// hold subcommands of its own (`fleet` holds `fleet cordon`): it runs only
+// when none of them is given.
 CLI::App* add_api_command(CLI::App& parent, ApiCommand command, int& exit_code,
                           std::shared_ptr<const ClientEnvironment> env);
+
+// Adds a custom command under `parent`, as add_api_command does.
+CLI::App* add_custom_command(CLI::App& parent, CustomCommand command, int& exit_code,
+                             std::shared_ptr<const ClientEnvironment> env);
 
 // Adds a command that only holds others ("tenants", "keys"), one of which
 // must be given.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 namespace headroom::cli {
 namespace {
 
@@ -75,6 +77,37 @@ TEST(ApiCommand, HintsForTransportErrors) {
   EXPECT_NE(hint_for_transport_error(Status::unavailable("GET x/v1/me: malformed response: bad version"), settings)
                 .find("is a Headroom server"),
             std::string::npos);
+}
+
+// The system's Waiter turns Ctrl-C into a value while it lives, and puts
+// back what SIGINT did before when it goes.
+TEST(ApiCommand, SystemWaiterCatchesCtrlC) {
+  struct sigaction ignore = {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction before = {};
+  ASSERT_EQ(sigaction(SIGINT, &ignore, &before), 0);
+  {
+    const ClientEnvironment env = ClientEnvironment::system();
+    std::unique_ptr<Waiter> waiter = env.make_waiter();
+    EXPECT_FALSE(waiter->interrupted());
+    EXPECT_TRUE(waiter->wait_ms(1));
+    std::raise(SIGINT);
+    EXPECT_TRUE(waiter->interrupted());
+    EXPECT_FALSE(waiter->wait_ms(60'000));  // at once
+  }
+  struct sigaction after = {};
+  ASSERT_EQ(sigaction(SIGINT, &before, &after), 0);
+  EXPECT_EQ(after.sa_handler, SIG_IGN);
+}
+
+TEST(ApiCommand, SystemEnvironmentForRun) {
+  const ClientEnvironment env = ClientEnvironment::system();
+  const std::string key = env.new_idempotency_key();
+  EXPECT_EQ(key.rfind("idem_", 0), 0u) << key;
+  EXPECT_NE(key, env.new_idempotency_key());
+  auto cwd = env.current_dir();
+  ASSERT_TRUE(cwd.is_ok());
+  EXPECT_EQ(cwd->front(), '/');
 }
 
 }  // namespace

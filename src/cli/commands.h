@@ -1,5 +1,6 @@
-// The client commands of `headroom`: tenants, keys, me (and, as they come,
-// jobs, run, usage, invoices, models...), each a call to the server's API.
+// The client commands of `headroom`: tenants, keys, me, run, jobs, fleet,
+// surplus (and, as they come, usage, invoices, models...), each a call to
+// the server's API.
 //
 // Exit codes, which scripts may rely on (docs/cli.md lists them too):
 //
@@ -13,6 +14,10 @@
 //   | 5    | the server rejected the request: any other 4xx (400, 409, 413,    |
 //   |      | 422, 429...)                                                      |
 //   | 6    | cannot connect: refused, DNS, TLS, timeout, no valid HTTP answer  |
+//
+// Except `headroom run` and `headroom jobs logs --follow` once the job has
+// ended: they exit with the job's own code (see exit_code_for_job in
+// job_follow.h), and with 130 when the user stops following with Ctrl-C.
 //
 // Every client command takes --url (env HEADROOM_URL), --api-key (env
 // HEADROOM_API_KEY), --output table|json, --ca-file and --insecure; when

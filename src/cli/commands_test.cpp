@@ -16,112 +16,18 @@
 #include <sstream>
 
 #include "cli/api_command.h"
+#include "cli/cli_test_util.h"
 
 namespace headroom::cli {
 namespace {
 
 namespace json = boost::json;
 
-struct SentRequest {
-  std::string method;
-  std::string target;
-  std::string body;
-  net::HttpHeaders headers;
-  std::string header(std::string_view name) const {
-    for (const auto& [key, value] : headers) {
-      if (key == name) return value;
-    }
-    return {};
-  }
-};
+using test::CliTest;
+using test::RunResult;
+using test::SentRequest;
 
-// What the fake server saw and what it will answer, shared by every
-// transport a test's commands open.
-struct FakeServer {
-  std::vector<SentRequest> requests;
-  std::deque<Result<net::HttpClientResponse>> answers;
-  std::vector<ClientSettings> connects;
-  Status connect_error;
-
-  void answer(int status, std::string body, net::HttpHeaders headers = {}) {
-    answers.push_back(net::HttpClientResponse{status, std::move(body), std::move(headers)});
-  }
-  void fail(Status status) { answers.push_back(std::move(status)); }
-};
-
-class FakeTransport final : public Transport {
- public:
-  explicit FakeTransport(FakeServer& server) : server_(server) {}
-  Result<net::HttpClientResponse> request(std::string_view method, std::string_view target, std::string_view body,
-                                    const net::HttpHeaders& headers) override {
-    server_.requests.push_back({std::string(method), std::string(target), std::string(body), headers});
-    if (server_.answers.empty()) return Status::internal("the test gave no answer");
-    auto answer = std::move(server_.answers.front());
-    server_.answers.pop_front();
-    return answer;
-  }
-  Status request_stream(std::string_view, std::string_view, std::string_view, const net::HttpHeaders&,
-                        const std::function<bool(std::string_view)>&,
-                        const std::function<void(const net::HttpClientResponse&)>&) override {
-    return Status::internal("not used");
-  }
-
- private:
-  FakeServer& server_;
-};
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-class CommandsTest : public ::testing::Test {
- protected:
-  // Runs `headroom ARGS...` as main.cpp does.
-  RunResult run(std::vector<std::string> args) {
-    std::ostringstream out;
-    std::ostringstream err;
-    auto env = std::make_shared<ClientEnvironment>();
-    env->getenv = [this](const char* name) -> std::optional<std::string> {
-      auto it = vars_.find(name);
-      if (it == vars_.end()) return std::nullopt;
-      return it->second;
-    };
-    env->out = &out;
-    env->err = &err;
-    if (connect_) {
-      env->connect = connect_;
-    } else {
-      env->connect = [this](const ClientSettings& settings) -> Result<std::unique_ptr<Transport>> {
-        server_.connects.push_back(settings);
-        if (!server_.connect_error.is_ok()) return server_.connect_error;
-        return std::unique_ptr<Transport>(std::make_unique<FakeTransport>(server_));
-      };
-    }
-    CLI::App app{"headroom test"};
-    app.require_subcommand(1);
-    RunResult result;
-    result.exit_code = 0;
-    add_client_commands(app, result.exit_code, env);
-    args.insert(args.begin(), "headroom");
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    try {
-      app.parse(static_cast<int>(argv.size()), argv.data());
-    } catch (const CLI::ParseError& e) {
-      const int code = app.exit(e, out, err);
-      result.exit_code = code == 0 ? 0 : 2;
-    }
-    result.out = out.str();
-    result.err = err.str();
-    return result;
-  }
-
-  std::map<std::string, std::string> vars_ = {{"HEADROOM_API_KEY", "hr_testkey"}};
-  FakeServer server_;
-  std::function<Result<std::unique_ptr<Transport>>(const ClientSettings&)> connect_;
-};
+class CommandsTest : public CliTest {};
 
 const char* kTenant = R"({"id":"ten_1","name":"acme","kind":"external","created_at":"2026-01-01T00:00:00Z"})";
 const char* kNewKey =
@@ -445,12 +351,15 @@ TEST_F(CommandsConfigTest, BrokenConfigFileIsAUsageError) {
 TEST_F(CommandsTest, EveryCommandHasHelpWithAnExample) {
   for (std::vector<std::string> command : std::vector<std::vector<std::string>>{
            {"tenants"}, {"tenants", "create"}, {"tenants", "list"}, {"tenants", "show"}, {"keys"}, {"keys", "create"},
-           {"keys", "list"}, {"keys", "revoke"}, {"keys", "rotate"}, {"me"}}) {
+           {"keys", "list"}, {"keys", "revoke"}, {"keys", "rotate"}, {"me"}, {"run"}, {"jobs"}, {"jobs", "list"},
+           {"jobs", "show"}, {"jobs", "logs"}, {"jobs", "cancel"}, {"fleet"}, {"fleet", "cordon"},
+           {"fleet", "drain"}, {"fleet", "uncordon"}, {"surplus"}}) {
+    const bool group = command.size() == 1 && (command[0] == "tenants" || command[0] == "keys" || command[0] == "jobs");
     command.push_back("--help");
     const RunResult r = run(command);
     EXPECT_EQ(r.exit_code, 0) << command[0];
     EXPECT_NE(r.out.find("Example:\n  headroom"), std::string::npos) << r.out;
-    if (command.size() > 2 || command[0] == "me") {
+    if (!group) {
       EXPECT_NE(r.out.find("--api-key"), std::string::npos) << r.out;
       EXPECT_NE(r.out.find("HEADROOM_URL"), std::string::npos) << r.out;
     }

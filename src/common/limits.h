@@ -18,10 +18,13 @@ inline constexpr std::int64_t kShutdownGraceMs = 15'000;           // in-flight 
 inline constexpr std::size_t kHttpConnections = 10'000;            // per process; further accepts wait
 inline constexpr std::size_t kServerThreads = 64;
 inline constexpr std::size_t kRequestIdBytes = 128;                // a client's X-Request-Id, echoed if sane
+inline constexpr std::int64_t kHttpDeferredTimeoutMs = 30'000;     // a deferred response, handler to complete()
+inline constexpr std::int64_t kHttpStreamPollMs = 100;             // a waiting stream's next() is retried this often
 
 static_assert(kHttpBodyBytes > kHttpHeaderBytes);
 static_assert(kHttpReadTimeoutMs < kHttpIdleTimeoutMs);
 static_assert(kShutdownGraceMs > kHttpReadTimeoutMs, "a request in flight at shutdown may finish reading");
+static_assert(kHttpStreamPollMs < kHttpWriteTimeoutMs);
 
 // HTTP client (the CLI, tests).
 inline constexpr std::int64_t kHttpClientConnectTimeoutMs = 10'000;      // DNS + TCP + TLS handshake
@@ -30,6 +33,7 @@ inline constexpr std::int64_t kHttpClientStreamIdleTimeoutMs = 300'000;  // a st
 inline constexpr std::size_t kHttpClientResponseHeaderBytes = 64 * 1024;
 inline constexpr std::size_t kHttpClientResponseBodyBytes = 64 * 1024 * 1024;
 static_assert(kHttpClientResponseBodyBytes >= kHttpBodyBytes, "a client reads what a server may send back");
+static_assert(kHttpDeferredTimeoutMs < kHttpClientReadTimeoutMs, "a client waits out a deferred response");
 
 // Tenants and keys.
 inline constexpr std::size_t kNameBytes = 64;                      // tenant and key names

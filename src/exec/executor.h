@@ -46,7 +46,9 @@ struct Exit {
   std::string job_id;
   int exit_code = 0;     // 128 + n when killed by signal n, as shells report it
   Timestamp ended_at;
-  bool lost = false;     // no exit record: it vanished (killed with its supervisor, or the machine rebooted)
+  bool lost = false;     // no exit record: it vanished (killed with its supervisor, or the machine rebooted);
+                         // ended_at is then when poll() noticed it, or for adopt() its last sign of life,
+                         // so it is not billed for the time no server watched it
 };
 
 class Executor {
@@ -60,10 +62,14 @@ class Executor {
   // such command, workdir missing): the job fails with that message.
   virtual Result<ProcessHandle> start(const LaunchSpec& spec) = 0;
   // Writes the deadline file, then SIGTERM to the job's process group.
+  // Both signalling calls: not_found for a job not running here (never
+  // started, or already reported by poll()); ok when its processes have
+  // ended but poll() has not reported it yet.
   virtual Status notify_preempt(std::string_view job_id, Timestamp deadline) = 0;
   // SIGKILL to the job's process group (supervisor included).
   virtual Status kill(std::string_view job_id) = 0;
-  // The jobs that ended since the last call.
+  // The jobs that ended since the last call; each is reported once, and is
+  // then no longer running here.
   virtual std::vector<Exit> poll() = 0;
   // After a restart: takes back a job an earlier server started. Returns
   // true when its supervisor still runs (poll() reports its end later); false

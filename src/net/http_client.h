@@ -91,7 +91,10 @@ class HttpClient {
 
   // Sends one request and hands the response body to `on_body_chunk` as it
   // arrives (chunked transfer encoding or not), for log follow and
-  // server-sent events. `on_head`, when given, is called once with the status
+  // server-sent events. A call carries what one read brought, up to 16 KiB:
+  // the server's chunk boundaries are not kept (a call may hold the end of
+  // one chunk and the start of the next), so a caller that wants lines or
+  // events splits them itself. `on_head`, when given, is called once with the status
   // and headers (its body empty) before the first chunk: the body of a
   // non-2xx response is streamed like any other, so a caller that cares looks
   // at the status there. `on_body_chunk` returning false stops the read and

@@ -1,5 +1,6 @@
 #include "net/server.h"
 
+#include <poll.h>
 #include <time.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -18,11 +19,14 @@
 #include <boost/beast/http/string_body.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <ctime>
+#include <limits>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "common/crypto.h"
@@ -71,19 +75,105 @@ std::int64_t coarse_now_ms() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
 
+constexpr std::int64_t kNoDeadline = std::numeric_limits<std::int64_t>::max();
+
 // A connection as its worker's sweep sees it. Owned by its coroutine; listed
 // in its worker's registry, which only that worker's thread touches.
 struct Connection {
   tcp::socket* socket = nullptr;
   std::int64_t deadline_ms = 0;  // the sweep cancels the connection's I/O past it
   bool idle = true;              // between requests: closed at once on shutdown
+  // While parked (see Parking): the timer it waits on, and what it waits for.
+  asio::steady_timer* wake_timer = nullptr;
+  DeferredResponse* deferred = nullptr;
+  BodyStream* stream = nullptr;
 };
 
 struct Worker {
-  asio::io_context io{1};  // one thread each: no locking inside Asio
+  // The registries come before `io`: the coroutines still suspended when the
+  // server stops are destroyed with `io`, and unregister themselves on the way.
   std::unordered_set<Connection*> connections;
+  std::unordered_map<std::uint64_t, Connection*> parked;  // see Parking
+  std::uint64_t next_park_id = 0;
+  asio::io_context io{1};  // one thread each: no locking inside Asio
   std::thread thread;
 };
+
+// Lists a connection in its worker's registry for the life of its coroutine,
+// however that ends.
+class Registered {
+ public:
+  Registered(Worker& worker, Connection& conn) : worker_(worker), conn_(conn) { worker_.connections.insert(&conn_); }
+  ~Registered() { worker_.connections.erase(&conn_); }
+  Registered(const Registered&) = delete;
+  Registered& operator=(const Registered&) = delete;
+
+ private:
+  Worker& worker_;
+  Connection& conn_;
+};
+
+// Wakes a parked connection from any thread: posts to its worker, which looks
+// the connection up by id. It holds no pointer into the connection's
+// coroutine, which may be gone by the time the post runs. Valid while the
+// worker's io_context lives: everything that holds one (a DeferredResponse's
+// hook, a BodyStream's waker) is detached when the Parking ends, and by
+// stop() before the workers are destroyed.
+struct Waker {
+  Worker* worker;
+  std::uint64_t id;
+  void operator()() const {
+    asio::post(worker->io, [worker = worker, id = id] {
+      auto it = worker->parked.find(id);
+      if (it != worker->parked.end() && it->second->wake_timer) it->second->wake_timer->cancel();
+    });
+  }
+};
+
+// A connection waiting, with no socket I/O, for a deferred response to
+// complete or for a stream to have more bytes: its wait is on timer(), which
+// the deferred response's completion, the stream's wake() or stop() cancel.
+// Attaches the waker on construction and detaches it (abandoning a deferred
+// response never taken) on destruction.
+class Parking {
+ public:
+  Parking(Worker& worker, Connection& conn, DeferredResponse* deferred, BodyStream* stream)
+      : worker_(worker), conn_(conn), timer_(worker.io), id_(++worker.next_park_id) {
+    worker_.parked.emplace(id_, &conn_);
+    conn_.wake_timer = &timer_;
+    conn_.deadline_ms = kNoDeadline;  // no socket I/O while parked
+    conn_.deferred = deferred;
+    conn_.stream = stream;
+    Waker waker{&worker_, id_};
+    if (deferred) deferred->on_complete([waker](HttpResponse&) { waker(); });
+    if (stream) stream->set_waker(waker);
+  }
+  ~Parking() {
+    if (conn_.deferred) conn_.deferred->abandon();  // nothing once taken
+    if (conn_.stream) conn_.stream->set_waker({});
+    conn_.deferred = nullptr;
+    conn_.stream = nullptr;
+    conn_.wake_timer = nullptr;
+    worker_.parked.erase(id_);
+  }
+  Parking(const Parking&) = delete;
+  Parking& operator=(const Parking&) = delete;
+
+  asio::steady_timer& timer() { return timer_; }
+
+ private:
+  Worker& worker_;
+  Connection& conn_;
+  asio::steady_timer timer_;
+  std::uint64_t id_;
+};
+
+// True when the client has hung up (or the socket failed), seen without
+// reading, so that the bytes of a pipelined request stay where they are.
+bool peer_hung_up(tcp::socket& socket) {
+  pollfd p{socket.native_handle(), POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
 
 // "Thu, 26 Nov 2026 06:21:42 GMT", recomputed at most once a second per thread.
 std::string_view http_date() {
@@ -131,10 +221,17 @@ void append_number(std::string& out, std::size_t value) {
   out.append(digits, end);
 }
 
+// How the end of a body is told.
+enum class Framing {
+  kLength,      // Content-Length
+  kChunked,     // Transfer-Encoding: chunked (a stream, HTTP/1.1)
+  kUntilClose,  // the connection closes (a stream, HTTP/1.0)
+};
+
 // The status line and headers of `response`, into `out` (reused, so that a
 // keep-alive connection formats without allocating).
 void format_head(const HttpResponse& response, std::string_view request_id, bool keep_alive, bool http10,
-                 std::string& out) {
+                 Framing framing, std::string& out) {
   out.clear();
   out += http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   append_number(out, static_cast<std::size_t>(response.status));
@@ -148,8 +245,12 @@ void format_head(const HttpResponse& response, std::string_view request_id, bool
     out += "\r\nContent-Type: ";
     out += response.content_type;
   }
-  out += "\r\nContent-Length: ";
-  append_number(out, response.body.size());
+  if (framing == Framing::kLength) {
+    out += "\r\nContent-Length: ";
+    append_number(out, response.body.size());
+  } else if (framing == Framing::kChunked) {
+    out += "\r\nTransfer-Encoding: chunked";
+  }
   if (!keep_alive && !http10) out += "\r\nConnection: close";
   if (keep_alive && http10) out += "\r\nConnection: keep-alive";
   for (const auto& [name, value] : response.headers) {
@@ -223,10 +324,13 @@ class ServerImpl final : public HttpServer {
           acceptor_->close(ignored);
         }
         // Idle keep-alive connections wait for a request that should not
-        // come: close them. Busy ones close after their response.
+        // come: close them. Streams end now (their loop sees stopping_ once
+        // woken). Busy ones, deferred ones included, close after their
+        // response.
         for (Connection* c : w->connections) {
           boost::system::error_code ignored;
           if (c->idle) c->socket->cancel(ignored);
+          if (c->stream && c->wake_timer) c->wake_timer->cancel();
         }
       });
     }
@@ -242,6 +346,20 @@ class ServerImpl final : public HttpServer {
     for (auto& worker : workers_) {
       if (worker->thread.joinable()) worker->thread.join();
     }
+    // The coroutines still parked never resume. Cut them off from the threads
+    // that could still complete a deferred response or wake a stream, before
+    // the workers (and their io_contexts, which those would post to) go.
+    std::size_t abandoned = 0;
+    for (auto& worker : workers_) {
+      for (auto& [id, c] : worker->parked) {
+        if (c->deferred) {
+          c->deferred->abandon();
+          ++abandoned;
+        }
+        if (c->stream) c->stream->set_waker({});
+      }
+    }
+    if (abandoned > 0) spdlog::warn("shutdown: abandoned {} deferred responses not completed in time", abandoned);
   }
 
  private:
@@ -300,20 +418,18 @@ class ServerImpl final : public HttpServer {
       if (tls_) {
         ssl::stream<tcp::socket> stream(std::move(socket), *tls_);
         Connection conn{&stream.next_layer(), coarse_now_ms() + std::min(limits::kHttpTlsHandshakeTimeoutMs, options_.read_timeout_ms), false};
-        worker.connections.insert(&conn);
+        Registered registered(worker, conn);
         auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kUseTuple);
         if (!ec) {
-          co_await serve_requests(stream, conn, remote);
+          co_await serve_requests(worker, stream, conn, remote);
           conn.deadline_ms = coarse_now_ms() + 1000;
           co_await stream.async_shutdown(kUseTuple);
         }
-        worker.connections.erase(&conn);
       } else {
         Connection conn{&socket, 0, true};
-        worker.connections.insert(&conn);
-        co_await serve_requests(socket, conn, remote);
+        Registered registered(worker, conn);
+        co_await serve_requests(worker, socket, conn, remote);
         socket.shutdown(tcp::socket::shutdown_send, ignored);
-        worker.connections.erase(&conn);
       }
     } catch (const std::exception& e) {
       // Nothing on the request path throws by design; if something does
@@ -335,7 +451,7 @@ class ServerImpl final : public HttpServer {
   }
 
   template <typename Stream>
-  asio::awaitable<void> serve_requests(Stream& stream, Connection& conn, const std::string& remote) {
+  asio::awaitable<void> serve_requests(Worker& worker, Stream& stream, Connection& conn, const std::string& remote) {
     beast::flat_buffer buffer(kBufferBytes);
     std::string request_id;
     std::string head;
@@ -411,23 +527,127 @@ class ServerImpl final : public HttpServer {
         handler_.handle(request, response);
       } catch (const std::exception& e) {
         spdlog::error("request {} {} {}: unexpected exception: {}", request_id, request.method, request.path, e.what());
+        if (response.deferred) response.deferred->abandon();
         response = HttpResponse();
         handler_.handle_protocol_error(500, "internal", "internal error", request_id, response);
       }
-      bool keep_alive = req.keep_alive() && !stopping_.load();
+      bool too_late = false;
+      if (response.deferred) [[unlikely]] {
+        std::shared_ptr<DeferredResponse> deferred = std::move(response.deferred);
+        std::optional<HttpResponse> completed = co_await wait_deferred(worker, conn, std::move(deferred));
+        if (completed) {
+          response = std::move(*completed);
+        } else {
+          too_late = true;
+          response = HttpResponse();
+          handler_.handle_protocol_error(503, "unavailable",
+                                         "the response was not ready within " +
+                                             std::to_string(options_.deferred_timeout_ms) +
+                                             " ms; the request may still take effect",
+                                         request_id, response);
+        }
+      }
+      bool keep_alive = req.keep_alive() && !stopping_.load() && !too_late;
+      bool http10 = req.version() == 10;
+      bool head_only = req.method() == http::verb::head;
+      if (response.stream) [[unlikely]] {
+        if (!co_await write_stream(worker, stream, conn, response, request_id, http10, keep_alive, head_only, head)) {
+          co_return;
+        }
+        continue;
+      }
       conn.deadline_ms = coarse_now_ms() + options_.write_timeout_ms;
-      if (!co_await write_response(stream, response, request_id, req.version() == 10, keep_alive,
-                                   req.method() == http::verb::head, head)) {
+      if (!co_await write_response(stream, response, request_id, http10, keep_alive, head_only, head)) {
         co_return;
       }
       if (!keep_alive) co_return;
     }
   }
 
+  // Parks the connection until `deferred` completes; nullopt past
+  // deferred_timeout_ms (it is then abandoned). A graceful stop lets the wait
+  // go on within its grace period; past that, the coroutine is not resumed.
+  asio::awaitable<std::optional<HttpResponse>> wait_deferred(Worker& worker, Connection& conn,
+                                                             std::shared_ptr<DeferredResponse> deferred) {
+    Parking parking(worker, conn, deferred.get(), nullptr);
+    parking.timer().expires_after(std::chrono::milliseconds(options_.deferred_timeout_ms));
+    for (;;) {
+      if (std::optional<HttpResponse> response = deferred->take()) co_return response;
+      auto [ec] = co_await parking.timer().async_wait(kUseTuple);
+      if (!ec) co_return deferred->take();  // the timeout; Parking abandons it if still pending
+      // Cancelled: woken by the completion (or spuriously): look again.
+    }
+  }
+
+  // Sends a streamed response: the head, then `response.body` and what the
+  // stream yields, as chunks (HTTP/1.1) or raw until the connection closes
+  // (HTTP/1.0). True when the connection may carry another request.
+  template <typename Stream>
+  asio::awaitable<bool> write_stream(Worker& worker, Stream& stream, Connection& conn, const HttpResponse& response,
+                                     std::string_view request_id, bool http10, bool keep_alive, bool head_only,
+                                     std::string& head) {
+    const bool chunked = !http10;
+    if (!chunked) keep_alive = false;  // the body ends with the connection
+    format_head(response, request_id, keep_alive, http10, chunked ? Framing::kChunked : Framing::kUntilClose, head);
+    if (head_only) {
+      conn.deadline_ms = coarse_now_ms() + options_.write_timeout_ms;
+      auto [ec, n] = co_await asio::async_write(stream, asio::buffer(head), kUseTuple);
+      co_return !ec && keep_alive;
+    }
+
+    BodyStream& body = *response.stream;
+    Parking parking(worker, conn, nullptr, &body);
+    const auto poll = std::chrono::milliseconds(std::max<std::int64_t>(options_.stream_poll_ms, 1));
+    static constexpr std::string_view kCrlf = "\r\n";
+    static constexpr std::string_view kLastChunk = "0\r\n\r\n";
+    std::string data = response.body;
+    bool head_sent = false;
+    for (;;) {
+      bool stopping = stopping_.load();
+      BodyStream::Next next = stopping ? BodyStream::Next::kEnd : body.next(data);
+      bool end = next == BodyStream::Next::kEnd;
+      if (!data.empty() || !head_sent || end) {
+        char size_line[24];
+        std::size_t size_length = 0;
+        if (chunked && !data.empty()) {
+          auto [ptr, ec] = std::to_chars(size_line, size_line + sizeof size_line - 2, data.size(), 16);
+          ptr[0] = '\r';
+          ptr[1] = '\n';
+          size_length = static_cast<std::size_t>(ptr + 2 - size_line);
+        }
+        std::array<asio::const_buffer, 5> buffers{
+            asio::buffer(head_sent ? std::string_view() : std::string_view(head)),
+            asio::buffer(size_line, size_length),
+            asio::buffer(data),
+            asio::buffer(size_length > 0 ? kCrlf : std::string_view()),
+            asio::buffer(chunked && end ? kLastChunk : std::string_view()),
+        };
+        conn.deadline_ms = coarse_now_ms() + options_.write_timeout_ms;
+        auto [ec, n] = co_await asio::async_write(stream, buffers, kUseTuple);
+        conn.deadline_ms = kNoDeadline;
+        if (ec) co_return false;  // the client has gone, or stalled past the write deadline
+        head_sent = true;
+        data.clear();
+        if (end) co_return keep_alive && !stopping;
+        if (next == BodyStream::Next::kData) continue;
+      }
+      // kWait (or a kData that yielded nothing, which must not spin): wait
+      // for wake(), stop() or the poll. stop() may have run while the write
+      // above was in flight, when there was no wait for it to cancel: look
+      // before waiting.
+      if (stopping_.load()) continue;
+      parking.timer().expires_after(poll);
+      auto [ec] = co_await parking.timer().async_wait(kUseTuple);
+      // A quiet stream writes nothing that could fail: on each poll, see
+      // whether the client is still there.
+      if (!ec && peer_hung_up(*conn.socket)) co_return false;
+    }
+  }
+
   template <typename Stream>
   asio::awaitable<bool> write_response(Stream& stream, const HttpResponse& response, std::string_view request_id,
                                        bool http10, bool keep_alive, bool head_only, std::string& head) {
-    format_head(response, request_id, keep_alive, http10, head);
+    format_head(response, request_id, keep_alive, http10, Framing::kLength, head);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
                                               asio::buffer(head_only ? std::string_view() : response.body)};
     auto [ec, n] = co_await asio::async_write(stream, buffers, kUseTuple);
@@ -441,6 +661,7 @@ class ServerImpl final : public HttpServer {
     if (request_id.empty()) make_request_id({}, request_id);
     HttpResponse response;
     handler_.handle_protocol_error(status, code, message, request_id, response);
+    response.stream.reset();
     std::string head;
     co_await write_response(stream, response, request_id, false, false, false, head);
   }

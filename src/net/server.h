@@ -6,8 +6,17 @@
 // its first byte arrives, an idle deadline between keep-alive requests, and a
 // write deadline. Each response carries x-request-id.
 //
+// A deferred response (HttpResponse::defer) parks its connection, not its
+// thread, until the DeferredResponse completes or deferred_timeout_ms passes
+// (then a 503 and the connection closes). A streamed response
+// (HttpResponse::stream) has no total deadline: each write has the write
+// deadline, and the stream ends when its BodyStream ends, when the client goes
+// (a failed write, or a hang-up seen while waiting) or when the server stops.
+//
 // start() binds and returns; stop() stops accepting, closes idle connections,
-// lets in-flight requests finish (up to limits::kShutdownGraceMs) and joins.
+// ends streams (with their last chunk), lets in-flight requests, deferred ones
+// included, finish (up to limits::kShutdownGraceMs), abandons what is left
+// and joins.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +40,8 @@ struct ServerOptions {
   std::int64_t idle_timeout_ms = limits::kHttpIdleTimeoutMs;
   std::int64_t write_timeout_ms = limits::kHttpWriteTimeoutMs;
   std::int64_t shutdown_grace_ms = limits::kShutdownGraceMs;
+  std::int64_t deferred_timeout_ms = limits::kHttpDeferredTimeoutMs;
+  std::int64_t stream_poll_ms = limits::kHttpStreamPollMs;
 };
 
 class HttpServer {

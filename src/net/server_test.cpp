@@ -17,9 +17,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -38,12 +40,65 @@ long ms_since(Clock::time_point start) {
   return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
 }
 
+// A stream the test feeds from its own thread: next() hands out one pushed
+// piece per call (kData while more are queued), then kWait, or kEnd once
+// ended.
+class TestStream final : public BodyStream {
+ public:
+  Next next(std::string& out) override {
+    calls.fetch_add(1);
+    std::lock_guard lock(mutex_);
+    if (!pieces_.empty()) {
+      out += pieces_.front();
+      pieces_.pop_front();
+    }
+    if (!pieces_.empty()) return Next::kData;
+    return ended_ ? Next::kEnd : Next::kWait;
+  }
+
+  // Any thread: queues `piece` (and the end, if asked) and wakes the server.
+  void push(std::string piece, bool end = false) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!piece.empty()) pieces_.push_back(std::move(piece));
+      ended_ = ended_ || end;
+    }
+    wake();
+  }
+
+  std::atomic<int> calls{0};
+
+ private:
+  std::mutex mutex_;
+  std::deque<std::string> pieces_;
+  bool ended_ = false;
+};
+
+// A request that the handler deferred, with the copies it needs to answer.
+struct PendingRequest {
+  std::shared_ptr<DeferredResponse> deferred;
+  std::string request_id;
+  std::string target;
+};
+
 // A trivial handler: answers "METHOD TARGET", plus a few special paths.
 class TestHandler final : public HttpHandler {
  public:
   void handle(const HttpRequest& request, HttpResponse& response) override {
     requests.fetch_add(1);
     response.content_type = "text/plain";
+    if (request.path == "/defer") {  // answered by the test, through take_pending()
+      std::shared_ptr<DeferredResponse> deferred = response.defer();
+      std::lock_guard lock(mutex_);
+      pending_.push_back({std::move(deferred), std::string(request.request_id), std::string(request.target)});
+      return;
+    }
+    if (request.path == "/stream") {  // the stream the test set, after the query as the first bytes
+      response.body = std::string(request.query);
+      std::lock_guard lock(mutex_);
+      response.stream = stream_;
+      return;
+    }
     if (request.path == "/slow") {
       slow_started.store(true);
       std::this_thread::sleep_for(100ms);
@@ -79,10 +134,41 @@ class TestHandler final : public HttpHandler {
     response.body = boost::json::serialize(boost::json::object{{"error", std::move(error)}});
   }
 
+  // Waits up to `timeout_ms` for `count` deferred requests, and takes them.
+  std::vector<PendingRequest> take_pending(std::size_t count, int timeout_ms = 5'000) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      {
+        std::lock_guard lock(mutex_);
+        if (pending_.size() >= count || Clock::now() > deadline) return std::exchange(pending_, {});
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+
+  // The stream that /stream answers with.
+  void set_stream(std::shared_ptr<BodyStream> stream) {
+    std::lock_guard lock(mutex_);
+    stream_ = std::move(stream);
+  }
+
   std::atomic<int> requests{0};
   std::atomic<int> protocol_errors{0};
   std::atomic<bool> slow_started{false};
+
+ private:
+  std::mutex mutex_;
+  std::vector<PendingRequest> pending_;
+  std::shared_ptr<BodyStream> stream_;
 };
+
+HttpResponse text_response(int status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.content_type = "text/plain";
+  response.body = std::move(body);
+  return response;
+}
 
 struct RawResponse {
   int status = 0;
@@ -198,6 +284,38 @@ class RawClient {
   }
 
   const std::string& buffered() const { return buffer_; }
+  void consume(std::size_t n) { buffer_.erase(0, n); }
+
+  // The body of a chunked response whose head read_response(.., true) has
+  // read: nullopt if the last chunk does not come within `timeout_ms`.
+  std::optional<std::string> read_chunked_body(int timeout_ms = 3'000) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      std::string body;
+      std::size_t pos = 0;
+      for (;;) {
+        std::size_t line_end = buffer_.find("\r\n", pos);
+        if (line_end == std::string::npos) break;
+        std::size_t size = std::stoul(buffer_.substr(pos, line_end - pos), nullptr, 16);
+        if (buffer_.size() < line_end + 2 + size + 2) break;
+        if (size == 0) {
+          consume(line_end + 4);  // no trailers
+          return body;
+        }
+        body += buffer_.substr(line_end + 2, size);
+        pos = line_end + 2 + size + 2;
+      }
+      int left =
+          static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+      if (left <= 0 || read_some(left) != Read::kData) return std::nullopt;
+    }
+  }
+
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    closed_ = true;
+  }
 
  private:
   int fd_ = -1;
@@ -656,6 +774,424 @@ TEST(HttpServerStart, BadOptions) {
   EXPECT_NE(d.status().message().find("/nonexistent/cert.pem"), std::string::npos);
 }
 
+// ---- Deferred responses. ----
+
+TEST_F(HttpServerTest, DeferredResponseIsCompletedFromAnotherThreadWhileOthersAreServed) {
+  start();
+  RawClient deferred_client(port());
+  ASSERT_TRUE(deferred_client.connected());
+  // A deferred request, with an ordinary one pipelined behind it.
+  ASSERT_TRUE(deferred_client.send(get("/defer?a", "X-Request-Id: deferred-1\r\n") + get("/after")));
+  auto pending = handler_.take_pending(1);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].request_id, "deferred-1");
+  EXPECT_EQ(pending[0].target, "/defer?a");
+
+  // Other connections are served meanwhile, on both I/O threads.
+  for (int i = 0; i < 4; ++i) {
+    RawClient other(port());
+    ASSERT_TRUE(other.send(get("/other?" + std::to_string(i))));
+    auto r = other.read_response();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->body, "GET /other?" + std::to_string(i));
+  }
+  EXPECT_EQ(deferred_client.read_some(20), RawClient::Read::kTimeout) << deferred_client.buffered();
+
+  std::thread completer([&] {
+    std::this_thread::sleep_for(30ms);
+    HttpResponse response = text_response(201, "done " + pending[0].target);
+    response.headers.emplace_back("x-extra", "late");
+    pending[0].deferred->complete(std::move(response));
+  });
+  auto r = deferred_client.read_response();
+  completer.join();
+  ASSERT_TRUE(r.has_value()) << deferred_client.buffered();
+  EXPECT_EQ(r->status, 201);
+  EXPECT_EQ(r->body, "done /defer?a");
+  EXPECT_EQ(r->header("x-request-id"), "deferred-1");
+  EXPECT_EQ(r->header("x-extra"), "late");
+  EXPECT_EQ(r->header("connection"), "<absent>");
+  auto after = deferred_client.read_response();
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->body, "GET /after") << "the pipelined request is answered after the deferred one";
+  EXPECT_TRUE(pending[0].deferred->done());
+
+  // HEAD: the deferred response's length, without its body; the connection goes on.
+  ASSERT_TRUE(deferred_client.send("HEAD /defer HTTP/1.1\r\nHost: test\r\n\r\n" + get("/next")));
+  auto head_pending = handler_.take_pending(1);
+  ASSERT_EQ(head_pending.size(), 1u);
+  head_pending[0].deferred->complete(text_response(200, "twelve bytes"));
+  auto head = deferred_client.read_response(3'000, /*head=*/true);
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->header("content-length"), "12");
+  auto next = deferred_client.read_response();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->body, "GET /next");
+}
+
+TEST_F(HttpServerTest, FiveHundredDeferredRequestsCompletedInOneBatch) {
+  start();
+  constexpr int kRequests = 500;
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < kRequests; ++i) {
+    clients.push_back(std::make_unique<RawClient>(port()));
+    ASSERT_TRUE(clients.back()->connected()) << i;
+    ASSERT_TRUE(
+        clients.back()->send(get("/defer?" + std::to_string(i), "X-Request-Id: batch-" + std::to_string(i) + "\r\n")));
+  }
+  auto pending = handler_.take_pending(kRequests);
+  ASSERT_EQ(pending.size(), static_cast<std::size_t>(kRequests));
+  // All in flight on two I/O threads, which still answer others.
+  RawClient other(port());
+  ASSERT_TRUE(other.send(get("/still")));
+  auto still = other.read_response();
+  ASSERT_TRUE(still.has_value());
+  EXPECT_EQ(still->body, "GET /still");
+
+  // One "commit" answers them all, from one other thread.
+  std::thread committer([&] {
+    for (auto& p : pending) p.deferred->complete(text_response(201, p.request_id + " " + p.target));
+  });
+  int ok = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    auto r = clients[i]->read_response(10'000);
+    std::string id = "batch-" + std::to_string(i);
+    if (r && r->status == 201 && r->body == id + " /defer?" + std::to_string(i) && r->header("x-request-id") == id) {
+      ++ok;
+    }
+  }
+  committer.join();
+  EXPECT_EQ(ok, kRequests);
+}
+
+TEST_F(HttpServerTest, DeferredCompletionAfterTheClientLeftIsHarmless) {
+  start();
+  {
+    RawClient gone(port());
+    ASSERT_TRUE(gone.send(get("/defer")));
+    auto pending = handler_.take_pending(1);
+    ASSERT_EQ(pending.size(), 1u);
+    gone.close();
+    std::this_thread::sleep_for(20ms);
+    pending[0].deferred->complete(text_response(200, std::string(64 * 1024, 'x')));  // more than one write
+  }
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/fine")));
+  auto r = c.read_response();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->body, "GET /fine");
+}
+
+TEST_F(HttpServerTest, DeferredResponseCompletedTwiceKeepsTheFirst) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/defer")));
+  auto pending = handler_.take_pending(1);
+  ASSERT_EQ(pending.size(), 1u);
+  pending[0].deferred->complete(text_response(200, "first"));
+  pending[0].deferred->complete(text_response(500, "second"));  // a bug: logged and ignored
+  auto r = c.read_response();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->body, "first");
+  EXPECT_EQ(c.read_some(50), RawClient::Read::kTimeout) << c.buffered();
+}
+
+TEST_F(HttpServerTest, DeferredResponseNotCompletedInTimeIs503AndClosed) {
+  ServerOptions options = test_options();
+  options.deferred_timeout_ms = 100;
+  start(options);
+  RawClient c(port());
+  auto start_time = Clock::now();
+  ASSERT_TRUE(c.send(get("/defer", "X-Request-Id: too-late\r\n")));
+  auto pending = handler_.take_pending(1);
+  ASSERT_EQ(pending.size(), 1u);
+  auto r = c.read_response();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_GE(ms_since(start_time), 90);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_NE(r->body.find("unavailable"), std::string::npos) << r->body;
+  EXPECT_EQ(r->header("x-request-id"), "too-late");
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_NE(c.wait_closed(1'000), -1);
+  EXPECT_EQ(handler_.protocol_errors.load(), 1);
+  EXPECT_TRUE(pending[0].deferred->done()) << "the server gave up on it";
+  pending[0].deferred->complete(text_response(200, "too late"));  // dropped
+}
+
+TEST_F(HttpServerTest, StopWaitsForADeferredResponseCompletedWithinTheGrace) {
+  ServerOptions options = test_options();
+  options.shutdown_grace_ms = 3'000;
+  start(options);
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/defer")));
+  auto pending = handler_.take_pending(1);
+  ASSERT_EQ(pending.size(), 1u);
+  std::thread completer([&] {
+    std::this_thread::sleep_for(100ms);
+    pending[0].deferred->complete(text_response(200, "committed"));
+  });
+  auto start_time = Clock::now();
+  server_->stop();
+  long took = ms_since(start_time);
+  completer.join();
+  EXPECT_GE(took, 80);
+  EXPECT_LT(took, 2'000);
+  auto r = c.read_response(1'000);
+  ASSERT_TRUE(r.has_value()) << c.buffered();
+  EXPECT_EQ(r->body, "committed");
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_NE(c.wait_closed(1'000), -1);
+}
+
+TEST_F(HttpServerTest, StopAbandonsADeferredResponseAfterTheGrace) {
+  ServerOptions options = test_options();
+  options.shutdown_grace_ms = 200;
+  start(options);
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/defer")));
+  RawClient c2(port());
+  ASSERT_TRUE(c2.send(get("/defer")));
+  auto pending = handler_.take_pending(2);
+  ASSERT_EQ(pending.size(), 2u);
+  auto start_time = Clock::now();
+  server_->stop();
+  long took = ms_since(start_time);
+  EXPECT_GE(took, 150);
+  EXPECT_LT(took, 1'500) << "stop() waits for a deferred response no longer than its grace";
+  EXPECT_TRUE(pending[0].deferred->done());
+  // Completion after the stop, and after the server is gone: dropped, safely.
+  pending[0].deferred->complete(text_response(200, "after stop"));
+  server_.reset();
+  pending[1].deferred->complete(text_response(200, "after destruction"));
+  EXPECT_NE(c.wait_closed(1'000), -1);
+  EXPECT_EQ(c.buffered().find("after"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, DeferredCompletionMayCarryAStream) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/defer")));
+  auto pending = handler_.take_pending(1);
+  ASSERT_EQ(pending.size(), 1u);
+  auto stream = std::make_shared<TestStream>();
+  stream->push("queued; ");
+  stream->push("running", /*end=*/true);
+  HttpResponse response = text_response(200, "accepted; ");
+  response.stream = stream;
+  pending[0].deferred->complete(std::move(response));
+  auto head = c.read_response(3'000, /*head=*/true);
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->header("transfer-encoding"), "chunked");
+  EXPECT_EQ(c.read_chunked_body(), "accepted; queued; running");
+}
+
+// ---- Streamed responses. ----
+
+TEST_F(HttpServerTest, StreamIsSentInChunksAsItsDataComes) {
+  ServerOptions options = test_options();
+  options.stream_poll_ms = 20;
+  start(options);
+  auto stream = std::make_shared<TestStream>();
+  handler_.set_stream(stream);
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/stream?hello", "X-Request-Id: s-1\r\n")));
+  auto head = c.read_response(3'000, /*head=*/true);
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->header("transfer-encoding"), "chunked");
+  EXPECT_EQ(head->header("content-length"), "<absent>");
+  EXPECT_EQ(head->header("x-request-id"), "s-1");
+  // The response's body goes first, at once; the stream has nothing yet.
+  while (c.buffered().find("hello\r\n") == std::string::npos) {
+    ASSERT_EQ(c.read_some(2'000), RawClient::Read::kData);
+  }
+  EXPECT_EQ(c.buffered(), "5\r\nhello\r\n");
+  c.consume(c.buffered().size());
+  // While it waits, next() is polled.
+  auto wait_start = Clock::now();
+  while (stream->calls.load() < 4 && ms_since(wait_start) < 2'000) std::this_thread::sleep_for(5ms);
+  EXPECT_GE(stream->calls.load(), 4);
+  std::thread producer([&] {
+    stream->push("one");
+    stream->push("-two");
+    stream->push("", /*end=*/true);
+  });
+  producer.join();
+  auto body = c.read_chunked_body();
+  ASSERT_TRUE(body.has_value()) << c.buffered();
+  EXPECT_EQ(*body, "one-two");
+  int calls = stream->calls.load();
+  // The connection carries the next request; the ended stream is not called again.
+  ASSERT_TRUE(c.send(get("/after")));
+  auto after = c.read_response();
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->body, "GET /after");
+  EXPECT_EQ(stream->calls.load(), calls);
+}
+
+TEST_F(HttpServerTest, StreamWakeFromAnotherThreadIsPrompt) {
+  ServerOptions options = test_options();
+  options.stream_poll_ms = 10'000;  // only wake() can be prompt
+  start(options);
+  auto stream = std::make_shared<TestStream>();
+  handler_.set_stream(stream);
+  auto client = HttpClient::create("http://127.0.0.1:" + std::to_string(port()));
+  ASSERT_TRUE(client.is_ok());
+  std::vector<std::string> chunks;
+  std::vector<long> delays_ms;
+  int head_status = 0;
+  std::string transfer_encoding;
+  Clock::time_point pushed = Clock::now();
+  int next_piece = 0;
+  // Each chunk the client gets makes a thread push the next piece.
+  std::vector<std::thread> producers;
+  auto start_time = Clock::now();
+  Status status = client->request_stream(
+      "GET", "/stream?first", {}, {},
+      [&](std::string_view chunk) {
+        chunks.emplace_back(chunk);
+        delays_ms.push_back(ms_since(pushed));
+        ++next_piece;
+        pushed = Clock::now();
+        producers.emplace_back(
+            [&stream, piece = next_piece] { stream->push("piece " + std::to_string(piece), /*end=*/piece == 3); });
+        return true;
+      },
+      [&](const HttpClientResponse& head) {
+        head_status = head.status;
+        transfer_encoding = head.header("transfer-encoding");
+      });
+  for (auto& t : producers) t.join();
+  ASSERT_TRUE(status.is_ok()) << status.to_string();
+  EXPECT_EQ(head_status, 200);
+  EXPECT_EQ(transfer_encoding, "chunked");
+  ASSERT_EQ(chunks.size(), 4u);
+  EXPECT_EQ(chunks[0], "first");
+  EXPECT_EQ(chunks[1], "piece 1");
+  EXPECT_EQ(chunks[3], "piece 3");
+  for (long d : delays_ms) EXPECT_LT(d, 2'000) << "a woken stream waited for the poll";
+  EXPECT_LT(ms_since(start_time), 5'000);
+  // The stream ended cleanly: the kept connection serves the next request.
+  auto after = client->request("GET", "/after");
+  ASSERT_TRUE(after.is_ok());
+  EXPECT_EQ(after->body, "GET /after");
+}
+
+TEST_F(HttpServerTest, StreamEndsWhenTheClientLeaves) {
+  ServerOptions options = test_options();
+  options.stream_poll_ms = 10;
+  start(options);
+  for (bool producing : {false, true}) {
+    auto stream = std::make_shared<TestStream>();
+    handler_.set_stream(stream);
+    {
+      RawClient c(port());
+      ASSERT_TRUE(c.send(get("/stream?x")));
+      ASSERT_TRUE(c.read_response(3'000, /*head=*/true).has_value());
+      c.close();
+    }
+    handler_.set_stream(nullptr);
+    // Waiting (the server sees the hang-up) or producing (a write fails):
+    // either way the server lets go of the stream.
+    std::atomic<bool> done{false};
+    std::thread producer([&] {
+      while (producing && !done.load()) {
+        stream->push(std::string(4096, 'p'));
+        std::this_thread::sleep_for(1ms);
+      }
+    });
+    auto wait_start = Clock::now();
+    while (stream.use_count() > 1 && ms_since(wait_start) < 3'000) std::this_thread::sleep_for(5ms);
+    done.store(true);
+    producer.join();
+    EXPECT_EQ(stream.use_count(), 1) << "the server still holds a stream whose client left (producing=" << producing
+                                     << ")";
+    int calls = stream->calls.load();
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(stream->calls.load(), calls) << "next() is called after the client left";
+    stream->wake();  // detached: does nothing
+  }
+}
+
+TEST_F(HttpServerTest, HeadOnAStreamSendsTheHeadOnly) {
+  start();
+  auto stream = std::make_shared<TestStream>();
+  handler_.set_stream(stream);
+  RawClient c(port());
+  ASSERT_TRUE(c.send("HEAD /stream?body HTTP/1.1\r\nHost: test\r\n\r\n" + get("/after")));
+  auto head = c.read_response(3'000, /*head=*/true);
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->header("transfer-encoding"), "chunked");
+  auto after = c.read_response();
+  ASSERT_TRUE(after.has_value()) << c.buffered();
+  EXPECT_EQ(after->body, "GET /after");
+  EXPECT_EQ(stream->calls.load(), 0);
+}
+
+TEST_F(HttpServerTest, StreamToAnHttp10ClientEndsWithTheConnection) {
+  start();
+  auto stream = std::make_shared<TestStream>();
+  stream->push("old ");
+  stream->push("school", /*end=*/true);
+  handler_.set_stream(stream);
+  RawClient c(port());
+  ASSERT_TRUE(c.send("GET /stream HTTP/1.0\r\n\r\n"));
+  EXPECT_NE(c.wait_closed(3'000), -1);
+  const std::string& raw = c.buffered();
+  EXPECT_TRUE(raw.starts_with("HTTP/1.0 200")) << raw;
+  EXPECT_EQ(raw.find("Transfer-Encoding"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("Content-Length"), std::string::npos) << raw;
+  EXPECT_TRUE(raw.ends_with("\r\n\r\nold school")) << raw;
+}
+
+TEST_F(HttpServerTest, StopEndsAStreamWithItsLastChunk) {
+  ServerOptions options = test_options();
+  options.stream_poll_ms = 10'000;
+  options.shutdown_grace_ms = 5'000;
+  start(options);
+  auto stream = std::make_shared<TestStream>();
+  handler_.set_stream(stream);
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/stream?partial")));
+  auto head = c.read_response(3'000, /*head=*/true);
+  ASSERT_TRUE(head.has_value());
+  while (c.buffered().find("partial\r\n") == std::string::npos) {
+    ASSERT_EQ(c.read_some(2'000), RawClient::Read::kData);
+  }
+  auto start_time = Clock::now();
+  server_->stop();
+  EXPECT_LT(ms_since(start_time), 1'000) << "stop() waited for a stream";
+  auto body = c.read_chunked_body(1'000);
+  ASSERT_TRUE(body.has_value()) << c.buffered();
+  EXPECT_EQ(*body, "partial");
+  EXPECT_NE(c.wait_closed(1'000), -1);
+  stream->push("after stop", true);  // wake() on a stopped server: nothing
+  EXPECT_EQ(stream.use_count(), 2) << "held by the test and the handler only";
+}
+
+TEST_F(HttpServerTest, StreamThatThrowsDropsItsConnectionOnly) {
+  ServerOptions options = test_options();
+  options.read_timeout_ms = 200;  // a fast sweep, to run over the connection's old entry
+  options.write_timeout_ms = 200;
+  start(options);
+  class Throwing final : public BodyStream {
+   public:
+    Next next(std::string&) override { throw std::runtime_error("stream bug"); }
+  };
+  handler_.set_stream(std::make_shared<Throwing>());
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/stream")));
+  EXPECT_NE(c.wait_closed(2'000), -1);
+  EXPECT_EQ(c.buffered().find("0\r\n\r\n"), std::string::npos) << "a broken stream must not look complete";
+  std::this_thread::sleep_for(150ms);
+  RawClient other(port());
+  ASSERT_TRUE(other.send(get("/fine")));
+  auto r = other.read_response();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->body, "GET /fine");
+}
+
 // ---- HTTPS, with a self-signed certificate made by the openssl CLI. ----
 
 class HttpsServerTest : public HttpServerTest {
@@ -721,6 +1257,37 @@ TEST_F(HttpsServerTest, UntrustedClientFailsAndServerGoesOn) {
   auto r = client->request("GET", "/still");
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r->body, "GET /still");
+  client->close();
+}
+
+TEST_F(HttpsServerTest, DeferredAndStreamedResponsesOverTls) {
+  auto client = HttpClient::create("https://localhost:" + std::to_string(port()), {.ca_file = cert_});
+  ASSERT_TRUE(client.is_ok());
+  std::thread completer([&] {
+    auto pending = handler_.take_pending(1);
+    ASSERT_EQ(pending.size(), 1u);
+    pending[0].deferred->complete(text_response(202, "later"));
+  });
+  auto deferred = client->request("POST", "/defer", "{}");
+  completer.join();
+  ASSERT_TRUE(deferred.is_ok()) << deferred.status().to_string();
+  EXPECT_EQ(deferred->status, 202);
+  EXPECT_EQ(deferred->body, "later");
+
+  auto stream = std::make_shared<TestStream>();
+  handler_.set_stream(stream);
+  std::string body;
+  Status status = client->request_stream("GET", "/stream?a", {}, {}, [&](std::string_view chunk) {
+    body += chunk;
+    if (body == "a") stream->push("b");
+    if (body == "ab") stream->push("c", /*end=*/true);
+    return true;
+  });
+  ASSERT_TRUE(status.is_ok()) << status.to_string();
+  EXPECT_EQ(body, "abc");
+  auto after = client->request("GET", "/after");
+  ASSERT_TRUE(after.is_ok());
+  EXPECT_EQ(after->body, "GET /after");
   client->close();
 }
 
