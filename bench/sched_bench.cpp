@@ -7,13 +7,26 @@
 // nodes of 4 gb200 in one 72-GPU NVLink domain; blocks of 8 racks = 576
 // GPUs): 66,664 + 33,336 = 100,000 GPUs, a third in NVL72 racks.
 //
-// The stream: the fleet is first filled to 80% with running jobs; then each
-// job of the stream (70% of 1-8 GPUs, 25% of 16-128, 5% gangs of 256-1,024;
-// tiers internal 10%, reserved 10%, on-demand 30%, spot 50%; packings mixed)
-// is submitted alone and placed by one Scheduler::tick(). Before each submit,
-// random running jobs leave (finished(), or cancel() for 10% of jobs) until
-// the new job would bring occupancy back to about 80%. A job that does not
-// start in its tick (no fit now) is cancelled at once and counted.
+// The stream: 12 reservations are booked for the whole run (6 of 1,024 h100,
+// half packed in one block; 6 of 288 gb200 in one block: 7,872 GPUs), and the
+// fleet is first filled to 80% with running jobs; then each job of the stream
+// (70% of 1-8 GPUs, 25% of 16-128, 5% gangs of 256-1,024; tiers internal 10%,
+// reserved 10%, on-demand 30%, spot 50%; packings mixed; 50 tenants, 10 of
+// weight 2 and 10 of weight 0.5 for fair share) is submitted alone and placed
+// by one Scheduler::tick(). A reserved job belongs to a reservation's tenant
+// and runs on its reservation (at most its size). The options keep an
+// internal buffer of 1,024 h100 and 576 gb200. Before each submit, random
+// running jobs leave (finished(), or cancel() for 10% of jobs) until the new
+// job would bring occupancy (GPUs held, a reservation's idle ones included)
+// back to about 80%. A job that does not start in its tick (no fit now) is
+// cancelled at once and counted.
+//
+// Fragmentation: after the stream, per GPU type, the share of the free GPUs
+// that lie in NVLink domains with every GPU free (a whole HGX node, a whole
+// NVL72 rack), and the largest gang that nvlink and block packing could
+// place now, beside the free count. The baseline is the same share had the
+// same number of busy GPUs been scattered uniformly at random (a domain of k
+// GPUs is whole-free with probability C(free, k) / C(total, k)).
 //
 // What is timed: the decision time is the wall time of the tick() call that
 // places the job (submit() is not inside it); with one queued job, that tick
@@ -28,6 +41,7 @@
 // picks its victims (and sends their notices) is timed.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -96,6 +110,9 @@ struct Generator {
   }
   bool chance(std::uint32_t pct) { return uniform(0, 99) < pct; }
 
+  // The reservations of the run: (id, tenant, type, size); reserved jobs use them.
+  std::vector<Reservation> reservations;
+
   // A job of the stream's mix; `cls` says which class it fell in.
   Job make(JobId id, SizeClass& cls) {
     Job job;
@@ -127,6 +144,14 @@ struct Generator {
       job.packing = chance(20) ? Packing::kBlock : Packing::kAny;
     }
     if (job.packing == Packing::kAny && chance(30)) job.gpu_type = chance(67) ? "h100" : "gb200";
+    if (job.tier == Tier::kReserved) {
+      const Reservation& r = reservations[uniform(0, static_cast<std::uint32_t>(reservations.size() - 1))];
+      job.tenant_id = r.tenant_id;
+      job.reservation_id = r.id;
+      job.gpu_type = r.gpu_type;
+      job.packing = Packing::kAny;
+      job.gpus = std::min(job.gpus, r.gpus);
+    }
     return job;
   }
 };
@@ -158,8 +183,8 @@ double since_ns(Clock::time_point t0) {
   return static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
 }
 
-Scheduler make_scheduler(const fleet::FleetSpec& spec) {
-  auto created = Scheduler::create(spec);
+Scheduler make_scheduler(const fleet::FleetSpec& spec, SchedulerOptions options = {}) {
+  auto created = Scheduler::create(spec, std::move(options));
   if (!created.is_ok()) {
     std::fprintf(stderr, "Scheduler::create: %s\n", created.status().to_string().c_str());
     std::exit(1);
@@ -284,6 +309,57 @@ void print_preemption(const fleet::FleetSpec& spec, std::uint64_t seed, int mix)
               ns / 1e6, ns / 1e6 / 64, notices);
 }
 
+// See "Fragmentation" at the top.
+void print_fragmentation(const Scheduler& sched) {
+  const ClusterState& cs = sched.cluster();
+  std::printf(
+      "\nFragmentation after the stream (free = available: held by no job, reservation or claim, on an up node)\n");
+  std::printf("%-6s %8s %8s %9s %22s %20s %18s %18s\n", "type", "GPUs", "free", "domain", "free in whole domains",
+              "random scatter", "largest nvlink gang", "largest block gang");
+  for (std::size_t t = 0; t < cs.type_count(); ++t) {
+    const TypeIndex type = static_cast<TypeIndex>(t);
+    const std::uint32_t gpus = cs.type_capacity(type);
+    const std::uint32_t free = cs.type_available(type);
+    std::uint64_t whole = 0;
+    std::uint32_t domain = 0;
+    double expected_whole = 0;  // the baseline: busy GPUs scattered at random
+    for (GroupIndex g = 0; g < cs.group_count(Level::kNvlink); ++g) {
+      const ClusterState::Group& group = cs.group(Level::kNvlink, g);
+      if (group.type != type) continue;
+      domain = std::max(domain, group.capacity);
+      if (group.available == group.capacity) whole += group.capacity;
+      // C(free, k) / C(gpus, k) = prod_{i<k} (free - i) / (gpus - i)
+      double p = 1;
+      for (std::uint32_t i = 0; i < group.capacity; ++i) {
+        p *= free > i ? static_cast<double>(free - i) / static_cast<double>(gpus - i) : 0.0;
+      }
+      expected_whole += p * group.capacity;
+    }
+    const std::uint32_t nvlink = cs.group_pool(Level::kNvlink, type).buckets.max_count();
+    const std::uint32_t block = cs.group_pool(Level::kBlock, type).buckets.max_count();
+    std::printf("%-6s %8u %8u %9u %13llu (%5.1f%%) %11.0f (%5.1f%%) %12u of %-4u %12u of %-4u\n",
+                cs.type_name(type).c_str(), gpus, free, domain, static_cast<unsigned long long>(whole),
+                free ? 100.0 * static_cast<double>(whole) / free : 0.0, expected_whole,
+                free ? 100.0 * expected_whole / free : 0.0, nvlink, domain, block,
+                cs.max_group_capacity(Level::kBlock, type));
+  }
+  std::printf(
+      "(free in whole domains: free GPUs in NVLink domains with every GPU free, the ones a gang of a whole\n"
+      " domain can use; fragmentation = 100%% minus that share. random scatter: the same share expected\n"
+      " had the busy GPUs been scattered uniformly at random, the baseline best fit is measured against.)\n");
+}
+
+void print_surplus(const Scheduler& sched, Timestamp now) {
+  std::printf("\nSurplus after the stream: total = down + internal + reserved + on-demand + spot + claimed + idle\n");
+  for (const TypeSurplus& s : sched.surplus(now)) {
+    std::printf(
+        "  %-6s total %6u = down %u + internal %u + reserved %u (lent to spot %u) + on-demand %u + spot %u "
+        "+ claimed %u + idle %u; buffer %u, sellable now %u\n",
+        s.gpu_type.c_str(), s.total, s.down, s.internal_in_use, s.reserved, s.reserved_lent_to_spot, s.on_demand,
+        s.spot, s.claimed, s.idle, s.internal_buffer, s.sellable_now);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -296,13 +372,43 @@ int main(int argc, char** argv) {
   const fleet::FleetSpec spec = make_fleet();
   std::printf("fleet: %zu nodes, %zu GPUs (%d HGX nodes x 8 h100 = %d; %d NVL72 racks x 18 nodes x 4 gb200 = %d)\n",
               spec.nodes.size(), fleet::gpu_count(spec), kHgxNodes, kHgxNodes * 8, kNvlRacks, kNvlRacks * 72);
-  Scheduler sched = make_scheduler(spec);
+  SchedulerOptions options;
+  options.internal_buffer_gpus["h100"] = 1'024;
+  options.internal_buffer_gpus["gb200"] = 576;
+  Scheduler sched = make_scheduler(spec, options);
   const std::uint32_t total = static_cast<std::uint32_t>(sched.cluster().gpu_count());
   const std::uint32_t target = total / 100 * kOccupancyPct;
 
   Generator gen(seed);
   JobId next_id = 1;
   Timestamp now = Timestamp::from_unix_seconds(1'800'000'000);
+  // Fair share: weights for 20 of the 50 tenants.
+  for (int i = 0; i < 20; ++i) {
+    if (!sched.set_tenant_weight(gen.tenants[i], i < 10 ? 2.0 : 0.5).is_ok()) std::exit(1);
+  }
+  // Reservations for the whole run, set aside by the first tick.
+  for (int i = 0; i < 12; ++i) {
+    const bool h100 = i < 6;
+    Reservation r{.id = "res-" + std::to_string(i),
+                  .tenant_id = gen.tenants[30 + i],
+                  .gpu_type = h100 ? "h100" : "gb200",
+                  .gpus = h100 ? 1'024u : 288u,
+                  .packing = (h100 && i % 2 == 0) ? Packing::kAny : Packing::kBlock,
+                  .start = now,
+                  .end = now.plus_seconds(30 * 24 * 3600)};
+    const headroom::Status booked = sched.add_reservation(r, now);
+    if (!booked.is_ok()) {
+      std::fprintf(stderr, "add_reservation %s: %s\n", r.id.c_str(), booked.to_string().c_str());
+      return 1;
+    }
+    gen.reservations.push_back(std::move(r));
+  }
+  (void)sched.tick(now);
+  std::uint32_t reserved_gpus = 0;
+  sched.for_each_reservation(
+      [&](const ReservationView& r) { reserved_gpus += static_cast<std::uint32_t>(r.gpus.size()); });
+  std::printf("reservations: %zu set aside %u GPUs; internal buffer 1,024 h100 + 576 gb200; 20 tenants weighted\n",
+              gen.reservations.size(), reserved_gpus);
   SizeClass ignored;
   const auto fill_t0 = Clock::now();
   std::vector<JobId> running = fill(sched, target, next_id, now, [&](JobId id) {
@@ -328,8 +434,10 @@ int main(int argc, char** argv) {
     SizeClass cls;
     Job job = gen.make(next_id++, cls);
     cancel_it[job.id] = gen.chance(10);
-    // Make room: random running jobs leave until this one lands near 80%.
-    while (!running.empty() && total - sched.cluster().available() + job.gpus > target) {
+    // Make room: random running jobs leave until this one lands near 80%
+    // (a reserved job lands on its reservation's GPUs, held already).
+    const std::uint32_t room = job.tier == Tier::kReserved ? 0 : job.gpus;
+    while (!running.empty() && total - sched.cluster().available() + room > target) {
       const std::size_t k = gen.uniform(0, static_cast<std::uint32_t>(running.size() - 1));
       const JobId id = running[k];
       running[k] = running.back();
@@ -396,6 +504,9 @@ int main(int argc, char** argv) {
                 slow[i].first / 1e6);
   }
   std::printf("\n");
+
+  print_fragmentation(sched);
+  print_surplus(sched, now);
 
   for (int mix = 0; mix < 3; ++mix) print_preemption(spec, seed, mix);
   return 0;

@@ -55,6 +55,7 @@ void add_all_routes(Router& router, Services& services) {
   add_platform_routes(router, services);
   add_tenant_routes(router, services);
   add_fleet_routes(router, services);
+  add_compute_routes(router, services);
   router.seal();
 }
 

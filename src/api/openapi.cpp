@@ -55,7 +55,56 @@ constexpr const char* kSchemas = R"json({
   "Fleet": {"type": "object", "properties": {
     "source": {"type": "string"}, "virtual": {"type": "boolean"},
     "gpu_types": {"type": "array", "items": {"type": "object"}},
-    "nodes": {"type": "array", "items": {"type": "object"}}}}
+    "nodes": {"type": "array", "items": {"type": "object"}}}},
+  "JobRequest": {"type": "object", "required": ["gpus", "command"], "properties": {
+    "gpus": {"type": "integer", "minimum": 1}, "gpu_type": {"type": "string", "description": "a GPU type, or any"},
+    "tier": {"type": "string", "enum": ["internal", "reserved", "on-demand", "spot"]},
+    "max_price_per_gpu_hour": {"type": "string", "nullable": true, "description": "spot only: the most paid per GPU-hour"},
+    "command": {"type": "array", "items": {"type": "string"}}, "args": {"type": "array", "items": {"type": "string"}},
+    "env": {"type": "object", "additionalProperties": {"type": "string"}},
+    "workdir": {"type": "string", "nullable": true},
+    "packing": {"type": "string", "enum": ["nvlink", "rack", "block", "any"]},
+    "max_runtime_s": {"type": "integer", "minimum": 1}, "requeue_on_preempt": {"type": "boolean"},
+    "reservation_id": {"type": "string", "nullable": true}, "queue_if_over_quota": {"type": "boolean"}}},
+  "Job": {"type": "object", "required": ["id", "state"], "properties": {
+    "id": {"type": "string"}, "tenant_id": {"type": "string"},
+    "state": {"type": "string", "enum": ["queued", "starting", "running", "preempting", "preempted", "succeeded",
+                                         "failed", "cancelled", "lost"]},
+    "reason": {"type": "string"}, "message": {"type": "string"}, "exit_code": {"type": "integer", "nullable": true},
+    "gpus": {"type": "integer"}, "gpu_type": {"type": "string"}, "tier": {"type": "string"},
+    "assigned_gpus": {"type": "array", "items": {"type": "string"}},
+    "created_at": {"type": "string", "format": "date-time"},
+    "started_at": {"type": "string", "format": "date-time", "nullable": true},
+    "ended_at": {"type": "string", "format": "date-time", "nullable": true},
+    "preemptions": {"type": "integer"}, "queue_position": {"type": "integer", "nullable": true},
+    "spec": {"$ref": "#/components/schemas/JobRequest"},
+    "history": {"type": "array", "items": {"type": "object", "properties": {
+      "state": {"type": "string"}, "at": {"type": "string", "format": "date-time"},
+      "reason": {"type": "string"}, "message": {"type": "string"}}}}}},
+  "JobList": {"type": "object", "required": ["data", "has_more"], "properties": {
+    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}, "has_more": {"type": "boolean"}}},
+  "NodeState": {"type": "object", "properties": {"node": {"type": "string"}, "state": {"type": "string"}}},
+  "Surplus": {"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": {
+    "type": "object", "properties": {"gpu_type": {"type": "string"}, "total": {"type": "integer"},
+      "down": {"type": "integer"}, "internal_in_use": {"type": "integer"}, "internal_buffer": {"type": "integer"},
+      "reserved": {"type": "integer"}, "on_demand": {"type": "integer"}, "spot": {"type": "integer"},
+      "idle": {"type": "integer"}, "sellable_now": {"type": "integer"}}}}}},
+  "Quota": {"type": "object", "properties": {
+    "max_queued_jobs": {"type": "integer", "nullable": true}, "fair_share_weight": {"type": "number"},
+    "gpu_limits": {"type": "array", "items": {"type": "object", "required": ["tier", "max_gpus"], "properties": {
+      "tier": {"type": "string"}, "gpu_type": {"type": "string"}, "max_gpus": {"type": "integer"}}}}}},
+  "ReservationRequest": {"type": "object", "required": ["tenant_id", "gpu_type", "gpus", "start", "end"],
+    "properties": {"tenant_id": {"type": "string"}, "gpu_type": {"type": "string"}, "gpus": {"type": "integer"},
+      "packing": {"type": "string"}, "start": {"type": "string", "format": "date-time"},
+      "end": {"type": "string", "format": "date-time"}}},
+  "Reservation": {"type": "object", "required": ["id"], "properties": {
+    "id": {"type": "string"}, "tenant_id": {"type": "string"}, "gpu_type": {"type": "string"},
+    "gpus": {"type": "integer"}, "packing": {"type": "string"},
+    "start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "cancelled_at": {"type": "string", "format": "date-time", "nullable": true}}},
+  "ReservationList": {"type": "object", "required": ["data", "has_more"], "properties": {
+    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Reservation"}}, "has_more": {"type": "boolean"}}}
 })json";
 
 json::object ref(const std::string& schema) { return {{"$ref", "#/components/schemas/" + schema}}; }

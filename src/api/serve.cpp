@@ -12,6 +12,8 @@
 
 #include "api/router.h"
 #include "api/services.h"
+#include "compute/compute_service.h"
+#include "exec/local_executor.h"
 #include "auth/api_key.h"
 #include "common/log.h"
 #include "config/config.h"
@@ -62,6 +64,39 @@ std::string describe_fleet(const fleet::FleetSpec& fleet) {
   if (fleet.is_virtual) out += ": no NVIDIA GPUs found, so jobs run on a virtual fleet";
   return out;
 }
+
+// The [compute] section, checked against the fleet.
+Result<compute::ComputeOptions> compute_options_of(const config::ComputeConfig& config, const fleet::FleetSpec& fleet) {
+  compute::ComputeOptions options;
+  options.usage_interval_s = config.usage_interval_s;
+  options.scheduler.grace_ms[static_cast<int>(sched::Tier::kSpot)] = config.spot_grace_s * 1000;
+  for (const auto& [type, gpus] : config.internal_buffer) {
+    if (!fleet::find_gpu_type(fleet, type)) {
+      return Status::invalid_argument("compute.internal_buffer: the fleet has no GPU type " + fleet::quote_for_message(type));
+    }
+    options.scheduler.internal_buffer_gpus[type] = gpus;
+  }
+  for (const auto& [type, prices] : config.prices) {
+    if (!fleet::find_gpu_type(fleet, type)) {
+      return Status::invalid_argument("compute.prices: the fleet has no GPU type " + fleet::quote_for_message(type));
+    }
+    compute::GpuPrices& p = options.prices[type];
+    if (prices.on_demand) p.on_demand = *prices.on_demand;
+    if (prices.reserved) p.reserved = *prices.reserved;
+    if (prices.spot) p.spot = *prices.spot;
+  }
+  return options;
+}
+
+// Usage goes to the store's table until the ledger has its own log.
+class StoreUsageSink final : public ledger::UsageSink {
+ public:
+  explicit StoreUsageSink(store::Store& store) : store_(store) {}
+  Status record(std::span<const ledger::UsageEvent> events) override { return store_.record_usage(events); }
+
+ private:
+  store::Store& store_;
+};
 
 Status serve(const ServeFlags& flags) {
   // Block the stop signals in every thread; the main thread waits for them.
@@ -116,7 +151,15 @@ Status serve(const ServeFlags& flags) {
   HR_ASSIGN_OR_RETURN(auto keys, store->all_keys());
   authenticator.load(tenants, keys);
 
+  // Raw compute: jobs run here, as processes under DATA/jobs.
+  HR_ASSIGN_OR_RETURN(auto executor, exec::LocalExecutor::create((data_dir / "jobs").string(), clock));
+  StoreUsageSink usage(*store);
+  HR_ASSIGN_OR_RETURN(compute::ComputeOptions compute_options, compute_options_of(config.compute, fleet));
+  HR_ASSIGN_OR_RETURN(auto compute,
+                      compute::ComputeService::start(*store, fleet, *executor, usage, clock, compute_options));
+
   Services services{*store, authenticator, clock, random, fleet, admin_tenant_id};
+  services.compute = compute.get();
   Router router(authenticator);
   add_all_routes(router, services);
 
@@ -150,6 +193,7 @@ Status serve(const ServeFlags& flags) {
   spdlog::info("received {}: finishing in-flight requests", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   services.ready.store(false);
   server->stop();
+  compute.reset();  // after the server: no request waits on it any more; jobs run on, adopted at next start
   spdlog::info("stopped");
   return Status::ok();
 }

@@ -8,6 +8,7 @@
 #include "auth/authenticator.h"
 #include "common/random.h"
 #include "common/time.h"
+#include "compute/compute_service.h"
 #include "fleet/fleet.h"
 #include "store/store.h"
 
@@ -22,6 +23,7 @@ struct Services {
   Random& random;  // ids and secrets: a CSPRNG in production
   const fleet::FleetSpec& fleet;
   std::string admin_tenant_id;
+  compute::ComputeService* compute = nullptr;  // raw compute; set before the server starts
   std::atomic<bool> ready{false};  // false while starting and once shutting down
 };
 
@@ -39,6 +41,7 @@ void add_all_routes(Router& router, Services& services);
 void add_platform_routes(Router& router, Services& services);
 void add_tenant_routes(Router& router, Services& services);
 void add_fleet_routes(Router& router, Services& services);
+void add_compute_routes(Router& router, Services& services);
 
 // The OpenAPI 3 document of every route in `router`.
 std::string openapi_document(const Router& router);

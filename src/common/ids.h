@@ -15,6 +15,8 @@ inline constexpr std::string_view kTenantIdPrefix = "ten";
 inline constexpr std::string_view kKeyIdPrefix = "key";
 inline constexpr std::string_view kRequestIdPrefix = "req";
 inline constexpr std::string_view kAuditIdPrefix = "aud";
+inline constexpr std::string_view kJobIdPrefix = "job";
+inline constexpr std::string_view kReservationIdPrefix = "res";
 
 std::string make_id(std::string_view prefix, Random& random);
 

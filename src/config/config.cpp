@@ -130,6 +130,7 @@ class TableReader {
   }
 
   const toml::node* find(std::string_view key) const { return table_.get(key); }
+  const Source& source() const { return source_; }
 
   Result<std::optional<std::string>> optional_string(std::string_view key, std::size_t max_bytes) const {
     const toml::node* node = table_.get(key);
@@ -388,6 +389,43 @@ Status read_log(const TableReader& log, ServeConfig& config) {
   return Status::ok();
 }
 
+Status read_compute(const TableReader& compute, ServeConfig& config) {
+  HR_RETURN_IF_ERROR(compute.check_keys({"spot_grace_s", "usage_interval_s", "internal_buffer", "prices"}));
+  HR_ASSIGN_OR_RETURN(auto grace, compute.optional_integer("spot_grace_s", 0, 3600));
+  if (grace) config.compute.spot_grace_s = *grace;
+  HR_ASSIGN_OR_RETURN(auto interval, compute.optional_integer("usage_interval_s", 1, 3600));
+  if (interval) config.compute.usage_interval_s = *interval;
+  HR_ASSIGN_OR_RETURN(const toml::table* buffer, compute.optional_table("internal_buffer"));
+  if (buffer) {
+    TableReader reader(compute.source(), *buffer, compute.path_of("internal_buffer"));
+    for (auto&& [key, node] : *buffer) {
+      HR_ASSIGN_OR_RETURN(std::int64_t n, reader.required_integer(key.str(), 0, limits::kFleetGpus));
+      config.compute.internal_buffer[std::string(key.str())] = static_cast<std::uint32_t>(n);
+    }
+  }
+  HR_ASSIGN_OR_RETURN(const toml::table* prices, compute.optional_table("prices"));
+  if (prices) {
+    TableReader reader(compute.source(), *prices, compute.path_of("prices"));
+    for (auto&& [key, node] : *prices) {
+      HR_ASSIGN_OR_RETURN(const toml::table* type, reader.optional_table(key.str()));
+      TableReader entry(compute.source(), *type, reader.path_of(key.str()));
+      HR_RETURN_IF_ERROR(entry.check_keys({"on_demand", "reserved", "spot"}));
+      GpuPriceConfig& out = config.compute.prices[std::string(key.str())];
+      for (auto [name, slot] : {std::pair{"on_demand", &out.on_demand}, std::pair{"reserved", &out.reserved},
+                                std::pair{"spot", &out.spot}}) {
+        HR_ASSIGN_OR_RETURN(auto text, entry.optional_string(name, 32));
+        if (!text) continue;
+        auto money = Money::parse(*text);
+        if (!money || money->nanos() < 0) {
+          return entry.error(name, "expected a price per GPU-hour such as \"2.50\", got " + quote_for_message(*text));
+        }
+        *slot = *money;
+      }
+    }
+  }
+  return Status::ok();
+}
+
 struct FleetBuilder {
   fleet::FleetSpec fleet;
   std::unordered_map<std::string, std::uint32_t> type_lines;  // GPU type name -> line declared
@@ -563,7 +601,9 @@ Result<ServeConfig> parse(std::string_view toml_text, std::string_view source_na
   ServeConfig config;
   config.source = std::string(source_name);
   const TableReader top(source, root, "");
-  HR_RETURN_IF_ERROR(top.check_keys({"server", "log", "fleet"}));
+  HR_RETURN_IF_ERROR(top.check_keys({"server", "log", "compute", "fleet"}));
+  HR_ASSIGN_OR_RETURN(const toml::table* compute, top.optional_table("compute"));
+  if (compute) HR_RETURN_IF_ERROR(read_compute(TableReader(source, *compute, "compute"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* server, top.optional_table("server"));
   if (server) HR_RETURN_IF_ERROR(read_server(TableReader(source, *server, "server"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* log, top.optional_table("log"));

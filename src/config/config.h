@@ -36,11 +36,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "common/log.h"
+#include "common/money.h"
 #include "common/status.h"
 #include "fleet/fleet.h"
 
@@ -57,6 +59,26 @@ struct ListenAddress {
 // may not be empty (write 0.0.0.0 to listen everywhere).
 Result<ListenAddress> parse_listen_address(std::string_view text);
 
+// [compute]: how raw compute is run and priced.
+//
+//   [compute]
+//   spot_grace_s = 30                # notice before a preempted spot job is killed
+//   usage_interval_s = 60            # GPU time is emitted at least this often
+//   internal_buffer = { h100 = 8 }   # GPUs per type kept free for internal surges
+//   [compute.prices.h100]            # list prices per GPU-hour (until the market's catalog)
+//   on_demand = "2.50"
+//   reserved = "1.80"
+//   spot = "0.90"
+struct GpuPriceConfig {
+  std::optional<Money> on_demand, reserved, spot;
+};
+struct ComputeConfig {
+  std::int64_t spot_grace_s = 30;
+  std::int64_t usage_interval_s = 60;
+  std::map<std::string, std::uint32_t> internal_buffer;
+  std::map<std::string, GpuPriceConfig> prices;
+};
+
 struct ServeConfig {
   std::string listen = "127.0.0.1:8080";     // accepted by parse_listen_address
   std::string data_dir = "./headroom-data";  // relative paths are relative to the working directory
@@ -64,6 +86,7 @@ struct ServeConfig {
   std::optional<std::string> tls_cert;       // PEM certificate chain; set exactly when tls_key is
   std::optional<std::string> tls_key;        // PEM private key
   LogOptions log;
+  ComputeConfig compute;
   // The declared fleet, validated by fleet::validate (source "config"); absent:
   // the server runs fleet::detect_local_fleet().
   std::optional<fleet::FleetSpec> fleet;

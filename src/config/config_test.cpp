@@ -474,3 +474,35 @@ TEST(ExampleConfig, Parses) {
 
 }  // namespace
 }  // namespace headroom::config
+
+namespace headroom::config {
+namespace {
+
+TEST(Config, ComputeSection) {
+  auto config = parse_config(R"(
+[compute]
+spot_grace_s = 5
+usage_interval_s = 10
+internal_buffer = { h100 = 8 }
+[compute.prices.h100]
+on_demand = "2.50"
+spot = "0.90"
+)", "test.toml");
+  ASSERT_TRUE(config.is_ok()) << config.status().to_string();
+  EXPECT_EQ(config->compute.spot_grace_s, 5);
+  EXPECT_EQ(config->compute.usage_interval_s, 10);
+  EXPECT_EQ(config->compute.internal_buffer.at("h100"), 8u);
+  EXPECT_EQ(config->compute.prices.at("h100").on_demand->to_string(), "2.50");
+  EXPECT_FALSE(config->compute.prices.at("h100").reserved.has_value());
+
+  for (const char* bad : {"[compute]\nspot_grace = 5\n", "[compute]\nspot_grace_s = -1\n",
+                          "[compute.prices.h100]\nspot = \"cheap\"\n", "[compute.prices.h100]\nbid = \"1\"\n",
+                          "[compute]\ninternal_buffer = { h100 = \"x\" }\n"}) {
+    auto refused = parse_config(bad, "test.toml");
+    ASSERT_FALSE(refused.is_ok()) << bad;
+    EXPECT_NE(refused.status().message().find("test.toml:"), std::string::npos) << refused.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace headroom::config

@@ -91,6 +91,7 @@ Result<ClusterState> ClusterState::build(const fleet::FleetSpec& fleet) {
   const std::size_t types = cs.type_names_.size();
   cs.type_available_.assign(types, 0);
   cs.type_capacity_.assign(types, 0);
+  cs.type_up_.assign(types, 0);
 
   std::array<std::unordered_map<std::string, GroupIndex>, kLevelCount> group_by_key;
   std::array<std::vector<std::vector<SliceIndex>>, kLevelCount> members;
@@ -173,7 +174,10 @@ Result<ClusterState> ClusterState::build(const fleet::FleetSpec& fleet) {
   }
   // Everything starts free; count what is available on up nodes.
   for (SliceIndex s = 0; s < cs.slices_.size(); ++s) {
-    if (cs.nodes_[cs.slices_[s].node].state == fleet::NodeState::kUp) cs.adjust_available(s, cs.slices_[s].free);
+    if (cs.nodes_[cs.slices_[s].node].state == fleet::NodeState::kUp) {
+      cs.adjust_available(s, cs.slices_[s].free);
+      cs.type_up_[cs.slices_[s].type] += cs.slices_[s].gpu_end - cs.slices_[s].gpu_begin;
+    }
   }
   return cs;
 }
@@ -182,6 +186,15 @@ std::optional<NodeIndex> ClusterState::find_node(std::string_view name) const {
   auto it = node_by_name_.find(std::string(name));
   if (it == node_by_name_.end()) return std::nullopt;
   return it->second;
+}
+
+std::optional<GpuIndex> ClusterState::find_gpu(std::string_view node, std::uint32_t index_on_node) const {
+  const std::optional<NodeIndex> n = find_node(node);
+  if (!n) return std::nullopt;
+  for (GpuIndex g = nodes_[*n].gpu_begin; g < nodes_[*n].gpu_end; ++g) {
+    if (gpu_index_on_node_[g] == index_on_node) return g;
+  }
+  return std::nullopt;
 }
 
 std::optional<TypeIndex> ClusterState::find_type(std::string_view name) const {
@@ -255,6 +268,41 @@ void ClusterState::release(JobId job, std::span<const GpuIndex> gpus) {
   job_gpus_.erase(it);
 }
 
+void ClusterState::release_part(JobId job, std::span<const GpuIndex> gpus) {
+  if (gpus.empty()) return;
+  auto it = job_gpus_.find(job);
+  CHECK(it != job_gpus_.end()) << "release by job " << job << " which holds no GPUs";
+  CHECK(it->second >= gpus.size()) << "job " << job << " releases " << gpus.size() << " GPUs but holds " << it->second;
+  for (GpuIndex g : gpus) {
+    CHECK(g < gpu_slice_.size()) << "job " << job << ": gpu " << g << " out of range";
+    CHECK(gpu_holder_[g] == job) << "job " << job << " releases gpu " << g << " held by job " << gpu_holder_[g];
+    gpu_holder_[g] = kNoJob;
+    const SliceIndex s = gpu_slice_[g];
+    Node& node = nodes_[slices_[s].node];
+    ++slices_[s].free;
+    ++node.free;
+    if (node.state == fleet::NodeState::kUp) adjust_available(s, +1);
+  }
+  it->second -= static_cast<std::uint32_t>(gpus.size());
+  if (it->second == 0) job_gpus_.erase(it);
+}
+
+void ClusterState::transfer(JobId from, JobId to, std::span<const GpuIndex> gpus) {
+  if (gpus.empty()) return;
+  CHECK(to != kNoJob && to != from) << "transfer from job " << from << " to job " << to;
+  auto it = job_gpus_.find(from);
+  CHECK(it != job_gpus_.end() && it->second >= gpus.size())
+      << "job " << from << " hands over " << gpus.size() << " GPUs but holds " << held_by(from);
+  for (GpuIndex g : gpus) {
+    CHECK(g < gpu_slice_.size()) << "job " << from << ": gpu " << g << " out of range";
+    CHECK(gpu_holder_[g] == from) << "job " << from << " hands over gpu " << g << " held by job " << gpu_holder_[g];
+    gpu_holder_[g] = to;  // listed twice: the CHECK above fails on its second visit
+  }
+  it->second -= static_cast<std::uint32_t>(gpus.size());
+  if (it->second == 0) job_gpus_.erase(it);
+  job_gpus_[to] += static_cast<std::uint32_t>(gpus.size());
+}
+
 void ClusterState::set_node_state(NodeIndex n, fleet::NodeState state) {
   Node& node = nodes_[n];
   const bool was_up = node.state == fleet::NodeState::kUp;
@@ -264,6 +312,8 @@ void ClusterState::set_node_state(NodeIndex n, fleet::NodeState state) {
   for (SliceIndex s = node.slice_begin; s < node.slice_end; ++s) {
     const std::int64_t free = slices_[s].free;
     adjust_available(s, is_up ? free : -free);
+    const std::uint32_t gpus = slices_[s].gpu_end - slices_[s].gpu_begin;
+    type_up_[slices_[s].type] = is_up ? type_up_[slices_[s].type] + gpus : type_up_[slices_[s].type] - gpus;
   }
 }
 

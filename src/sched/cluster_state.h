@@ -20,7 +20,12 @@
 //
 // Invariants, checked always (CHECK), since they protect capacity: a GPU is
 // held by at most one job; allocate() takes only available GPUs; release()
-// gives back exactly the GPUs the job holds, all of them.
+// gives back exactly the GPUs the job holds, all of them; release_part() and
+// transfer() move only GPUs the job holds.
+//
+// A holder is a JobId: a job, or a stand-in the scheduler uses for GPUs that
+// are set aside but idle (a reservation's). ClusterState does not tell them
+// apart.
 //
 // Not thread-safe: one thread (the scheduler's) drives it.
 #pragma once
@@ -126,6 +131,8 @@ class ClusterState {
   // Per node, slice, group and type.
   const Node& node(NodeIndex n) const { return nodes_[n]; }
   std::optional<NodeIndex> find_node(std::string_view name) const;
+  // The GPU with this index (as CUDA numbers it) on the named node, or nullopt.
+  std::optional<GpuIndex> find_gpu(std::string_view node, std::uint32_t index_on_node) const;
   const Slice& slice(SliceIndex s) const { return slices_[s]; }
   std::uint32_t slice_available(SliceIndex s) const {
     return nodes_[slices_[s].node].state == fleet::NodeState::kUp ? slices_[s].free : 0;
@@ -137,6 +144,8 @@ class ClusterState {
   std::optional<TypeIndex> find_type(std::string_view name) const;
   std::uint32_t type_available(TypeIndex t) const { return type_available_[t]; }
   std::uint32_t type_capacity(TypeIndex t) const { return type_capacity_[t]; }
+  // GPUs of the type on up nodes, held or not.
+  std::uint32_t type_up(TypeIndex t) const { return type_up_[t]; }
   // The largest group of a level and type, in GPUs: a gang above it never fits.
   std::uint32_t max_group_capacity(Level level, TypeIndex t) const {
     return max_group_capacity_[static_cast<int>(level)][t];
@@ -152,6 +161,12 @@ class ClusterState {
   void allocate(JobId job, std::span<const GpuIndex> gpus);
   // Takes back all the GPUs `job` holds. CHECKs `gpus` is exactly that set.
   void release(JobId job, std::span<const GpuIndex> gpus);
+  // Takes back some of the GPUs `job` holds. CHECKs each is held by `job`.
+  void release_part(JobId job, std::span<const GpuIndex> gpus);
+  // Hands GPUs held by `from` to `to` (`to` may hold others already). They
+  // stay held, so nothing becomes available; the node's state does not
+  // matter. CHECKs each is held by `from` and listed once.
+  void transfer(JobId from, JobId to, std::span<const GpuIndex> gpus);
   // Only kUp nodes take new placements; what runs elsewhere keeps its GPUs
   // until released (the scheduler releases the GPUs of jobs on a down node).
   void set_node_state(NodeIndex n, fleet::NodeState state);
@@ -160,7 +175,7 @@ class ClusterState {
   void adjust_available(SliceIndex s, std::int64_t delta);
 
   std::vector<std::string> type_names_;
-  std::vector<std::uint32_t> type_available_, type_capacity_;
+  std::vector<std::uint32_t> type_available_, type_capacity_, type_up_;
   std::vector<Node> nodes_;
   std::unordered_map<std::string, NodeIndex> node_by_name_;
   std::vector<Slice> slices_;

@@ -23,8 +23,9 @@ namespace headroom::sched {
 using JobId = std::uint64_t;
 inline constexpr JobId kNoJob = 0;
 
-// Highest priority first: a lower value always wins. Only kSpot is ever
-// preempted; preemption only goes downward.
+// Highest priority first: a lower value always wins. Preemption only goes
+// downward: spot jobs are preempted by internal and reserved work; a reserved
+// job is stopped (with notice) only when its own reservation ends.
 enum class Tier : std::uint8_t { kInternal, kReserved, kOnDemand, kSpot };
 inline constexpr std::size_t kTierCount = 4;
 
@@ -62,9 +63,10 @@ struct Job {
   std::string gpu_type;                    // a GpuType::name, or empty for any (one type per gang)
   Packing packing = Packing::kAny;
   std::int64_t max_runtime_s = 3600;
-  Money max_price_per_gpu_hour;            // spot only; the market clears it, the scheduler keeps it
-  std::optional<std::string> reservation_id;  // reserved only; kept, not yet honoured (see scheduler.h)
+  Money max_price_per_gpu_hour;               // spot only; the market clears it, the scheduler keeps it
+  std::optional<std::string> reservation_id;  // reserved only, and required there: the tenant's reservation
   bool requeue_on_preempt = false;
+  bool wait_for_quota = false;  // over quota: queue until under it, instead of being refused
   Timestamp submitted_at;
 
   // Where it stands; the Scheduler sets these.

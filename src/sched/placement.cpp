@@ -135,6 +135,63 @@ std::optional<std::vector<GpuIndex>> place(const ClusterState& state, const Plac
   return materialise(state, *best, request.gpus);
 }
 
+std::optional<std::vector<GpuIndex>> place_within(const ClusterState& state, std::span<const GpuIndex> candidates,
+                                                  std::uint32_t gpus, Packing packing) {
+  if (gpus == 0 || candidates.size() < gpus) return std::nullopt;
+  const std::optional<Level> level = packing_level(packing);
+  struct Entry {
+    std::uint32_t group;
+    NodeIndex node;
+    GpuIndex gpu;
+    auto operator<=>(const Entry&) const = default;
+  };
+  std::vector<Entry> entries;
+  entries.reserve(candidates.size());
+  for (GpuIndex g : candidates) {
+    entries.push_back(Entry{level ? state.gpu_group(g, *level) : 0u, state.gpu_node(g), g});
+  }
+  std::sort(entries.begin(), entries.end());
+  // The group with the fewest candidates that still holds the gang.
+  std::size_t best_begin = 0, best_end = 0;
+  for (std::size_t i = 0; i < entries.size();) {
+    std::size_t j = i;
+    while (j < entries.size() && entries[j].group == entries[i].group) ++j;
+    if (j - i >= gpus && (best_end == best_begin || j - i < best_end - best_begin)) {
+      best_begin = i;
+      best_end = j;
+    }
+    i = j;
+  }
+  if (best_end == best_begin) return std::nullopt;
+  // Its nodes, fullest first.
+  struct NodeRun {
+    std::uint32_t count;
+    std::size_t begin;
+  };
+  std::vector<NodeRun> nodes;
+  for (std::size_t i = best_begin; i < best_end;) {
+    std::size_t j = i;
+    while (j < best_end && entries[j].node == entries[i].node) ++j;
+    nodes.push_back(NodeRun{static_cast<std::uint32_t>(j - i), i});
+    i = j;
+  }
+  std::stable_sort(nodes.begin(), nodes.end(), [](const NodeRun& a, const NodeRun& b) { return a.count > b.count; });
+  std::vector<GpuIndex> out;
+  out.reserve(gpus);
+  std::uint32_t remaining = gpus;
+  for (std::size_t i = 0; i < nodes.size() && remaining > 0; ++i) {
+    std::size_t k = i;
+    if (nodes[i].count >= remaining) {
+      while (k + 1 < nodes.size() && nodes[k + 1].count >= remaining) ++k;  // the tightest node that holds the rest
+    }
+    const std::uint32_t take = std::min(remaining, nodes[k].count);
+    for (std::uint32_t n = 0; n < take; ++n) out.push_back(entries[nodes[k].begin + n].gpu);
+    remaining -= take;
+  }
+  CHECK(remaining == 0) << "place_within counted " << best_end - best_begin << " candidates but found fewer";
+  return out;
+}
+
 bool can_ever_fit(const ClusterState& state, const PlacementRequest& request) {
   if (request.gpus == 0) return false;
   const std::size_t first_type = request.type ? *request.type : 0;

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "sched/cluster_state.h"
@@ -41,6 +42,16 @@ std::optional<std::vector<GpuIndex>> place(const ClusterState& state, const Plac
 // Whether the gang could fit the fleet at all, were every GPU free and every
 // node up. A request for which this is false can never run.
 bool can_ever_fit(const ClusterState& state, const PlacementRequest& request);
+
+// Best fit among `candidates`, GPUs of one type that the caller may hand out
+// (a reservation's idle GPUs, a backfill head's claim), whoever holds them:
+// the group of the packing's level with the fewest candidates that still
+// holds the gang (kAny: all candidates), and inside it as few nodes as
+// possible, fullest first, the last piece on the node with the fewest
+// candidates that holds it. nullopt when no group holds the gang.
+// O(candidates log candidates).
+std::optional<std::vector<GpuIndex>> place_within(const ClusterState& state, std::span<const GpuIndex> candidates,
+                                                  std::uint32_t gpus, Packing packing);
 
 // Appends up to `count` free GPUs of slice `s` to `out`, in index order.
 void append_free_gpus(const ClusterState& state, SliceIndex s, std::uint32_t count, std::vector<GpuIndex>& out);

@@ -86,6 +86,44 @@ TEST(ClusterStateDeathTest, AGpuIsNeverHeldTwice) {
   EXPECT_DEATH(cs.release(3, gpus), "holds no GPUs");
 }
 
+TEST(ClusterState, TransferAndPartialReleaseKeepCounts) {
+  ClusterState cs = build(2, 0);
+  const TypeIndex h100 = *cs.find_type("h100");
+  cs.allocate(7, std::vector<GpuIndex>{0, 1, 2, 3});
+  cs.transfer(7, 9, std::vector<GpuIndex>{2, 3});
+  EXPECT_EQ(cs.held_by(7), 2u);
+  EXPECT_EQ(cs.held_by(9), 2u);
+  EXPECT_EQ(cs.holder(3), 9u);
+  EXPECT_EQ(cs.type_available(h100), 12u);  // a transfer frees nothing
+  cs.release_part(9, std::vector<GpuIndex>{3});
+  EXPECT_EQ(cs.held_by(9), 1u);
+  EXPECT_EQ(cs.type_available(h100), 13u);
+  cs.release_part(9, std::vector<GpuIndex>{2});
+  EXPECT_EQ(cs.held_by(9), 0u);
+  EXPECT_EQ(cs.jobs_holding(), 1u);
+  EXPECT_EQ(cs.type_up(h100), 16u);
+  cs.set_node_state(1, fleet::NodeState::kDraining);
+  EXPECT_EQ(cs.type_up(h100), 8u);
+  EXPECT_DEATH(cs.transfer(7, 9, std::vector<GpuIndex>{5}), "hands over gpu");
+  EXPECT_DEATH(cs.release_part(7, std::vector<GpuIndex>{6}), "releases gpu");
+}
+
+TEST(Placement, WithinAGivenSetTakesTheTightestGroupAndFewestNodes) {
+  ClusterState cs = build(4, 0);  // one rack of 4 nodes
+  // Candidates: 3 on node 0, 6 on node 1, 5 on node 2.
+  std::vector<GpuIndex> candidates = {0, 1, 2, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20};
+  auto nvlink = place_within(cs, candidates, 5, Packing::kNvlink);
+  ASSERT_TRUE(nvlink);
+  for (GpuIndex g : *nvlink) EXPECT_EQ(cs.gpu_node(g), 2u);  // the tightest domain that holds 5
+  EXPECT_FALSE(place_within(cs, candidates, 7, Packing::kNvlink));
+  auto any = place_within(cs, candidates, 9, Packing::kAny);
+  ASSERT_TRUE(any);
+  std::set<NodeIndex> nodes;
+  for (GpuIndex g : *any) nodes.insert(cs.gpu_node(g));
+  EXPECT_EQ(nodes, (std::set<NodeIndex>{1, 0}));  // 6 on the fullest node, the last 3 on the one that fits them best
+  EXPECT_FALSE(place_within(cs, candidates, 15, Packing::kAny));
+}
+
 TEST(Placement, NvlinkTakesTheFullestDomainThatFits) {
   ClusterState cs = build(3, 1);
   const TypeIndex h100 = *cs.find_type("h100");

@@ -108,10 +108,18 @@ TEST_F(ComputeStoreTest, UpdatesHistoryListingAndLiveJobs) {
   EXPECT_EQ((*events)[0].state, "queued");
   EXPECT_EQ((*events)[1].state, "succeeded");
 
-  auto live = store_->live_jobs();
+  auto live = store_->unsettled_jobs();
   ASSERT_TRUE(live.is_ok());
   ASSERT_EQ(live->size(), 2u);
   EXPECT_EQ((*live)[0].id, "job_2");
+  // An ended job whose GPU time is not all emitted yet is still unsettled.
+  u.job.usage_until = Timestamp{4000};
+  u.event = {};
+  ASSERT_TRUE(store_->update_jobs({&u, 1}).is_ok());
+  EXPECT_EQ(store_->unsettled_jobs()->size(), 3u);
+  u.job.usage_until = Timestamp{5000};
+  ASSERT_TRUE(store_->update_jobs({&u, 1}).is_ok());
+  EXPECT_EQ(store_->unsettled_jobs()->size(), 2u);
 
   // Newest first, one tenant's only, keyset pages.
   auto page = store_->list_jobs({"ten_a", ""}, {1, ""});

@@ -70,8 +70,9 @@ class Store {
   virtual Result<std::optional<JobRecord>> find_job(const std::string& id) = 0;
   // Newest first.
   virtual Result<Page<JobRecord>> list_jobs(const JobFilter& filter, const PageRequest& page) = 0;
-  // Jobs in a state that is not terminal, oldest first.
-  virtual Result<std::vector<JobRecord>> live_jobs() = 0;
+  // Jobs not ended, or ended with GPU time not yet emitted as usage
+  // (usage_until < ended_at), oldest first: what a restart picks up.
+  virtual Result<std::vector<JobRecord>> unsettled_jobs() = 0;
   virtual Result<std::vector<JobEvent>> job_events(const std::string& job_id) = 0;
 
   // A tenant's compute quota, as JSON the API layer owns ("" removes it).

@@ -1,5 +1,7 @@
 // Fuzz target for the request-to-JSON path: routing, authentication, JSON
-// body parsing and the tenant and key handlers, over an in-memory store.
+// body parsing and every handler, over an in-memory store. Jobs go through
+// the real ComputeService and scheduler, but to an executor that starts
+// nothing: fuzzed commands must never run.
 //
 // Input: "METHOD TARGET\n" then the body. The request is made with the admin
 // key (so that handlers run) unless the body starts with '!', which sends no
@@ -9,19 +11,40 @@
 // or a crash is a bug).
 #include <boost/json/parse.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "api/router.h"
 #include "api/services.h"
 #include "auth/api_key.h"
 #include "common/ids.h"
+#include "compute/compute_service.h"
 #include "fleet/detect.h"
 
 using namespace headroom;
 
 namespace {
+
+// Pretends to start every job, which then runs until killed.
+class InertExecutor final : public exec::Executor {
+ public:
+  Result<exec::ProcessHandle> start(const exec::LaunchSpec&) override { return exec::ProcessHandle{1, 1}; }
+  Status notify_preempt(std::string_view, Timestamp) override { return Status::ok(); }
+  Status kill(std::string_view) override { return Status::ok(); }
+  std::vector<exec::Exit> poll() override { return {}; }
+  bool adopt(std::string_view, const exec::ProcessHandle&, exec::Exit&) override { return false; }
+  std::string job_dir(std::string_view) const override { return "/nonexistent"; }
+};
+
+class StoreUsage final : public ledger::UsageSink {
+ public:
+  explicit StoreUsage(store::Store& store) : store_(store) {}
+  Status record(std::span<const ledger::UsageEvent> events) override { return store_.record_usage(events); }
+  store::Store& store_;
+};
 
 struct World {
   std::unique_ptr<store::Store> store;
@@ -29,6 +52,9 @@ struct World {
   SeededRandom random{42};
   fleet::FleetSpec fleet = fleet::virtual_local_fleet();
   std::unique_ptr<auth::Authenticator> authenticator;
+  InertExecutor executor;
+  std::unique_ptr<StoreUsage> usage;
+  std::unique_ptr<compute::ComputeService> compute;
   std::unique_ptr<api::Services> services;
   std::unique_ptr<api::Router> router;
   std::string admin_key;
@@ -44,7 +70,12 @@ struct World {
     CHECK(api::bootstrap_operator(*store, clock, random, admin_key, admin_tenant_id).is_ok());
     authenticator = std::make_unique<auth::Authenticator>(clock);
     authenticator->load(*store->all_tenants(), *store->all_keys());
+    usage = std::make_unique<StoreUsage>(*store);
+    auto started = compute::ComputeService::start(*store, fleet, executor, *usage, clock, {});
+    CHECK(started.is_ok()) << started.status().to_string();
+    compute = std::move(*started);
     services.reset(new api::Services{*store, *authenticator, clock, random, fleet, admin_tenant_id});
+    services->compute = compute.get();
     services->ready = true;
     router = std::make_unique<api::Router>(*authenticator);
     api::add_all_routes(*router, *services);
@@ -113,6 +144,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   net::HttpResponse response;
   world.router->handle(request, response);
+  if (response.deferred) {
+    // Answered by the compute thread after its commit.
+    std::shared_ptr<net::DeferredResponse> later = response.deferred;
+    std::optional<net::HttpResponse> done;
+    for (int i = 0; i < 10'000 && !(done = later->take()); ++i) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    if (!done) {
+      std::fprintf(stderr, "no answer for input: %.*s\n", static_cast<int>(input.size()), input.data());
+      std::abort();
+    }
+    response = std::move(*done);
+  }
   if (response.status >= 500) {
     std::fprintf(stderr, "5xx for input: %.*s\n-> %s\n", static_cast<int>(input.size()), input.data(),
                  response.body.c_str());

@@ -81,7 +81,7 @@ CREATE TABLE jobs (
   usage_until_us INTEGER
 );
 CREATE INDEX jobs_by_tenant ON jobs (tenant_id, seq);
-CREATE INDEX jobs_live ON jobs (seq) WHERE ended_at_us IS NULL;
+CREATE INDEX jobs_unsettled ON jobs (seq) WHERE ended_at_us IS NULL OR usage_until_us < ended_at_us;
 CREATE TABLE job_events (
   job_seq INTEGER NOT NULL REFERENCES jobs (seq),
   time_us INTEGER NOT NULL,
@@ -552,10 +552,10 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<std::vector<JobRecord>> live_jobs() override {
+  Result<std::vector<JobRecord>> unsettled_jobs() override {
     std::lock_guard lock(mutex_);
     return read_all<JobRecord>(std::string("SELECT ") + kJobColumns +
-                                   " FROM jobs WHERE ended_at_us IS NULL ORDER BY seq",
+                                   " FROM jobs WHERE ended_at_us IS NULL OR usage_until_us < ended_at_us ORDER BY seq",
                                [](const Statement& s) -> Result<JobRecord> { return read_job(s); });
   }
 

@@ -1,0 +1,47 @@
+#include "api/route_util.h"
+
+#include <boost/json/serialize.hpp>
+
+#include "common/ids.h"
+#include "common/limits.h"
+
+namespace headroom::api {
+
+namespace json = boost::json;
+
+Result<store::PageRequest> page_request(const net::HttpRequest& http) {
+  store::PageRequest page;
+  std::string value;
+  if (net::query_param(http.query, "limit", value)) {
+    std::size_t limit = 0;
+    bool ok = !value.empty() && value.size() <= 6;
+    for (char c : value) ok = ok && c >= '0' && c <= '9';
+    if (ok) limit = std::stoul(value);
+    if (!ok || limit < 1 || limit > limits::kListPageSizeMax) {
+      return Status::invalid_argument("query parameter \"limit\" must be a whole number from 1 to " +
+                                      std::to_string(limits::kListPageSizeMax));
+    }
+    page.limit = limit;
+  }
+  if (net::query_param(http.query, "after", value)) {
+    if (value.size() > 64) return Status::invalid_argument("query parameter \"after\" is not an id");
+    page.after = value;
+  }
+  return page;
+}
+
+store::AuditRecord audit(Services& s, const RequestContext& ctx, std::string action, std::string target,
+                         json::object details) {
+  store::AuditRecord a;
+  a.id = make_id(kAuditIdPrefix, s.random);
+  a.time = s.clock.now();
+  a.actor_tenant_id = ctx.caller.tenant_id();
+  a.actor_key_id = ctx.caller.key().id;
+  a.request_id = std::string(ctx.http.request_id);
+  a.action = std::move(action);
+  a.target_id = std::move(target);
+  a.details_json = json::serialize(details);
+  return a;
+}
+
+}  // namespace headroom::api

@@ -1,0 +1,188 @@
+// ComputeService: runs raw compute. It owns the Scheduler (the pure core)
+// and drives it from one thread, carrying out its effects through an
+// Executor, keeping every job's state in the Store and emitting GPU time to
+// the ledger's UsageSink.
+//
+// One loop, woken by new work or every tick (100 ms):
+//   1. submissions that arrived are given to the scheduler (which checks
+//      them and the quotas), then inserted in one transaction: one fsync for
+//      the whole batch (group commit); each is answered after that commit;
+//   2. admin commands and cancellations run;
+//   3. the jobs whose processes ended are reported to the scheduler;
+//   4. the scheduler ticks: it places, preempts and kills; the executor
+//      starts, signals and kills processes;
+//   5. flush: usage events first (made deterministically from persisted
+//      times, so a repeat after a crash is the same event, a no-op), then
+//      every job whose state changed, in one transaction; then the answers
+//      that waited for it.
+// GPU time is billed from a run's start (the executor confirmed it) to its
+// end (the exit time the job's supervisor recorded, or the kill), in
+// intervals aligned to the run's start every usage_interval.
+//
+// Restart: the jobs the store has not settled are taken back: queued ones
+// are queued again, running ones adopted from their supervisor process, or
+// closed (with the exit status they left, or lost) when it is gone. A lost
+// job is billed up to the last time it was known to run.
+//
+// Thread-safe: every public method may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/money.h"
+#include "common/status.h"
+#include "common/time.h"
+#include "compute/job_spec.h"
+#include "compute/quota.h"
+#include "exec/executor.h"
+#include "fleet/fleet.h"
+#include "ledger/usage.h"
+#include "sched/scheduler.h"
+#include "store/store.h"
+
+namespace headroom::compute {
+
+// List prices per GPU-hour of one GPU type, until the market's catalog.
+struct GpuPrices {
+  Money on_demand = Money::parse("2.00").value();
+  Money reserved = Money::parse("1.50").value();
+  Money spot = Money::parse("0.80").value();  // the spot price; a bid below it is refused
+};
+
+struct ComputeOptions {
+  std::int64_t tick_ms = 100;
+  std::int64_t usage_interval_s = 60;
+  std::size_t max_batch = 4096;  // submissions per group commit
+  GpuPrices default_prices;
+  std::unordered_map<std::string, GpuPrices> prices;  // by GPU type
+  sched::SchedulerOptions scheduler;
+};
+
+// A job to queue: the record to store (id, tenant, spec_json, created_at set
+// by the caller) and its parsed spec.
+struct Submission {
+  store::JobRecord record;
+  JobSpec spec;
+  std::string idempotency_key;
+  std::string request_sha256;
+};
+
+// What a submission came to: the job as stored, and whether it is the first
+// job of a repeated Idempotency-Key (nothing new was queued).
+struct Submitted {
+  store::JobRecord job;
+  bool replayed = false;
+};
+
+// Who holds each GPU, for GET /v1/fleet.
+struct GpuHolding {
+  std::string node;
+  std::uint32_t index = 0;
+  std::string job_id;     // empty when free
+  std::string tenant_id;  // of the job
+};
+
+class ComputeService {
+ public:
+  static Result<std::unique_ptr<ComputeService>> start(store::Store& store, const fleet::FleetSpec& fleet,
+                                                       exec::Executor& executor, ledger::UsageSink& usage,
+                                                       const Clock& clock, ComputeOptions options);
+  // Stops the loop after a last flush. Running jobs keep running: the next
+  // start adopts them.
+  ~ComputeService();
+  ComputeService(const ComputeService&) = delete;
+  ComputeService& operator=(const ComputeService&) = delete;
+
+  // Queues a job; `done` runs on the compute thread once it is durable (or
+  // refused). Errors: invalid_argument (cannot ever fit, unknown type, a bid
+  // below the spot price), quota_exceeded, conflict (Idempotency-Key reused
+  // for another request), unavailable (queue full, store failing).
+  void submit(Submission submission, std::function<void(Result<Submitted>)> done);
+  // Cancels a job; `done` runs once the change is durable.
+  void cancel(std::string job_id, std::function<void(Status)> done);
+
+  // Admin commands: applied and durable when they return.
+  Status set_node_state(const std::string& node, fleet::NodeState state, const store::AuditRecord& audit);
+  Status set_quota(const std::string& tenant_id, const ComputeQuota& quota, const store::AuditRecord& audit);
+  Status add_reservation(const store::ReservationRecord& reservation, const store::AuditRecord& audit);
+  Status cancel_reservation(const std::string& id, const store::AuditRecord& audit);
+
+  // Snapshots, taken on the compute thread.
+  std::vector<GpuHolding> holdings();
+  std::vector<fleet::NodeState> node_states();  // in fleet order
+  std::vector<sched::TypeSurplus> surplus();
+  // Where a job stands in its tier's queue (1 = next); 0 when not queued.
+  std::size_t queue_position(const std::string& job_id);
+
+  const exec::Executor& executor() const { return executor_; }
+  const GpuPrices& prices_of(const std::string& gpu_type) const;
+
+ private:
+  struct LiveJob {
+    store::JobRecord record;
+    JobSpec spec;
+  };
+
+  ComputeService(store::Store& store, const fleet::FleetSpec& fleet, exec::Executor& executor,
+                 ledger::UsageSink& usage, const Clock& clock, ComputeOptions options, sched::Scheduler scheduler);
+  Status recover(Timestamp now);
+  void push_change(const LiveJob& job, bool changed);
+  void run();
+  // Runs `f` on the compute thread and waits for its result.
+  template <typename F>
+  auto call(F f) -> decltype(f());
+
+  void take_submissions(std::vector<std::pair<Submission, std::function<void(Result<Submitted>)>>>& batch,
+                        Timestamp now);
+  void apply(const sched::Effects& effects, Timestamp now);
+  void start_job(sched::JobId id, const std::vector<sched::GpuIndex>& gpus, Timestamp now);
+  void on_state(const sched::Effect& effect, Timestamp now);
+  void reap(Timestamp now);
+  void emit_due_usage(Timestamp now);
+  void close_run(LiveJob& job, Timestamp end);
+  void flush();
+  Status check_price(const JobSpec& spec) const;
+  sched::Job to_sched_job(const store::JobRecord& record, const JobSpec& spec) const;
+  Money unit_price(const LiveJob& job) const;
+  std::string gpu_names(std::span<const sched::GpuIndex> gpus) const;
+
+  store::Store& store_;
+  const fleet::FleetSpec& fleet_;
+  exec::Executor& executor_;
+  ledger::UsageSink& usage_;
+  const Clock& clock_;
+  const ComputeOptions options_;
+  sched::Scheduler scheduler_;
+
+  // Compute thread only.
+  std::unordered_map<sched::JobId, LiveJob> live_;
+  std::unordered_map<std::string, sched::JobId> seq_of_;  // public id -> scheduler id, live jobs
+  std::int64_t next_seq_ = 1;
+  std::vector<ledger::UsageEvent> pending_usage_;
+  std::vector<store::JobUpdate> pending_updates_;
+  std::vector<std::function<void()>> after_flush_;
+  std::optional<Timestamp> end_hint_;  // the exit time of the job being finished
+  std::chrono::steady_clock::time_point next_tick_;
+  bool applying_ = false;
+  sched::Effects follow_ups_;  // apply()'s queue
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::vector<std::pair<Submission, std::function<void(Result<Submitted>)>>> submissions_;
+  std::vector<std::function<void()>> tasks_;
+  std::thread thread_;
+};
+
+}  // namespace headroom::compute

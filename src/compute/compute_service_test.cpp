@@ -1,0 +1,266 @@
+// The ComputeService against a real (in-memory) SQLite store, with a fake
+// executor and a manual clock: the glue between scheduler, processes, store
+// and usage, including restarts. Real processes are tested in tests/integration.
+#include "compute/compute_service.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "compute/job_spec.h"
+
+namespace headroom::compute {
+namespace {
+
+// Records what it is told; the test decides when processes end.
+class FakeExecutor final : public exec::Executor {
+ public:
+  Result<exec::ProcessHandle> start(const exec::LaunchSpec& spec) override {
+    std::lock_guard lock(mutex_);
+    if (spec.argv[0] == "missing") return Status::invalid_argument("command not found: missing");
+    started.push_back(spec);
+    running[spec.job_id] = ++next_pid_;
+    return exec::ProcessHandle{next_pid_, 42};
+  }
+  Status notify_preempt(std::string_view job_id, Timestamp) override {
+    std::lock_guard lock(mutex_);
+    noticed.emplace_back(job_id);
+    return Status::ok();
+  }
+  Status kill(std::string_view job_id) override {
+    std::lock_guard lock(mutex_);
+    killed.emplace_back(job_id);
+    running.erase(std::string(job_id));
+    return Status::ok();
+  }
+  std::vector<exec::Exit> poll() override {
+    std::lock_guard lock(mutex_);
+    std::vector<exec::Exit> out;
+    out.swap(exits_);
+    return out;
+  }
+  bool adopt(std::string_view job_id, const exec::ProcessHandle&, exec::Exit& ended) override {
+    std::lock_guard lock(mutex_);
+    auto it = adoptable.find(std::string(job_id));
+    if (it == adoptable.end()) {
+      ended = exec::Exit{std::string(job_id), 137, Timestamp{}, true};
+      return false;
+    }
+    if (it->second) return true;
+    ended = ended_while_away.at(std::string(job_id));
+    return false;
+  }
+  std::string job_dir(std::string_view job_id) const override { return "/nonexistent/" + std::string(job_id); }
+
+  void exit(const std::string& id, int code, Timestamp at) {
+    std::lock_guard lock(mutex_);
+    running.erase(id);
+    exits_.push_back(exec::Exit{id, code, at, false});
+  }
+  std::size_t started_count() {
+    std::lock_guard lock(mutex_);
+    return started.size();
+  }
+
+  std::mutex mutex_;
+  std::vector<exec::LaunchSpec> started;
+  std::vector<std::string> noticed, killed;
+  std::map<std::string, int> running;
+  std::map<std::string, bool> adoptable;  // id -> still running
+  std::map<std::string, exec::Exit> ended_while_away;
+
+ private:
+  int next_pid_ = 1000;
+  std::vector<exec::Exit> exits_;
+};
+
+class StoreSink final : public ledger::UsageSink {
+ public:
+  explicit StoreSink(store::Store& store) : store_(store) {}
+  Status record(std::span<const ledger::UsageEvent> events) override { return store_.record_usage(events); }
+  store::Store& store_;
+};
+
+fleet::FleetSpec one_node(int gpus) {
+  fleet::FleetSpec f;
+  f.gpu_types.push_back({"h100", "", 81920});
+  fleet::Node n;
+  n.name = "n1";
+  n.region = "r";
+  n.site = "s";
+  n.cluster = "c";
+  n.nvlink_domain = "n1";
+  for (int i = 0; i < gpus; ++i) n.gpus.push_back({static_cast<std::uint32_t>(i), "", "h100"});
+  f.nodes.push_back(n);
+  f.source = "config";
+  return f;
+}
+
+class ComputeServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(store::Store::open({"sqlite:" + path_}).value());
+    store::Tenant t{"ten_a", "a", store::TenantKind::kExternal, Timestamp{1}};
+    ASSERT_TRUE(store_->create_tenant(t, audit()).is_ok());
+    sink_ = std::make_unique<StoreSink>(*store_);
+    start_service();
+  }
+  void TearDown() override {
+    service_.reset();
+    std::remove(path_.c_str());
+    std::remove((path_ + "-wal").c_str());
+    std::remove((path_ + "-shm").c_str());
+  }
+  void start_service() {
+    ComputeOptions options;
+    options.tick_ms = 10;
+    options.usage_interval_s = 60;
+    options.prices["h100"].on_demand = Money::parse("3.60").value();
+    auto started = ComputeService::start(*store_, fleet_, executor_, *sink_, clock_, options);
+    ASSERT_TRUE(started.is_ok()) << started.status().to_string();
+    service_ = std::move(started).value();
+  }
+  store::AuditRecord audit() { return {0, "aud_" + std::to_string(++audits_), Timestamp{1}, "", "", "", "t", "x", "{}"}; }
+
+  Result<Submitted> submit(const std::string& id, const std::string& json, const std::string& key = "") {
+    Submission s;
+    s.record.id = id;
+    s.record.tenant_id = "ten_a";
+    auto spec = parse_job_spec(json);
+    EXPECT_TRUE(spec.is_ok()) << spec.status().to_string();
+    s.spec = *spec;
+    s.record.spec_json = to_json(*spec);
+    s.idempotency_key = key;
+    s.request_sha256 = s.record.spec_json;
+    std::promise<Result<Submitted>> done;
+    service_->submit(std::move(s), [&](Result<Submitted> r) { done.set_value(std::move(r)); });
+    return done.get_future().get();
+  }
+
+  // Waits (real time) until the stored job is in `state`.
+  store::JobRecord wait_state(const std::string& id, const std::string& state) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    store::JobRecord last;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto job = store_->find_job(id);
+      if (job.is_ok() && job->has_value()) {
+        last = **job;
+        if (last.state == state) return last;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ADD_FAILURE() << id << " is " << last.state << ", not " << state;
+    return last;
+  }
+
+  std::int64_t billed_gpu_ms(const std::string& id) {
+    std::int64_t total = 0;
+    auto usage = store_->usage_of(id);
+    EXPECT_TRUE(usage.is_ok());
+    if (usage) {
+      for (const auto& e : *usage) total += e.quantity;
+    }
+    return total;
+  }
+
+  std::string path_ = ::testing::TempDir() + "/compute_service_test_" + std::to_string(getpid()) + ".db";
+  fleet::FleetSpec fleet_ = one_node(4);
+  std::unique_ptr<store::Store> store_;
+  FakeExecutor executor_;
+  std::unique_ptr<StoreSink> sink_;
+  ManualClock clock_;
+  std::unique_ptr<ComputeService> service_;
+  int audits_ = 0;
+};
+
+TEST_F(ComputeServiceTest, RunsAJobAndBillsItsGpuTimeExactlyOnce) {
+  auto submitted = submit("job_1", R"({"gpus":2,"command":["train"]})");
+  ASSERT_TRUE(submitted.is_ok()) << submitted.status().to_string();
+  EXPECT_EQ(submitted->job.state, "queued");
+  store::JobRecord running = wait_state("job_1", "running");
+  EXPECT_EQ(running.gpus, "n1:0,n1:1");
+  ASSERT_EQ(executor_.started_count(), 1u);
+  EXPECT_EQ(executor_.started[0].gpu_devices, (std::vector<int>{0, 1}));
+
+  // 150 s of running: two whole minutes are billed while it runs...
+  clock_.advance_seconds(150);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (billed_gpu_ms("job_1") < 2 * 120'000 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(billed_gpu_ms("job_1"), 2 * 120'000);
+  // ...and the rest when it exits, 10 s later, at the time its supervisor saw.
+  Timestamp end = clock_.now().plus_seconds(10);
+  clock_.advance_seconds(20);
+  executor_.exit("job_1", 0, end);
+  store::JobRecord done = wait_state("job_1", "succeeded");
+  EXPECT_EQ(done.ended_at, end);
+  EXPECT_EQ(done.usage_until, end);
+  std::vector<ledger::UsageEvent> usage = *store_->usage_of("job_1");
+  ASSERT_EQ(usage.size(), 3u);
+  EXPECT_EQ(usage[0].start, *running.started_at);
+  EXPECT_EQ(usage[2].end, end);
+  EXPECT_EQ(billed_gpu_ms("job_1"), 2 * 160'000);
+  for (const auto& e : usage) {
+    EXPECT_EQ(e.unit_price.to_string(), "3.60");
+    EXPECT_EQ(e.variant, "on-demand");
+    EXPECT_EQ(e.item, "h100");
+  }
+}
+
+TEST_F(ComputeServiceTest, RefusalsAndIdempotentReplays) {
+  EXPECT_EQ(submit("job_1", R"({"gpus":5,"command":["x"]})").status().code(), ErrorCode::kInvalidArgument);
+  auto first = submit("job_2", R"({"gpus":1,"command":["x"]})", "key-1");
+  ASSERT_TRUE(first.is_ok());
+  auto again = submit("job_3", R"({"gpus":1,"command":["x"]})", "key-1");
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_TRUE(again->replayed);
+  EXPECT_EQ(again->job.id, "job_2");
+  EXPECT_EQ(submit("job_4", R"({"gpus":2,"command":["x"]})", "key-1").status().code(), ErrorCode::kConflict);
+  EXPECT_FALSE(store_->find_job("job_3")->has_value());
+  // A command that cannot start fails the job with the reason.
+  ASSERT_TRUE(submit("job_5", R"({"gpus":1,"command":["missing"]})").is_ok());
+  store::JobRecord failed = wait_state("job_5", "failed");
+  EXPECT_NE(failed.message.find("command not found"), std::string::npos) << failed.message;
+  EXPECT_EQ(failed.exit_code, 127);
+  EXPECT_EQ(billed_gpu_ms("job_5"), 0);
+}
+
+TEST_F(ComputeServiceTest, RestartAdoptsTheLivingAndClosesTheDead) {
+  ASSERT_TRUE(submit("job_alive", R"({"gpus":1,"command":["x"]})").is_ok());
+  ASSERT_TRUE(submit("job_exited", R"({"gpus":1,"command":["x"]})").is_ok());
+  ASSERT_TRUE(submit("job_vanished", R"({"gpus":1,"command":["x"]})").is_ok());
+  ASSERT_TRUE(submit("job_queued", R"({"gpus":4,"command":["x"]})").is_ok());
+  store::JobRecord exited = wait_state("job_exited", "running");
+  store::JobRecord vanished = wait_state("job_vanished", "running");
+  wait_state("job_alive", "running");
+  service_.reset();  // the server stops; the jobs run on
+
+  clock_.advance_seconds(90);
+  executor_.adoptable["job_alive"] = true;
+  executor_.adoptable["job_exited"] = false;
+  Timestamp exit_time = exited.started_at->plus_seconds(30);
+  executor_.ended_while_away["job_exited"] = exec::Exit{"job_exited", 5, exit_time, false};
+  start_service();
+
+  EXPECT_EQ(wait_state("job_alive", "running").gpus, "n1:0");
+  store::JobRecord e = wait_state("job_exited", "failed");
+  EXPECT_EQ(e.exit_code, 5);
+  EXPECT_EQ(e.ended_at, exit_time);
+  EXPECT_EQ(billed_gpu_ms("job_exited"), 30'000);
+  // Vanished without a trace: billed up to the last time it was known to run, no further.
+  store::JobRecord v = wait_state("job_vanished", "lost");
+  EXPECT_LE(billed_gpu_ms("job_vanished"), 0);
+  EXPECT_EQ(v.ended_at, vanished.started_at);
+  // The adopted job still holds its GPU: the queued 4-GPU job waits for it.
+  EXPECT_EQ(wait_state("job_queued", "queued").state, "queued");
+  executor_.exit("job_alive", 0, clock_.now());
+  wait_state("job_alive", "succeeded");
+  wait_state("job_queued", "running");
+  EXPECT_EQ(billed_gpu_ms("job_alive"), 90'000);
+}
+
+}  // namespace
+}  // namespace headroom::compute
