@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <ctime>
+#include <map>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -294,6 +296,106 @@ TEST_F(JobsTest, RestartAdoptsRunningJobs) {
   EXPECT_NE(logs(id, key).find("done"), std::string::npos);
   // The queued one was queued again and runs once the GPUs are free.
   EXPECT_EQ(wait_for(queued, key, "").at("state").as_string(), "succeeded");
+}
+
+
+TEST_F(JobsTest, MaxRuntimeIsEnforced) {
+  std::string key = tenant_key("external");
+  std::string id = submit(key, R"({"gpus":1,"max_runtime_s":1,"command":["sleep","60"]})");
+  auto started = Clock::now();
+  json::object job = wait_for(id, key, "", 10);
+  EXPECT_EQ(job.at("state").as_string(), "failed");
+  EXPECT_EQ(job.at("reason").as_string(), "max_runtime_exceeded");
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - started).count(), 5.0);
+}
+
+TEST_F(JobsTest, ReservationsHoldGpusForTheirTenant) {
+  std::string holder = tenant_key("external");
+  std::string other = tenant_key("external");
+  std::string holder_tenant(get("/v1/me", holder).json().at("tenant").at("id").as_string());
+  auto now = std::chrono::system_clock::now();
+  auto rfc3339 = [](std::chrono::system_clock::time_point t) {
+    std::time_t secs = std::chrono::system_clock::to_time_t(t);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&secs));
+    return std::string(text);
+  };
+  Reply r = post("/v1/reservations", admin_,
+                 R"({"tenant_id":")" + holder_tenant + R"(","gpu_type":"t4","gpus":3,"start":")" +
+                     rfc3339(now - std::chrono::seconds(1)) + R"(","end":")" + rfc3339(now + std::chrono::hours(1)) +
+                     R"("})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  std::string reservation(r.json().at("id").as_string());
+  // Another booking of the same GPUs is refused: only 1 is left beside it.
+  Reply full = post("/v1/reservations", admin_,
+                    R"({"tenant_id":")" + holder_tenant + R"(","gpu_type":"t4","gpus":2,"start":")" +
+                        rfc3339(now) + R"(","end":")" + rfc3339(now + std::chrono::hours(2)) + R"("})");
+  EXPECT_EQ(full.status, 409) << full.body;
+
+  // Only one GPU is left for the others: a 2-GPU job waits, a 1-GPU one runs.
+  std::string too_big = submit(other, R"({"gpus":2,"command":["true"]})");
+  std::string small = submit(other, R"({"gpus":1,"command":["true"]})");
+  EXPECT_EQ(wait_for(small, other, "").at("state").as_string(), "succeeded");
+  EXPECT_EQ(get("/v1/jobs/" + too_big, other).json().at("state").as_string(), "queued");
+  EXPECT_EQ(post("/v1/jobs/" + too_big + "/cancel", other, "").status, 200);
+  // The holder's reserved job runs on the reserved GPUs; the other tenant may not name the reservation.
+  std::string reserved = submit(holder, R"({"gpus":3,"tier":"reserved","reservation_id":")" + reservation +
+                                           R"(","command":["true"]})");
+  EXPECT_EQ(wait_for(reserved, holder, "").at("state").as_string(), "succeeded");
+  Reply foreign = post("/v1/jobs", other, R"({"gpus":1,"tier":"reserved","reservation_id":")" + reservation +
+                                               R"(","command":["true"]})");
+  EXPECT_EQ(foreign.status, 400) << foreign.body;
+  EXPECT_EQ(get("/v1/reservations/" + reservation, other).status, 404);
+  EXPECT_EQ(get("/v1/reservations", holder).json().at("data").as_array().size(), 1u);
+  EXPECT_EQ(call(server_->url(), "DELETE", "/v1/reservations/" + reservation, admin_).status, 200);
+}
+
+TEST_F(JobsTest, DrainGivesSpotJobsNotice) {
+  std::string key = tenant_key("external");
+  std::string spot = submit(key, R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":"2.00","command":["sleep","60"]})");
+  std::string on_demand = submit(key, R"({"gpus":1,"command":["sh","-c","sleep 1"]})");
+  wait_for(spot, key, "running");
+  wait_for(on_demand, key, "running");
+  ASSERT_EQ(post("/v1/fleet/nodes/node-1/drain", admin_, "").status, 200);
+  // sleep dies of the SIGTERM; the on-demand job runs to its end.
+  EXPECT_EQ(wait_for(spot, key, "", 5).at("state").as_string(), "preempted");
+  EXPECT_EQ(wait_for(on_demand, key, "", 5).at("state").as_string(), "succeeded");
+  Reply fleet = get("/v1/fleet", admin_);
+  EXPECT_NE(fleet.body.find("\"draining\""), std::string::npos) << fleet.body;
+}
+
+TEST_F(JobsTest, CliRunStreamsTheLogAndExitsWithTheJobsCode) {
+  std::string key = tenant_key("external");
+  std::map<std::string, std::string> env{{"HEADROOM_URL", server_->url()}, {"HEADROOM_API_KEY", key}};
+  CommandResult run = run_headroom({"run", "--gpus", "2", "--", "sh", "-c", "echo from-the-job; exit 4"}, env);
+  EXPECT_EQ(run.exit_code, 4) << run.out << run.err;
+  EXPECT_NE(run.out.find("from-the-job"), std::string::npos) << run.out;
+  EXPECT_NE(run.err.find("failed with exit code 4"), std::string::npos) << run.err;
+
+  CommandResult detached = run_headroom({"run", "--detach", "--", "true"}, env);
+  ASSERT_EQ(detached.exit_code, 0) << detached.err;
+  std::string id = detached.out.substr(0, detached.out.find('\n'));
+  EXPECT_EQ(wait_for(id, key, "").at("state").as_string(), "succeeded");
+  CommandResult list = run_headroom({"jobs", "list"}, env);
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find(id), std::string::npos) << list.out;
+  CommandResult surplus = run_headroom({"surplus"}, {{"HEADROOM_URL", server_->url()}, {"HEADROOM_API_KEY", admin_}});
+  EXPECT_EQ(surplus.exit_code, 0) << surplus.err;
+  EXPECT_NE(surplus.out.find("t4"), std::string::npos) << surplus.out;
+  CommandResult fleet = run_headroom({"fleet"}, {{"HEADROOM_URL", server_->url()}, {"HEADROOM_API_KEY", admin_}});
+  EXPECT_EQ(fleet.exit_code, 0) << fleet.err;
+  EXPECT_NE(fleet.out.find("node-1"), std::string::npos) << fleet.out;
+}
+
+TEST_F(JobsTest, LogsCanBeFollowed) {
+  std::string key = tenant_key("external");
+  std::string id = submit(key, R"({"gpus":1,"command":["sh","-c","echo one; sleep 0.5; echo two"]})");
+  Reply followed = get("/v1/jobs/" + id + "/logs?follow=true", key);  // returns when the job ends
+  EXPECT_EQ(followed.status, 200);
+  EXPECT_EQ(followed.body, "one\ntwo\n");
+  Reply tail = get("/v1/jobs/" + id + "/logs?offset=4", key);
+  EXPECT_EQ(tail.body, "two\n");
+  EXPECT_EQ(tail.header("x-next-offset"), "8");
 }
 
 }  // namespace
