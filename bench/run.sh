@@ -9,3 +9,6 @@ echo "== issue 2: GET /v1/me beside nginx, time to ready, idle memory"
 "$here/http_me_vs_nginx.sh" "$build" 2   # two workers each: the 2 cores are shared with wrk
 echo "== issue 3: scheduler"
 "$build/bench/sched_bench"
+echo "== issue 3: durable job submissions through the HTTP API beside sbatch"
+"$here/job_submit_bench.sh" "$build" 1   # the headline: one server thread, wrk on the other core
+"$here/job_submit_bench.sh" "$build" 2   # two server threads: the 2 cores are shared with wrk

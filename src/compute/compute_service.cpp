@@ -124,8 +124,7 @@ Status ComputeService::recover(Timestamp now) {
       changed = true;
     };
     if (is_terminal_name(state)) {
-      // Ended, with usage still to emit (emit_due_usage settles it).
-      ++closed;
+      ++closed;  // ended, with usage still to emit: settled below
     } else if (state == "queued") {
       auto effects = scheduler_.submit(to_sched_job(job.record, job.spec), now);
       if (!effects) {
@@ -155,6 +154,8 @@ Status ComputeService::recover(Timestamp now) {
                                            job.record.started_at.value_or(job.record.state_at), now);
         if (restored) {
           if (state == "starting") set("running", "adopted", "", now);
+          if (!job.record.started_at) job.record.started_at = now;
+          billing_.insert(id);
           ++adopted;
           push_change(job, changed);
           continue;
@@ -183,11 +184,11 @@ Status ComputeService::recover(Timestamp now) {
       ++closed;
     }
     push_change(job, changed);
+    if (job.record.ended_at) settle(job);
   }
   if (!live_.empty()) {
     spdlog::info("compute: {} jobs adopted, {} queued again, {} closed at restart", adopted, requeued, closed);
   }
-  emit_due_usage(now);
   flush();
   return Status::ok();
 }
@@ -221,9 +222,9 @@ void ComputeService::run() {
     // Ticks keep to real time, whatever the injected clock says.
     if (auto real = std::chrono::steady_clock::now(); real >= next_tick_) {
       apply(scheduler_.tick(now), now);
+      emit_due_usage(now);
       next_tick_ = real + std::chrono::milliseconds(options_.tick_ms);
     }
-    emit_due_usage(now);
     flush();
   }
   flush();
@@ -403,10 +404,14 @@ void ComputeService::on_state(const sched::Effect& e, Timestamp now) {
   store::JobRecord& r = job.record;
   Timestamp at = end_hint_.value_or(now);
   bool was_running = r.state == "running" || r.state == "preempting";
-  if (was_running && !sched::holds_gpus(e.state)) close_run(job, at);  // its GPU time, up to its end
+  if (was_running && !sched::holds_gpus(e.state)) {
+    close_run(job, at);  // its GPU time, up to its end
+    billing_.erase(e.job);
+  }
   if (e.state == JobState::kRunning && !was_running) {
     r.started_at = at;
     r.usage_until = at;
+    billing_.insert(e.job);
   }
   if (e.state == JobState::kQueued) {  // requeued after preemption: a new stay
     r.pid = 0;
@@ -485,18 +490,12 @@ void ComputeService::close_run(LiveJob& job, Timestamp end) {
   r.usage_until = std::max(from, r.usage_until.value_or(from));
 }
 
+// Whole intervals of the jobs that run.
 void ComputeService::emit_due_usage(Timestamp now) {
   std::int64_t interval_us = options_.usage_interval_s * 1'000'000;
-  for (auto& [id, job] : live_) {
+  for (sched::JobId id : billing_) {
+    LiveJob& job = live_.at(id);
     store::JobRecord& r = job.record;
-    if (r.ended_at) {
-      if (r.started_at && r.usage_until.value_or(*r.started_at) < *r.ended_at) close_run(job, *r.ended_at);
-      if (!r.usage_until || *r.usage_until < *r.ended_at) r.usage_until = *r.ended_at;
-      pending_updates_.push_back(store::JobUpdate{r, {}});
-      continue;
-    }
-    if ((r.state != "running" && r.state != "preempting") || !r.started_at) continue;
-    // Whole intervals only while it runs.
     std::int64_t elapsed = now.unix_micros - r.started_at->unix_micros;
     Timestamp last_boundary{r.started_at->unix_micros + (elapsed / interval_us) * interval_us};
     if (last_boundary > r.usage_until.value_or(*r.started_at)) {
@@ -504,6 +503,14 @@ void ComputeService::emit_due_usage(Timestamp now) {
       pending_updates_.push_back(store::JobUpdate{r, {}});
     }
   }
+}
+
+// An ended job's GPU time not emitted yet (found at a restart).
+void ComputeService::settle(LiveJob& job) {
+  store::JobRecord& r = job.record;
+  if (r.started_at && r.usage_until.value_or(*r.started_at) < *r.ended_at) close_run(job, *r.ended_at);
+  if (!r.usage_until || *r.usage_until < *r.ended_at) r.usage_until = *r.ended_at;
+  pending_updates_.push_back(store::JobUpdate{r, {}});
 }
 
 void ComputeService::flush() {

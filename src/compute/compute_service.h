@@ -38,6 +38,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/money.h"
@@ -150,6 +151,7 @@ class ComputeService {
   void on_state(const sched::Effect& effect, Timestamp now);
   void reap(Timestamp now);
   void emit_due_usage(Timestamp now);
+  void settle(LiveJob& job);
   void close_run(LiveJob& job, Timestamp end);
   void flush();
   Status check_price(const JobSpec& spec) const;
@@ -168,6 +170,7 @@ class ComputeService {
   // Compute thread only.
   std::unordered_map<sched::JobId, LiveJob> live_;
   std::unordered_map<std::string, sched::JobId> seq_of_;  // public id -> scheduler id, live jobs
+  std::unordered_set<sched::JobId> billing_;              // running: GPU time accrues
   std::int64_t next_seq_ = 1;
   std::vector<ledger::UsageEvent> pending_usage_;
   std::vector<store::JobUpdate> pending_updates_;
