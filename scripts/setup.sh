@@ -11,6 +11,7 @@ packages=(
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nginx wrk curl
+  slurmctld slurmd slurm-client munge   # a one-node Slurm: the job-submission benchmark's baseline
 )
 
 missing=()
