@@ -3,19 +3,14 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "common/json.h"
 #include "common/limits.h"
 
 namespace headroom::api {
 
 Result<JsonBody> JsonBody::parse(std::string_view body) {
-  if (body.empty()) return Status::invalid_argument("the request body is empty: send a JSON object");
-  boost::json::parse_options options;
-  options.max_depth = limits::kJsonDepth;
-  boost::system::error_code ec;
-  boost::json::value value = boost::json::parse(body, ec, {}, options);
-  if (ec) return Status::invalid_argument("the request body is not valid JSON: " + ec.message());
-  if (!value.is_object()) return Status::invalid_argument("the request body must be a JSON object");
-  return JsonBody(std::move(value.as_object()));
+  HR_ASSIGN_OR_RETURN(boost::json::object object, parse_json_object(body));
+  return JsonBody(std::move(object));
 }
 
 Status JsonBody::only_fields(std::initializer_list<std::string_view> known) const {

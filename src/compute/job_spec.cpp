@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "common/json.h"
 #include "common/limits.h"
 #include "sched/sched_limits.h"
 
@@ -69,14 +70,7 @@ Status append_strings(const json::object& o, std::string_view field, std::vector
 }  // namespace
 
 Result<JobSpec> parse_job_spec(std::string_view text) {
-  if (text.empty()) return Status::invalid_argument("the request body is empty: send a JSON object");
-  json::parse_options options;
-  options.max_depth = limits::kJsonDepth;
-  boost::system::error_code ec;
-  json::value value = json::parse(text, ec, {}, options);
-  if (ec) return Status::invalid_argument("the request body is not valid JSON: " + ec.message());
-  if (!value.is_object()) return Status::invalid_argument("the request body must be a JSON object");
-  const json::object& o = value.get_object();
+  HR_ASSIGN_OR_RETURN(const json::object o, parse_json_object(text));
   static constexpr std::string_view kFields[] = {
       "gpus",    "gpu_type", "tier",         "max_price_per_gpu_hour", "command",        "args",
       "env",     "workdir",  "packing",      "max_runtime_s",          "requeue_on_preempt", "reservation_id",

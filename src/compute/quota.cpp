@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "common/json.h"
 #include "common/limits.h"
 #include "sched/sched_limits.h"
 
@@ -28,14 +29,9 @@ Result<std::int64_t> integer(const json::value& v, std::string_view field, std::
 }  // namespace
 
 Result<ComputeQuota> parse_quota(std::string_view text) {
-  json::parse_options options;
-  options.max_depth = limits::kJsonDepth;
-  boost::system::error_code ec;
-  json::value value = json::parse(text, ec, {}, options);
-  if (ec) return Status::invalid_argument("the request body is not valid JSON: " + ec.message());
-  if (!value.is_object()) return Status::invalid_argument("the request body must be a JSON object");
+  HR_ASSIGN_OR_RETURN(const json::object object, parse_json_object(text));
   ComputeQuota quota;
-  for (const auto& field : value.get_object()) {
+  for (const auto& field : object) {
     std::string_view key = field.key();
     const json::value& v = field.value();
     if (key == "max_queued_jobs") {
