@@ -12,3 +12,5 @@ echo "== issue 3: scheduler"
 echo "== issue 3: durable job submissions through the HTTP API beside sbatch"
 "$here/job_submit_bench.sh" "$build" 1   # the headline: one server thread, wrk on the other core
 "$here/job_submit_bench.sh" "$build" 2   # two server threads: the 2 cores are shared with wrk
+echo "== issue 4: usage log"
+"$build/bench/usage_log_bench"

@@ -14,6 +14,7 @@
 #include "api/services.h"
 #include "compute/compute_service.h"
 #include "exec/local_executor.h"
+#include "ledger/usage_log.h"
 #include "auth/api_key.h"
 #include "common/log.h"
 #include "config/config.h"
@@ -88,16 +89,6 @@ Result<compute::ComputeOptions> compute_options_of(const config::ComputeConfig& 
   return options;
 }
 
-// Usage goes to the store's table until the ledger has its own log.
-class StoreUsageSink final : public ledger::UsageSink {
- public:
-  explicit StoreUsageSink(store::Store& store) : store_(store) {}
-  Status record(std::span<const ledger::UsageEvent> events) override { return store_.record_usage(events); }
-
- private:
-  store::Store& store_;
-};
-
 Status serve(const ServeFlags& flags) {
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t stop_signals;
@@ -153,10 +144,13 @@ Status serve(const ServeFlags& flags) {
 
   // Raw compute: jobs run here, as processes under DATA/jobs.
   HR_ASSIGN_OR_RETURN(auto executor, exec::LocalExecutor::create((data_dir / "jobs").string(), clock));
-  StoreUsageSink usage(*store);
+  HR_ASSIGN_OR_RETURN(auto usage, ledger::UsageLog::open({(data_dir / "usage").string()}));
+  if (const auto& replay = usage->replay_report(); replay.tails_cut > 0) {
+    spdlog::warn("usage log: cut {} bytes of an invalid tail: {}", replay.bytes_cut, replay.reason);
+  }
   HR_ASSIGN_OR_RETURN(compute::ComputeOptions compute_options, compute_options_of(config.compute, fleet));
   HR_ASSIGN_OR_RETURN(auto compute,
-                      compute::ComputeService::start(*store, fleet, *executor, usage, clock, compute_options));
+                      compute::ComputeService::start(*store, fleet, *executor, *usage, clock, compute_options));
 
   Services services{*store, authenticator, clock, random, fleet, admin_tenant_id};
   services.compute = compute.get();

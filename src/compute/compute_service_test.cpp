@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <thread>
 
 #include "compute/job_spec.h"
+#include "ledger/usage_log.h"
 
 namespace headroom::compute {
 namespace {
@@ -76,12 +78,6 @@ class FakeExecutor final : public exec::Executor {
   std::vector<exec::Exit> exits_;
 };
 
-class StoreSink final : public ledger::UsageSink {
- public:
-  explicit StoreSink(store::Store& store) : store_(store) {}
-  Status record(std::span<const ledger::UsageEvent> events) override { return store_.record_usage(events); }
-  store::Store& store_;
-};
 
 fleet::FleetSpec one_node(int gpus) {
   fleet::FleetSpec f;
@@ -104,11 +100,15 @@ class ComputeServiceTest : public ::testing::Test {
     store_ = std::move(store::Store::open({"sqlite:" + path_}).value());
     store::Tenant t{"ten_a", "a", store::TenantKind::kExternal, Timestamp{1}};
     ASSERT_TRUE(store_->create_tenant(t, audit()).is_ok());
-    sink_ = std::make_unique<StoreSink>(*store_);
+    auto usage = ledger::UsageLog::open({usage_dir_});
+    ASSERT_TRUE(usage.is_ok()) << usage.status().to_string();
+    usage_ = std::move(usage).value();
     start_service();
   }
   void TearDown() override {
     service_.reset();
+    usage_.reset();
+    std::filesystem::remove_all(usage_dir_);
     std::remove(path_.c_str());
     std::remove((path_ + "-wal").c_str());
     std::remove((path_ + "-shm").c_str());
@@ -118,7 +118,7 @@ class ComputeServiceTest : public ::testing::Test {
     options.tick_ms = 10;
     options.usage_interval_s = 60;
     options.prices["h100"].on_demand = Money::parse("3.60").value();
-    auto started = ComputeService::start(*store_, fleet_, executor_, *sink_, clock_, options);
+    auto started = ComputeService::start(*store_, fleet_, executor_, *usage_, clock_, options);
     ASSERT_TRUE(started.is_ok()) << started.status().to_string();
     service_ = std::move(started).value();
   }
@@ -155,13 +155,20 @@ class ComputeServiceTest : public ::testing::Test {
     return last;
   }
 
+  // The usage events of one job, as the log holds them.
+  std::vector<ledger::UsageEvent> usage_of(const std::string& id) {
+    std::vector<ledger::UsageEvent> out;
+    auto read = usage_->read(ledger::RecordLog::kFirstPosition, 1'000'000,
+                             [&](ledger::LogPosition, const ledger::UsageEvent& e) {
+                               if (e.source_id == id) out.push_back(e);
+                             });
+    EXPECT_TRUE(read.is_ok()) << read.status().to_string();
+    return out;
+  }
+
   std::int64_t billed_gpu_ms(const std::string& id) {
     std::int64_t total = 0;
-    auto usage = store_->usage_of(id);
-    EXPECT_TRUE(usage.is_ok());
-    if (usage) {
-      for (const auto& e : *usage) total += e.quantity;
-    }
+    for (const auto& e : usage_of(id)) total += e.quantity;
     return total;
   }
 
@@ -169,7 +176,8 @@ class ComputeServiceTest : public ::testing::Test {
   fleet::FleetSpec fleet_ = one_node(4);
   std::unique_ptr<store::Store> store_;
   FakeExecutor executor_;
-  std::unique_ptr<StoreSink> sink_;
+  std::string usage_dir_ = ::testing::TempDir() + "/compute_service_usage_" + std::to_string(getpid());
+  std::unique_ptr<ledger::UsageLog> usage_;
   ManualClock clock_;
   std::unique_ptr<ComputeService> service_;
   int audits_ = 0;
@@ -198,7 +206,7 @@ TEST_F(ComputeServiceTest, RunsAJobAndBillsItsGpuTimeExactlyOnce) {
   store::JobRecord done = wait_state("job_1", "succeeded");
   EXPECT_EQ(done.ended_at, end);
   EXPECT_EQ(done.usage_until, end);
-  std::vector<ledger::UsageEvent> usage = *store_->usage_of("job_1");
+  std::vector<ledger::UsageEvent> usage = usage_of("job_1");
   ASSERT_EQ(usage.size(), 3u);
   EXPECT_EQ(usage[0].start, *running.started_at);
   EXPECT_EQ(usage[2].end, end);

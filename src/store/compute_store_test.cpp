@@ -1,6 +1,5 @@
 // The raw-compute part of the Store: jobs with group-committed inserts and
-// idempotency keys, their history, quotas, node states, reservations and
-// usage events.
+// idempotency keys, their history, quotas, node states and reservations.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -166,23 +165,6 @@ TEST_F(ComputeStoreTest, QuotasNodeStatesAndReservations) {
   EXPECT_EQ(store_->cancel_reservation("res_1", Timestamp{121}, audit("c")).code(), ErrorCode::kConflict);
   EXPECT_EQ(store_->cancel_reservation("res_x", Timestamp{121}, audit("c")).code(), ErrorCode::kNotFound);
   EXPECT_EQ(store_->live_reservations(Timestamp{150})->size(), 0u);
-}
-
-TEST_F(ComputeStoreTest, UsageEventsAreRecordedOnce) {
-  ledger::UsageEvent e{"job_1:1000", "ten_a", ledger::Product::kGpuTime, "h100", "spot", 60'000,
-                       Money::from_nanos(1'500'000'000), Timestamp{1000}, Timestamp{61000}, "job_1"};
-  ASSERT_TRUE(store_->record_usage({&e, 1}).is_ok());
-  ASSERT_TRUE(store_->record_usage({&e, 1}).is_ok());  // a retry: a no-op
-  auto usage = store_->usage_of("job_1");
-  ASSERT_TRUE(usage.is_ok());
-  ASSERT_EQ(usage->size(), 1u);
-  EXPECT_EQ((*usage)[0].quantity, 60'000);
-  EXPECT_EQ((*usage)[0].unit_price.nanos(), 1'500'000'000);
-
-  ledger::UsageEvent changed = e;
-  changed.quantity = 61'000;
-  EXPECT_EQ(store_->record_usage({&changed, 1}).code(), ErrorCode::kConflict);
-  EXPECT_EQ((*store_->usage_of("job_1"))[0].quantity, 60'000);
 }
 
 }  // namespace

@@ -13,7 +13,6 @@
 #include <utility>
 #include <vector>
 
-#include "ledger/usage.h"
 #include "store/records.h"
 
 namespace headroom::store {
@@ -92,11 +91,6 @@ class Store {
   virtual Result<Page<ReservationRecord>> list_reservations(const std::string& tenant_id, const PageRequest& page) = 0;
   // Not cancelled and not yet ended at `now`.
   virtual Result<std::vector<ReservationRecord>> live_reservations(Timestamp now) = 0;
-
-  // Usage events, kept here until the ledger has its own log: an id seen
-  // before is a no-op with the same content and a conflict with another.
-  virtual Status record_usage(std::span<const ledger::UsageEvent> events) = 0;
-  virtual Result<std::vector<ledger::UsageEvent>> usage_of(const std::string& source_id) = 0;
 };
 
 }  // namespace headroom::store

@@ -58,7 +58,7 @@ CREATE TABLE settings (
 );
 )sql",
     // 2: raw compute: jobs and their history, idempotency keys, quotas,
-    // node states, reservations; usage events until the ledger has its log.
+    // node states, reservations.
     R"sql(
 CREATE TABLE jobs (
   seq            INTEGER PRIMARY KEY,
@@ -117,23 +117,6 @@ CREATE TABLE reservations (
   cancelled_at_us INTEGER
 );
 CREATE INDEX reservations_by_tenant ON reservations (tenant_id);
-CREATE TABLE usage_events (
-  id         TEXT PRIMARY KEY,
-  tenant_id  TEXT NOT NULL,
-  product    INTEGER NOT NULL,
-  item       TEXT NOT NULL,
-  variant    TEXT NOT NULL,
-  quantity   INTEGER NOT NULL CHECK (quantity >= 0),
-  unit_nanos INTEGER NOT NULL,
-  start_us   INTEGER NOT NULL,
-  end_us     INTEGER NOT NULL,
-  source_id  TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX usage_by_source ON usage_events (source_id);
-CREATE TRIGGER usage_events_no_update BEFORE UPDATE ON usage_events
-  BEGIN SELECT RAISE(ABORT, 'usage events are append-only'); END;
-CREATE TRIGGER usage_events_no_delete BEFORE DELETE ON usage_events
-  BEGIN SELECT RAISE(ABORT, 'usage events are append-only'); END;
 )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -673,63 +656,7 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Status record_usage(std::span<const ledger::UsageEvent> events) override {
-    return transaction([&]() -> Status {
-      for (const ledger::UsageEvent& e : events) {
-        CHECK(!e.id.empty() && e.quantity >= 0 && e.end >= e.start);
-        auto s = prepare(
-            "INSERT INTO usage_events (id, tenant_id, product, item, variant, quantity, unit_nanos, start_us, "
-            "end_us, source_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING");
-        s.bind(1, e.id).bind(2, e.tenant_id).bind(3, std::int64_t{static_cast<int>(e.product)}).bind(4, e.item);
-        s.bind(5, e.variant).bind(6, e.quantity).bind(7, e.unit_price.nanos()).bind(8, e.start.unix_micros);
-        s.bind(9, e.end.unix_micros).bind(10, e.source_id);
-        if (s.step() != SQLITE_DONE) return failure("recording usage", s);
-        if (sqlite3_changes(db_) == 1) continue;
-        // Seen before: the same event again is a no-op, different content a conflict.
-        HR_ASSIGN_OR_RETURN(auto first, find_usage_locked("id", e.id));
-        CHECK(first.size() == 1);
-        const ledger::UsageEvent& f = first[0];
-        if (f.tenant_id != e.tenant_id || f.product != e.product || f.item != e.item || f.variant != e.variant ||
-            f.quantity != e.quantity || f.unit_price != e.unit_price || f.start != e.start || f.end != e.end ||
-            f.source_id != e.source_id) {
-          return Status::conflict("usage event " + e.id + " was already recorded with different content");
-        }
-      }
-      return Status::ok();
-    });
-  }
-
-  Result<std::vector<ledger::UsageEvent>> usage_of(const std::string& source_id) override {
-    std::lock_guard lock(mutex_);
-    return find_usage_locked("source_id", source_id);
-  }
-
  private:
-  Result<std::vector<ledger::UsageEvent>> find_usage_locked(std::string_view column, const std::string& value) {
-    auto s = prepare(
-        "SELECT id, tenant_id, product, item, variant, quantity, unit_nanos, start_us, end_us, source_id "
-        "FROM usage_events WHERE " + std::string(column) + " = ? ORDER BY start_us, id");
-    s.bind(1, value);
-    std::vector<ledger::UsageEvent> out;
-    int rc;
-    while ((rc = s.step()) == SQLITE_ROW) {
-      ledger::UsageEvent e;
-      e.id = s.text(0);
-      e.tenant_id = s.text(1);
-      e.product = static_cast<ledger::Product>(s.int64(2));
-      e.item = s.text(3);
-      e.variant = s.text(4);
-      e.quantity = s.int64(5);
-      e.unit_price = Money::from_nanos(s.int64(6));
-      e.start = Timestamp{s.int64(7)};
-      e.end = Timestamp{s.int64(8)};
-      e.source_id = s.text(9);
-      out.push_back(std::move(e));
-    }
-    if (rc != SQLITE_DONE) return failure("reading usage", s);
-    return out;
-  }
-
   Status write_job(const JobRecord& j, bool insert) {
     CHECK(!j.id.empty() && !j.tenant_id.empty() && !j.state.empty());
     auto s = insert ? prepare(
