@@ -1,6 +1,7 @@
 #include "compute/compute_service.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -358,7 +359,11 @@ void ComputeService::apply(const sched::Effects& effects, Timestamp now) {
         }
         break;
       case sched::Effect::Kind::kKill:
-        if (Status s = executor_.kill(id); !s) spdlog::warn("killing job {} failed: {}", id, s.message());
+        if (Status s = executor_.kill(id); !s) {
+          spdlog::warn("killing job {} failed: {}", id, s.message());
+        } else {
+          it->second.killed_run_unreaped = true;
+        }
         break;
       case sched::Effect::Kind::kStateChanged:
         on_state(e, now);
@@ -371,6 +376,10 @@ void ComputeService::apply(const sched::Effects& effects, Timestamp now) {
 
 void ComputeService::start_job(sched::JobId id, const std::vector<sched::GpuIndex>& gpus, Timestamp now) {
   LiveJob& job = live_.at(id);
+  if (job.killed_run_unreaped) {
+    job.start_when_reaped = gpus;  // its killed run still exits: starts after (reap)
+    return;
+  }
   const sched::ClusterState& cluster = scheduler_.cluster();
   exec::LaunchSpec launch;
   launch.job_id = job.record.id;
@@ -435,7 +444,14 @@ void ComputeService::reap(Timestamp now) {
     auto it = seq_of_.find(exit.job_id);
     if (it == seq_of_.end()) continue;
     LiveJob& job = live_.at(it->second);
-    if (!scheduler_.find(it->second)) continue;  // already ended (killed and closed)
+    if (job.killed_run_unreaped) {
+      // The end of a run the scheduler already closed when it killed it; a
+      // requeued run placed since may start now.
+      job.killed_run_unreaped = false;
+      if (auto gpus = std::exchange(job.start_when_reaped, std::nullopt)) start_job(it->second, *gpus, now);
+      continue;
+    }
+    if (!scheduler_.find(it->second)) continue;  // already ended
     int code = exit.lost ? 137 : exit.exit_code;
     job.record.exit_code = code;
     if (exit.lost) job.record.message = "its processes vanished without an exit status";

@@ -35,6 +35,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -133,6 +134,10 @@ class ComputeService {
   struct LiveJob {
     store::JobRecord record;
     JobSpec spec;
+    // A run we killed whose end the executor has not reported yet. A requeued
+    // job placed again meanwhile starts only once it has (start_when_reaped).
+    bool killed_run_unreaped = false;
+    std::optional<std::vector<sched::GpuIndex>> start_when_reaped;
   };
 
   ComputeService(store::Store& store, const fleet::FleetSpec& fleet, exec::Executor& executor,

@@ -56,6 +56,11 @@ class FakeExecutor final : public exec::Executor {
   }
   std::string job_dir(std::string_view job_id) const override { return "/nonexistent/" + std::string(job_id); }
 
+  // The supervisor of a killed job ends: poll() reports it, as the real executor does.
+  void reap_killed(const std::string& id, Timestamp at) {
+    std::lock_guard lock(mutex_);
+    exits_.push_back(exec::Exit{id, 137, at, false});
+  }
   void exit(const std::string& id, int code, Timestamp at) {
     std::lock_guard lock(mutex_);
     running.erase(id);
@@ -113,8 +118,9 @@ class ComputeServiceTest : public ::testing::Test {
     std::remove((path_ + "-wal").c_str());
     std::remove((path_ + "-shm").c_str());
   }
-  void start_service() {
+  void start_service(std::int64_t spot_grace_ms = 30'000) {
     ComputeOptions options;
+    options.scheduler.grace_ms[static_cast<int>(sched::Tier::kSpot)] = spot_grace_ms;
     options.tick_ms = 10;
     options.usage_interval_s = 60;
     options.prices["h100"].on_demand = Money::parse("3.60").value();
@@ -268,6 +274,42 @@ TEST_F(ComputeServiceTest, RestartAdoptsTheLivingAndClosesTheDead) {
   wait_state("job_alive", "succeeded");
   wait_state("job_queued", "running");
   EXPECT_EQ(billed_gpu_ms("job_alive"), 90'000);
+}
+
+
+TEST_F(ComputeServiceTest, ARequeuedJobRestartsOnlyAfterItsKilledRunIsReaped) {
+  service_.reset();
+  start_service(/*spot_grace_ms=*/0);
+  store::Tenant internal{"ten_i", "i", store::TenantKind::kInternal, Timestamp{1}};
+  ASSERT_TRUE(store_->create_tenant(internal, audit()).is_ok());
+  ASSERT_TRUE(submit("job_spot", R"({"gpus":2,"tier":"spot","max_price_per_gpu_hour":"5","requeue_on_preempt":true,
+      "command":["x"]})").is_ok());
+  ASSERT_TRUE(submit("job_od", R"({"gpus":2,"command":["x"]})").is_ok());
+  wait_state("job_spot", "running");
+  wait_state("job_od", "running");
+
+  // Internal work takes the spot job's GPUs: with no grace it is killed at once and queued again.
+  Submission s;
+  s.record.id = "job_internal";
+  s.record.tenant_id = "ten_i";
+  s.spec = *parse_job_spec(R"({"gpus":2,"tier":"internal","command":["x"]})");
+  s.record.spec_json = to_json(s.spec);
+  std::promise<Result<Submitted>> done;
+  service_->submit(std::move(s), [&](Result<Submitted> r) { done.set_value(std::move(r)); });
+  ASSERT_TRUE(done.get_future().get().is_ok());
+  wait_state("job_internal", "running");
+  EXPECT_EQ(wait_state("job_spot", "queued").preemptions, 1);
+
+  // GPUs come free, so it is placed again, but its killed run has not ended yet: it waits in starting.
+  executor_.exit("job_od", 0, clock_.now());
+  wait_state("job_spot", "starting");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(executor_.started_count(), 3u);  // spot, on-demand, internal: no second spot run yet
+  EXPECT_EQ(store_->find_job("job_spot")->value().state, "starting");
+
+  executor_.reap_killed("job_spot", clock_.now());
+  wait_state("job_spot", "running");
+  EXPECT_EQ(executor_.started_count(), 4u);
 }
 
 }  // namespace
