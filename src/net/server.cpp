@@ -28,6 +28,7 @@
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "common/crypto.h"
 #include "common/limits.h"
@@ -85,6 +86,9 @@ struct Connection {
   bool idle = true;              // between requests: closed at once on shutdown
   // While parked (see Parking): the timer it waits on, and what it waits for.
   asio::steady_timer* wake_timer = nullptr;
+  // Set by a wake that came while the connection was not waiting (writing,
+  // or in next()): its next wait returns at once instead of missing it.
+  bool woken = false;
   DeferredResponse* deferred = nullptr;
   BodyStream* stream = nullptr;
 };
@@ -125,7 +129,9 @@ struct Waker {
   void operator()() const {
     asio::post(worker->io, [worker = worker, id = id] {
       auto it = worker->parked.find(id);
-      if (it != worker->parked.end() && it->second->wake_timer) it->second->wake_timer->cancel();
+      if (it == worker->parked.end()) return;
+      it->second->woken = true;
+      if (it->second->wake_timer) it->second->wake_timer->cancel();
     });
   }
 };
@@ -154,6 +160,7 @@ class Parking {
     conn_.deferred = nullptr;
     conn_.stream = nullptr;
     conn_.wake_timer = nullptr;
+    conn_.woken = false;
     worker_.parked.erase(id_);
   }
   Parking(const Parking&) = delete;
@@ -636,6 +643,7 @@ class ServerImpl final : public HttpServer {
       // above was in flight, when there was no wait for it to cancel: look
       // before waiting.
       if (stopping_.load()) continue;
+      if (std::exchange(conn.woken, false)) continue;  // woken while not waiting: look again now
       parking.timer().expires_after(poll);
       auto [ec] = co_await parking.timer().async_wait(kUseTuple);
       // A quiet stream writes nothing that could fail: on each poll, see
