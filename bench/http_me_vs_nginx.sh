@@ -105,8 +105,11 @@ to_ms() {  # wrk prints 812.00us, 1.20ms or 2.01s
 h_rps=(); h_p50=(); h_p99=(); n_rps=(); n_p50=(); n_p99=()
 echo "round  headroom req/s  p50 ms  p99 ms   nginx req/s  p50 ms  p99 ms"
 for r in $(seq 1 "$rounds"); do
-  read -r a b c < <(run_wrk -H "Authorization: Bearer $key" "http://127.0.0.1:$hport/v1/me")
-  read -r d e f < <(run_wrk "http://127.0.0.1:$nport/me.json")
+  # In the main shell (not < <(...)), so that an invalid round stops the script.
+  hout=$(run_wrk -H "Authorization: Bearer $key" "http://127.0.0.1:$hport/v1/me")
+  nout=$(run_wrk "http://127.0.0.1:$nport/me.json")
+  read -r a b c <<<"$hout"
+  read -r d e f <<<"$nout"
   h_rps+=("$a"); h_p50+=("$b"); h_p99+=("$c"); n_rps+=("$d"); n_p50+=("$e"); n_p99+=("$f")
   printf '%5d  %14s  %6s  %6s   %11s  %6s  %6s\n' "$r" "$a" "$b" "$c" "$d" "$e" "$f"
 done
