@@ -63,7 +63,8 @@ json::object job_json(const store::JobRecord& j) {
 }
 
 bool is_terminal_state(std::string_view state) {
-  return state == "succeeded" || state == "failed" || state == "cancelled" || state == "lost" || state == "preempted";
+  auto parsed = sched::parse_job_state(state);
+  return parsed && sched::is_terminal(*parsed);
 }
 
 Result<std::optional<std::string>> job_owner(Services& s, std::string_view id) {
@@ -144,11 +145,9 @@ Status list_jobs(Services& s, RequestContext& ctx, net::HttpResponse& response) 
   store::JobFilter filter;
   std::string value;
   if (net::query_param(ctx.http.query, "state", value)) {
-    bool known = false;
-    for (std::size_t i = 0; i < sched::kJobStateCount; ++i) {
-      known = known || value == sched::job_state_name(static_cast<sched::JobState>(i));
+    if (!sched::parse_job_state(value)) {
+      return Status::invalid_argument("query parameter \"state\" must be a job state, such as running");
     }
-    if (!known) return Status::invalid_argument("query parameter \"state\" must be a job state, such as running");
     filter.state = value;
   }
   // Everyone sees their own jobs; the admin sees all, or one tenant's with ?tenant_id=.

@@ -1,6 +1,7 @@
 #include "compute/compute_service.h"
 
 #include <algorithm>
+#include <charconv>
 #include <utility>
 
 #include "common/check.h"
@@ -11,18 +12,18 @@ namespace {
 
 using sched::JobState;
 
-// "node:index,node:index"
-std::vector<std::pair<std::string, std::uint32_t>> parse_gpu_names(std::string_view text) {
+// "node:index,node:index" (as gpu_names() writes it); nullopt when malformed.
+std::optional<std::vector<std::pair<std::string, std::uint32_t>>> parse_gpu_names(std::string_view text) {
   std::vector<std::pair<std::string, std::uint32_t>> out;
   while (!text.empty()) {
     std::size_t comma = text.find(',');
     std::string_view one = text.substr(0, comma);
     std::size_t colon = one.rfind(':');
-    if (colon != std::string_view::npos) {
-      std::uint32_t index = 0;
-      for (char c : one.substr(colon + 1)) index = index * 10 + static_cast<std::uint32_t>(c - '0');
-      out.emplace_back(std::string(one.substr(0, colon)), index);
-    }
+    if (colon == std::string_view::npos) return std::nullopt;
+    std::uint32_t index = 0;
+    auto [end, ec] = std::from_chars(one.data() + colon + 1, one.data() + one.size(), index);
+    if (ec != std::errc() || end != one.data() + one.size()) return std::nullopt;
+    out.emplace_back(std::string(one.substr(0, colon)), index);
     if (comma == std::string_view::npos) break;
     text.remove_prefix(comma + 1);
   }
@@ -31,10 +32,6 @@ std::vector<std::pair<std::string, std::uint32_t>> parse_gpu_names(std::string_v
 
 sched::Reservation to_sched_reservation(const store::ReservationRecord& r);
 
-bool is_terminal_name(const std::string& state) {
-  auto s = std::string_view(state);
-  return s == "succeeded" || s == "failed" || s == "cancelled" || s == "lost" || s == "preempted";
-}
 
 }  // namespace
 
@@ -124,7 +121,7 @@ Status ComputeService::recover(Timestamp now) {
       job.record.state_at = at;
       changed = true;
     };
-    if (is_terminal_name(state)) {
+    if (auto parsed = sched::parse_job_state(state); parsed && sched::is_terminal(*parsed)) {
       ++closed;  // ended, with usage still to emit: settled below
     } else if (state == "queued") {
       auto effects = scheduler_.submit(to_sched_job(job.record, job.spec), now);
@@ -143,7 +140,9 @@ Status ComputeService::recover(Timestamp now) {
                                    ended);
       std::vector<sched::GpuIndex> gpus;
       bool gpus_known = true;
-      for (const auto& [node, index] : parse_gpu_names(job.record.gpus)) {
+      auto names = parse_gpu_names(job.record.gpus);
+      if (!names) gpus_known = false;
+      for (const auto& [node, index] : names.value_or(decltype(names)::value_type{})) {
         auto g = scheduler_.cluster().find_gpu(node, index);
         if (!g) gpus_known = false;
         else gpus.push_back(*g);

@@ -378,26 +378,26 @@ TEST_F(LocalExecutorTest, PreemptNoticeSendsTermAndTheDeadline) {
 }
 
 TEST_F(LocalExecutorTest, KillEndsAJobThatIgnoresTerm) {
-  start(shell("job_stubborn", "trap '' TERM; echo ready; i=0; while :; do sleep 0.05; i=$((i+1)); echo tick$i; done"));
-  ASSERT_TRUE(wait_for_log("job_stubborn", "ready"));
-  ASSERT_TRUE(executor_->notify_preempt("job_stubborn", clock_.now().plus_seconds(30)).is_ok());
+  start(shell("job_ignoring_term", "trap '' TERM; echo ready; i=0; while :; do sleep 0.05; i=$((i+1)); echo tick$i; done"));
+  ASSERT_TRUE(wait_for_log("job_ignoring_term", "ready"));
+  ASSERT_TRUE(executor_->notify_preempt("job_ignoring_term", clock_.now().plus_seconds(30)).is_ok());
   // It lives on after the notice: its log grows by two more ticks.
-  const std::string log_at_notice = read_file(executor_->log_path("job_stubborn"));
+  const std::string log_at_notice = read_file(executor_->log_path("job_ignoring_term"));
   const std::size_t ticks_at_notice = std::count(log_at_notice.begin(), log_at_notice.end(), '\n');
   ASSERT_TRUE(eventually([&] {
-    const std::string log = read_file(executor_->log_path("job_stubborn"));
+    const std::string log = read_file(executor_->log_path("job_ignoring_term"));
     return static_cast<std::size_t>(std::count(log.begin(), log.end(), '\n')) >= ticks_at_notice + 2;
   }));
   EXPECT_TRUE(executor_->poll().empty());
-  ASSERT_TRUE(executor_->kill("job_stubborn").is_ok());
-  ASSERT_TRUE(executor_->kill("job_stubborn").is_ok());  // again: the group is gone, still ok
+  ASSERT_TRUE(executor_->kill("job_ignoring_term").is_ok());
+  ASSERT_TRUE(executor_->kill("job_ignoring_term").is_ok());  // again: the group is gone, still ok
   clock_.advance_seconds(5);
 
-  std::optional<Exit> exit = wait_exit("job_stubborn");
+  std::optional<Exit> exit = wait_exit("job_ignoring_term");
   ASSERT_TRUE(exit);
   EXPECT_EQ(exit->exit_code, 137);
   EXPECT_FALSE(exit->lost);  // we killed it
-  if (!exists(executor_->job_dir("job_stubborn") + "/exit")) {
+  if (!exists(executor_->job_dir("job_ignoring_term") + "/exit")) {
     EXPECT_EQ(exit->ended_at, clock_.now());
   }
 }

@@ -149,7 +149,7 @@
 #include "common/money.h"
 #include "common/status.h"
 #include "common/time.h"
-#include "ledger/ledger_core_limits.h"
+#include "ledger/ledger_limits.h"
 
 namespace headroom::ledger {
 

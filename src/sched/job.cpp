@@ -51,6 +51,14 @@ std::string_view job_state_name(JobState state) {
   return "?";
 }
 
+Result<JobState> parse_job_state(std::string_view text) {
+  for (std::size_t i = 0; i < kJobStateCount; ++i) {
+    if (text == job_state_name(static_cast<JobState>(i))) return static_cast<JobState>(i);
+  }
+  return Status::invalid_argument(
+      "job state: expected queued, starting, running, preempting, preempted, succeeded, failed, cancelled or lost");
+}
+
 bool is_terminal(JobState state) {
   return state == JobState::kPreempted || state == JobState::kSucceeded || state == JobState::kFailed ||
          state == JobState::kCancelled || state == JobState::kLost;

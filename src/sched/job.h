@@ -51,6 +51,7 @@ Result<Tier> parse_tier(std::string_view text);
 std::string_view packing_name(Packing packing);   // "nvlink", "rack", "block", "any"
 Result<Packing> parse_packing(std::string_view text);
 std::string_view job_state_name(JobState state);  // "queued", ..., "lost"
+Result<JobState> parse_job_state(std::string_view text);
 bool is_terminal(JobState state);                 // preempted counts: a requeue makes a new queued stay
 bool holds_gpus(JobState state);                  // starting, running, preempting
 
