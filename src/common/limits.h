@@ -50,4 +50,7 @@ inline constexpr std::size_t kJsonDepth = 32;
 // Store.
 inline constexpr std::int64_t kStoreBusyTimeoutMs = 5'000;
 
+// Hosted models: a model's name ("tiny-llama-1.1b"), as clients send it.
+inline constexpr std::size_t kModelNameBytes = 128;
+
 }  // namespace headroom::limits

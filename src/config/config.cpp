@@ -426,6 +426,34 @@ Status read_compute(const TableReader& compute, ServeConfig& config) {
   return Status::ok();
 }
 
+Status read_billing(const TableReader& billing, ServeConfig& config) {
+  HR_RETURN_IF_ERROR(billing.check_keys({"job_hold_window_s", "token_prices"}));
+  HR_ASSIGN_OR_RETURN(auto window, billing.optional_integer("job_hold_window_s", 0, 30 * 24 * 3600));
+  if (window) config.billing.job_hold_window_s = *window;
+  HR_ASSIGN_OR_RETURN(const toml::table* prices, billing.optional_table("token_prices"));
+  if (!prices) return Status::ok();
+  TableReader reader(billing.source(), *prices, billing.path_of("token_prices"));
+  for (auto&& [key, node] : *prices) {
+    if (key.str().empty() || key.str().size() > limits::kModelNameBytes) {
+      return reader.error(key.str(), "a model name is 1 to " + std::to_string(limits::kModelNameBytes) + " bytes");
+    }
+    HR_ASSIGN_OR_RETURN(const toml::table* model, reader.optional_table(key.str()));
+    if (!model) return reader.error(key.str(), "expected a table such as { input = \"0.05\", output = \"0.20\" }");
+    TableReader entry(billing.source(), *model, reader.path_of(key.str()));
+    HR_RETURN_IF_ERROR(entry.check_keys({"input", "output"}));
+    TokenPriceConfig& out = config.billing.token_prices[std::string(key.str())];
+    for (auto [name, slot] : {std::pair{"input", &out.input}, std::pair{"output", &out.output}}) {
+      HR_ASSIGN_OR_RETURN(auto text, entry.required_string(name, 32));
+      auto money = Money::parse(text);
+      if (!money || money->nanos() < 0) {
+        return entry.error(name, "expected a price per million tokens such as \"0.05\", got " + quote_for_message(text));
+      }
+      *slot = *money;
+    }
+  }
+  return Status::ok();
+}
+
 struct FleetBuilder {
   fleet::FleetSpec fleet;
   std::unordered_map<std::string, std::uint32_t> type_lines;  // GPU type name -> line declared
@@ -601,9 +629,11 @@ Result<ServeConfig> parse(std::string_view toml_text, std::string_view source_na
   ServeConfig config;
   config.source = std::string(source_name);
   const TableReader top(source, root, "");
-  HR_RETURN_IF_ERROR(top.check_keys({"server", "log", "compute", "fleet"}));
+  HR_RETURN_IF_ERROR(top.check_keys({"server", "log", "compute", "billing", "fleet"}));
   HR_ASSIGN_OR_RETURN(const toml::table* compute, top.optional_table("compute"));
   if (compute) HR_RETURN_IF_ERROR(read_compute(TableReader(source, *compute, "compute"), config));
+  HR_ASSIGN_OR_RETURN(const toml::table* billing, top.optional_table("billing"));
+  if (billing) HR_RETURN_IF_ERROR(read_billing(TableReader(source, *billing, "billing"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* server, top.optional_table("server"));
   if (server) HR_RETURN_IF_ERROR(read_server(TableReader(source, *server, "server"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* log, top.optional_table("log"));

@@ -79,6 +79,16 @@ struct ComputeConfig {
   std::map<std::string, GpuPriceConfig> prices;
 };
 
+// [billing]: how the money side runs, and token prices until the market's
+// catalog (GPU prices are [compute.prices]).
+struct TokenPriceConfig {
+  Money input, output;  // per million tokens
+};
+struct BillingConfig {
+  std::int64_t job_hold_window_s = 3600;                // a paid run holds the cost of its first this-long
+  std::map<std::string, TokenPriceConfig> token_prices;  // by model name
+};
+
 struct ServeConfig {
   std::string listen = "127.0.0.1:8080";     // accepted by parse_listen_address
   std::string data_dir = "./headroom-data";  // relative paths are relative to the working directory
@@ -87,6 +97,7 @@ struct ServeConfig {
   std::optional<std::string> tls_key;        // PEM private key
   LogOptions log;
   ComputeConfig compute;
+  BillingConfig billing;
   // The declared fleet, validated by fleet::validate (source "config"); absent:
   // the server runs fleet::detect_local_fleet().
   std::optional<fleet::FleetSpec> fleet;

@@ -27,6 +27,7 @@ std::string_view reason_name(Reason reason) {
     case Reason::kRequeued: return "requeued";
     case Reason::kNodeDraining: return "node_draining";
     case Reason::kReservationEnded: return "reservation_ended";
+    case Reason::kBudgetExhausted: return "budget_exhausted";
   }
   return "?";
 }
@@ -686,6 +687,23 @@ Result<Effects> Scheduler::finished(JobId id, int exit_code, Timestamp now) {
   } else {
     stop(s, exit_code == 0 ? JobState::kSucceeded : JobState::kFailed, Reason::kExited, now, effects);
   }
+  return effects;
+}
+
+Result<Effects> Scheduler::preempt(JobId id, Reason reason, Timestamp now) {
+  Slot* slot = live(id);
+  if (slot == nullptr) return Status::not_found("job " + std::to_string(id) + " is not live");
+  if (slot->job.tier != Tier::kSpot) {
+    return Status::invalid_argument("job " + std::to_string(id) + " is " + std::string(tier_name(slot->job.tier)) +
+                                    ", not spot: only spot jobs may be preempted");
+  }
+  Effects effects;
+  // A queued job holds nothing to give notice for (the caller keeps it from
+  // starting), and one under notice keeps its deadline: a second notice
+  // would only push the kill later.
+  if (!holds_gpus(slot->job.state) || slot->job.state == JobState::kPreempting) return effects;
+  const Timestamp deadline = now.plus_micros(options_.grace_ms[static_cast<int>(Tier::kSpot)] * 1000);
+  notice(slot_of_.at(id), deadline, reason, now, effects);
   return effects;
 }
 

@@ -1,15 +1,16 @@
 // Scheduler: the pure core of raw compute. Commands in, effects out.
 //
 // Commands: submit, cancel, running (the executor confirms a start),
-// finished (the job's processes exited), set_node_state (and cordon, drain,
-// uncordon), add_reservation, cancel_reservation, set_tenant_weight,
-// set_quota, and tick. Each returns the Effects the caller must carry out, in
-// order: Start (launch the job on these GPUs), PreemptNotice (SIGTERM, with
-// the deadline the job may read as HEADROOM_PREEMPT_DEADLINE), Kill (SIGKILL
-// the job's process group, before carrying out any later Start of the same
-// batch, since its GPUs are already given back), and StateChanged (persist
-// it; the ledger closes or opens usage here). No I/O, threads, wall clock or
-// randomness inside: time and ids come in, so a run replays exactly.
+// finished (the job's processes exited), preempt (notice for a reason from
+// outside), set_node_state (and cordon, drain, uncordon), add_reservation,
+// cancel_reservation, set_tenant_weight, set_quota, and tick. Each returns
+// the Effects the caller must carry out, in order: Start (launch the job on
+// these GPUs), PreemptNotice (SIGTERM, with the deadline the job may read as
+// HEADROOM_PREEMPT_DEADLINE), Kill (SIGKILL the job's process group, before
+// carrying out any later Start of the same batch, since its GPUs are already
+// given back), and StateChanged (persist it; the ledger closes or opens usage
+// here). No I/O, threads, wall clock or randomness inside: time and ids come
+// in, so a run replays exactly.
 //
 // ---- Policy ----------------------------------------------------------------
 //
@@ -70,7 +71,8 @@
 // with no shadow time (its gang would not fit even with every running job
 // gone) is not a head. Heads are kept across ticks.
 //
-// Preemption. Only spot jobs are preempted, and only for a higher tier:
+// Preemption. Only spot jobs are preempted, and only for a higher tier (or
+// by preempt(), when the caller has its own reason, such as a spent budget):
 //   - A queued job of a tier in SchedulerOptions::preempts_spot (internal by
 //     default) that does not fit picks victims among the running spot jobs
 //     that are not on a reservation's GPUs. In each area of its packing that
@@ -218,6 +220,7 @@ enum class Reason : std::uint8_t {
   kRequeued,
   kNodeDraining,      // a spot job on a draining node
   kReservationEnded,  // its reservation's window closed or it was cancelled
+  kBudgetExhausted,   // a spot job whose tenant's money is spent (preempt())
 };
 std::string_view reason_name(Reason reason);
 
@@ -329,6 +332,13 @@ class Scheduler {
   // The job's processes exited: succeeded on 0, failed otherwise, preempted
   // if it was preempting. Its GPUs are free for the next tick.
   Result<Effects> finished(JobId id, int exit_code, Timestamp now);
+  // Gives a running spot job notice now, for a reason outside the scheduler
+  // (its tenant's money is spent): the job is killed at now + the spot grace
+  // unless it ends first, like any preempted spot job (requeued when it asked
+  // for that). invalid_argument for a job that is not spot; not_found when it
+  // is not live; a job already under notice, or queued, is left as it is
+  // (ok, no effects).
+  Result<Effects> preempt(JobId id, Reason reason, Timestamp now);
   // See "Node states" above. not_found for a node not in the fleet.
   Result<Effects> set_node_state(std::string_view node, fleet::NodeState state, Timestamp now);
   Result<Effects> cordon(std::string_view node, Timestamp now) {

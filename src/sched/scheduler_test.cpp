@@ -8,6 +8,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "sched/placement.h"
 #include "sched/test_fleet.h"
@@ -690,12 +691,14 @@ struct Checker {
       const bool notice = e.kind == Effect::Kind::kPreemptNotice ||
                           (e.kind == Effect::Kind::kStateChanged && e.state == JobState::kPreempting);
       if (notice) {
-        // Preemption only goes downward: spot for higher tiers and draining
-        // nodes; a reserved job only when its own reservation ends.
+        // Preemption only goes downward: spot for higher tiers, draining
+        // nodes and spent budgets; a reserved job only when its own
+        // reservation ends.
         if (e.reason == Reason::kReservationEnded) {
           ASSERT_EQ(tier, Tier::kReserved) << "job " << e.job;
         } else {
-          ASSERT_TRUE(e.reason == Reason::kPreemptedForHigherTier || e.reason == Reason::kNodeDraining);
+          ASSERT_TRUE(e.reason == Reason::kPreemptedForHigherTier || e.reason == Reason::kNodeDraining ||
+                      e.reason == Reason::kBudgetExhausted);
           ASSERT_EQ(tier, Tier::kSpot) << "job " << e.job << " preempted but not spot";
         }
       }
@@ -923,7 +926,7 @@ TEST(SchedulerRandom, TwelveThousandOperationsKeepTheInvariants) {
   };
   const int kSteps = 12'000;
   std::size_t starts = 0, preemptions = 0, kills = 0, reservations_booked = 0, reservations_refused = 0;
-  std::size_t lent_seen = 0, reserved_starts = 0, head_seen = 0;
+  std::size_t lent_seen = 0, reserved_starts = 0, head_seen = 0, budget_notices = 0;
   for (int step = 0; step < kSteps; ++step) {
     SCOPED_TRACE("step " + std::to_string(step) + " seed " + std::to_string(seed));
     const int op = pick(100);
@@ -963,6 +966,22 @@ TEST(SchedulerRandom, TwelveThousandOperationsKeepTheInvariants) {
         ASSERT_TRUE(r.is_ok());
         checker.check_effects(*r);
       }
+    } else if (op < 42) {
+      // A spent budget: notice for spot jobs, refused for the others. Mostly
+      // jobs that hold GPUs, since most live jobs wait in the queue.
+      const bool any = pick(4) == 0;
+      auto ids = live_ids([&](const Job& j) { return any || holds_gpus(j.state); });
+      if (!ids.empty()) {
+        const JobId id = ids[pick(static_cast<int>(ids.size()))];
+        auto r = s.preempt(id, Reason::kBudgetExhausted, now);
+        if (checker.tier_of.at(id) == Tier::kSpot) {
+          ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+          checker.check_effects(*r);
+          budget_notices += of_kind(*r, Effect::Kind::kPreemptNotice).size();
+        } else {
+          ASSERT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
+        }
+      }
     } else if (op < 55) {
       auto ids = live_ids([](const Job& j) { return holds_gpus(j.state); });
       if (!ids.empty()) {
@@ -1001,14 +1020,101 @@ TEST(SchedulerRandom, TwelveThousandOperationsKeepTheInvariants) {
     if (::testing::Test::HasFatalFailure()) return;
   }
   std::printf("%d steps: %zu starts (%zu reserved), %zu preemption notices, %zu kills, %zu live jobs; "
-              "%zu reservations booked, %zu refused; %zu quota refusals; ticks with lent GPUs %zu, heads %zu\n",
+              "%zu reservations booked, %zu refused; %zu quota refusals; ticks with lent GPUs %zu, heads %zu; "
+              "%zu budget notices\n",
               kSteps, starts, reserved_starts, preemptions, kills, s.live_jobs(), reservations_booked,
-              reservations_refused, refused_quota, lent_seen, head_seen);
+              reservations_refused, refused_quota, lent_seen, head_seen, budget_notices);
   EXPECT_GT(starts, 1000u);
   EXPECT_GT(preemptions, 10u);
   EXPECT_GT(reservations_booked, 20u);
   EXPECT_GT(reserved_starts, 10u);
   EXPECT_GT(head_seen, 100u);
+  EXPECT_GT(budget_notices, 10u);
+}
+
+// ---- Preemption from outside the scheduler ------------------------------------
+
+// The effects of one job, as (kind, state, reason), in order.
+std::vector<std::tuple<Effect::Kind, JobState, Reason>> effects_of(const Effects& effects, JobId id) {
+  std::vector<std::tuple<Effect::Kind, JobState, Reason>> out;
+  for (const Effect& e : effects) {
+    if (e.job == id) out.emplace_back(e.kind, e.state, e.reason);
+  }
+  return out;
+}
+
+TEST(PreemptFromOutside, ASpotJobGetsNoticeAndIsKilledAtTheDeadline) {
+  Scheduler s = make(1, 0);
+  Checker checker{s, {{1, Tier::kSpot}, {2, Tier::kSpot}}, {}};
+  Job requeued = job(1, Tier::kSpot, 4);
+  requeued.requeue_on_preempt = true;
+  ASSERT_TRUE(s.submit(requeued, kT0).is_ok());
+  ASSERT_TRUE(s.submit(job(2, Tier::kSpot, 4), kT0).is_ok());
+  EXPECT_EQ(of_kind(s.tick(kT0), Effect::Kind::kStart), (std::vector<JobId>{1, 2}));
+  ASSERT_TRUE(s.running(1, kT0).is_ok());
+  // Job 2 is still starting: it holds its GPUs, so it gets notice too.
+  for (JobId id : {JobId{1}, JobId{2}}) {
+    auto preempted = s.preempt(id, Reason::kBudgetExhausted, kT0.plus_seconds(1));
+    ASSERT_TRUE(preempted.is_ok()) << preempted.status().to_string();
+    checker.check_effects(*preempted);
+    ASSERT_EQ(of_kind(*preempted, Effect::Kind::kPreemptNotice), (std::vector<JobId>{id}));
+    EXPECT_EQ(preempted->front().deadline, kT0.plus_seconds(31));
+    EXPECT_EQ(preempted->front().reason, Reason::kBudgetExhausted);
+    EXPECT_EQ(s.find(id)->state, JobState::kPreempting);
+    EXPECT_EQ(s.find(id)->preemptions, 1u);
+  }
+  checker.check_state();
+  EXPECT_TRUE(of_kind(s.tick(kT0.plus_seconds(30)), Effect::Kind::kKill).empty());
+  const Effects effects = s.tick(kT0.plus_seconds(31));
+  checker.check_effects(effects);
+  checker.check_state();
+  EXPECT_EQ(of_kind(effects, Effect::Kind::kKill), (std::vector<JobId>{1, 2}));
+  using K = Effect::Kind;
+  // Job 1 asked to be requeued: it goes back to the queue (and, with its
+  // GPUs free, starts again in the same tick; the caller keeps a job whose
+  // money is spent from starting).
+  const auto of_1 = effects_of(effects, 1);
+  ASSERT_GE(of_1.size(), 3u);
+  EXPECT_EQ(of_1[0], std::make_tuple(K::kKill, JobState::kPreempted, Reason::kGraceExpired));
+  EXPECT_EQ(of_1[1], std::make_tuple(K::kStateChanged, JobState::kPreempted, Reason::kGraceExpired));
+  EXPECT_EQ(of_1[2], std::make_tuple(K::kStateChanged, JobState::kQueued, Reason::kRequeued));
+  EXPECT_NE(s.find(1), nullptr);
+  EXPECT_EQ(effects_of(effects, 2),
+            (std::vector{std::make_tuple(K::kKill, JobState::kPreempted, Reason::kGraceExpired),
+                         std::make_tuple(K::kStateChanged, JobState::kPreempted, Reason::kGraceExpired)}));
+  EXPECT_EQ(s.find(2), nullptr);
+}
+
+TEST(PreemptFromOutside, OnlyRunningSpotJobsAndOnlyOnce) {
+  Scheduler s = make(1, 0);
+  Checker checker{s, {{1, Tier::kOnDemand}, {2, Tier::kSpot}, {3, Tier::kSpot}}, {}};
+  ASSERT_TRUE(s.submit(job(1, Tier::kOnDemand, 4), kT0).is_ok());
+  ASSERT_TRUE(s.submit(job(2, Tier::kSpot, 4), kT0).is_ok());
+  ASSERT_TRUE(s.submit(job(3, Tier::kSpot, 4), kT0).is_ok());  // no room: stays queued
+  (void)s.tick(kT0);
+  // Not spot: refused, and the job runs on.
+  EXPECT_EQ(s.preempt(1, Reason::kBudgetExhausted, kT0).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(s.find(1)->state, JobState::kStarting);
+  EXPECT_EQ(s.find(1)->preemptions, 0u);
+  EXPECT_EQ(s.preempt(99, Reason::kBudgetExhausted, kT0).status().code(), ErrorCode::kNotFound);
+  // Queued: nothing to give notice for.
+  auto queued = s.preempt(3, Reason::kBudgetExhausted, kT0);
+  ASSERT_TRUE(queued.is_ok());
+  EXPECT_TRUE(queued->empty());
+  EXPECT_EQ(s.find(3)->state, JobState::kQueued);
+  // A second notice changes nothing: the first deadline holds.
+  ASSERT_EQ(of_kind(*s.preempt(2, Reason::kBudgetExhausted, kT0), Effect::Kind::kPreemptNotice),
+            (std::vector<JobId>{2}));
+  auto again = s.preempt(2, Reason::kBudgetExhausted, kT0.plus_seconds(10));
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_TRUE(again->empty());
+  EXPECT_EQ(s.find(2)->preemptions, 1u);
+  checker.check_state();
+  const Effects effects = s.tick(kT0.plus_seconds(30));
+  checker.check_effects(effects);
+  checker.check_state();
+  EXPECT_EQ(of_kind(effects, Effect::Kind::kKill), (std::vector<JobId>{2}));
+  EXPECT_EQ(of_kind(effects, Effect::Kind::kStart), (std::vector<JobId>{3}));
 }
 
 }  // namespace

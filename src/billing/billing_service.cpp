@@ -1,0 +1,699 @@
+#include "billing/billing_service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "common/check.h"
+#include "common/log.h"
+
+namespace headroom::billing {
+namespace {
+
+using ledger::AccountId;
+using ledger::AccountKind;
+using ledger::Amount;
+using ledger::Command;
+using ledger::Outcome;
+using ledger::transfer_id_of;
+using ledger::TransferCode;
+using ledger::TransferId;
+
+constexpr std::uint8_t kCommandsRecord = 1;
+constexpr std::uint8_t kPriceRecord = 2;
+// A journal record of commands is cut when it reaches this, so that it fits
+// one RecordLog record with room for the largest chain after it.
+constexpr std::size_t kJournalCutBytes = limits::kRecordLogPayloadBytes - 4 * limits::kLedgerCommandBytesMax - 64;
+constexpr std::int64_t kExpireEveryMs = 10'000;  // how late a hold past its time may still show
+
+template <typename T>
+void put(std::string& out, T value) {
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, &value, sizeof(T));  // little-endian hosts only (checked in record_log.cpp)
+  out.append(bytes, sizeof(T));
+}
+
+template <typename T>
+bool take(std::string_view& in, T& value) {
+  if (in.size() < sizeof(T)) return false;
+  std::memcpy(&value, in.data(), sizeof(T));
+  in.remove_prefix(sizeof(T));
+  return true;
+}
+
+bool take_text(std::string_view& in, std::string& text) {
+  std::uint16_t n = 0;
+  if (!take(in, n) || in.size() < n) return false;
+  text.assign(in.substr(0, n));
+  in.remove_prefix(n);
+  return true;
+}
+
+std::string encode_price(const ledger::PriceEntry& p) {
+  std::string out;
+  put(out, kPriceRecord);
+  put(out, static_cast<std::uint8_t>(p.product));
+  put(out, p.effective_from.unix_micros);
+  put(out, p.unit_price.nanos());
+  put(out, static_cast<std::uint16_t>(p.item.size()));
+  out += p.item;
+  put(out, static_cast<std::uint16_t>(p.variant.size()));
+  out += p.variant;
+  return out;
+}
+
+// The id of a transfer the service makes: what it is for (`kind`), the
+// source's key, and which part of it. The key's length is spelled out, so
+// that no two (kind, key, part) give the same text whatever the key holds.
+TransferId derived_id(std::string_view kind, std::string_view key, std::string_view part = "") {
+  std::string text;
+  text.reserve(kind.size() + key.size() + part.size() + 8);
+  text.append(kind).append(":").append(std::to_string(key.size())).append(":").append(key).append(":").append(part);
+  return transfer_id_of(text);
+}
+
+// The reference a job's holds and charges share.
+ledger::Id128 job_reference(std::string_view job_id) { return derived_id("job", job_id); }
+
+Money floor_money(Amount a) { return a.floor_money(); }
+
+std::string dollars(Amount a) { return "$" + a.floor_money().to_string(); }
+
+}  // namespace
+
+BillingService::BillingService(BillingOptions options, ledger::UsageLog& usage, const Clock& clock)
+    : options_(std::move(options)), usage_(usage), clock_(clock) {}
+
+Result<std::unique_ptr<BillingService>> BillingService::open(BillingOptions options, ledger::UsageLog& usage,
+                                                             const Clock& clock) {
+  std::unique_ptr<BillingService> service(new BillingService(std::move(options), usage, clock));
+  BillingService& s = *service;
+  HR_ASSIGN_OR_RETURN(s.journal_, ledger::RecordLog::open({s.options_.dir, "journal.log"},
+                                                          [&s](ledger::LogPosition, std::string_view payload) {
+                                                            return s.replay(payload);
+                                                          }));
+  if (const auto& r = s.journal_->replay_report(); r.tails_cut > 0) {
+    spdlog::warn("ledger journal: cut {} bytes of an invalid tail: {}", r.bytes_cut, r.reason);
+  }
+  const Timestamp now = clock.now();
+  {
+    std::lock_guard lock(s.mu_);
+    if (s.ledger_.account_count() == 0) {
+      const Accounts& a = s.accounts_;
+      const std::pair<AccountId, std::pair<AccountKind, const char*>> fixed[] = {
+          {a.cash, {AccountKind::kFunding, "cash"}},
+          {a.grants, {AccountKind::kFunding, "grants"}},
+          {a.gpu_revenue, {AccountKind::kRevenue, "gpu_time"}},
+          {a.token_revenue, {AccountKind::kRevenue, "tokens"}},
+          {a.rounding, {AccountKind::kRounding, "rounding"}}};
+      for (const auto& [id, what] : fixed) {
+        Command c{now, ledger::CreateAccount{id, what.first, what.second, ledger::LimitRule::kNone, Amount()}};
+        CHECK(ledger::succeeded(s.apply_chain(std::span(&c, 1))));
+      }
+    }
+    HR_RETURN_IF_ERROR(s.bring_prices_up_to_date(now));
+    HR_RETURN_IF_ERROR(s.journal_pending(0));
+    HR_RETURN_IF_ERROR(s.rebuild_statements());
+  }
+  s.thread_ = std::thread([&s] { s.rate_loop(); });
+  return service;
+}
+
+BillingService::~BillingService() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  wait_rated();
+}
+
+// ---- Replay and the journal ---------------------------------------------------------
+
+Status BillingService::replay(std::string_view payload) {
+  std::uint8_t type = 0;
+  if (!take(payload, type)) return Status::invalid_argument("ledger journal: an empty record");
+  if (type == kPriceRecord) {
+    ledger::PriceEntry p;
+    std::uint8_t product = 0;
+    std::int64_t from = 0, nanos = 0;
+    if (!take(payload, product) || !take(payload, from) || !take(payload, nanos) || !take_text(payload, p.item) ||
+        !take_text(payload, p.variant) || !payload.empty() || product > 1) {
+      return Status::invalid_argument("ledger journal: a malformed price record");
+    }
+    p.product = static_cast<ledger::Product>(product);
+    p.effective_from = Timestamp{from};
+    p.unit_price = Money::from_nanos(nanos);
+    return book_.set(p);
+  }
+  if (type != kCommandsRecord) return Status::invalid_argument("ledger journal: unknown record type " + std::to_string(type));
+  std::uint64_t rated_to = 0;
+  if (!take(payload, rated_to)) return Status::invalid_argument("ledger journal: a commands record cut short");
+  HR_ASSIGN_OR_RETURN(std::vector<Command> commands, ledger::decode_commands(payload));
+  std::lock_guard lock(mu_);
+  for (std::size_t i = 0; i < commands.size();) {
+    std::size_t end = i;
+    while (end < commands.size() && commands[end].link == ledger::Link::kWithNext) ++end;
+    if (end == commands.size()) return Status::invalid_argument("ledger journal: a chain left open");
+    apply_chain(std::span(commands).subspan(i, end + 1 - i));
+    i = end + 1;
+  }
+  pending_.clear();  // replayed: already in the journal
+  pending_count_ = 0;
+  if (rated_to != 0) rated_to_ = rated_to;
+  return Status::ok();
+}
+
+Outcome BillingService::apply_chain(std::span<const Command> chain) {
+  Outcome results[8];
+  CHECK(chain.size() <= std::size(results));
+  ledger_.apply(chain, std::span(results, chain.size()));
+  Outcome first_failure = Outcome::kOk;
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    ledger::encode_command(chain[i], pending_);
+    ++pending_count_;
+    if (!ledger::succeeded(results[i]) && first_failure == Outcome::kOk) first_failure = results[i];
+  }
+  const bool all_applied_before = std::all_of(results, results + chain.size(),
+                                              [](Outcome o) { return o == Outcome::kAlreadyApplied; });
+  // Keep the live hold of each job, and who may have run out of money.
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    if (!ledger::succeeded(results[i])) continue;
+    std::visit(
+        [&](const auto& op) {
+          using T = std::decay_t<decltype(op)>;
+          if constexpr (std::is_same_v<T, ledger::CreateHold>) {
+            if (!op.reference.is_zero()) holds_[op.reference] = op.id;
+            note_spend(op.debit);
+          } else if constexpr (std::is_same_v<T, ledger::PostHold> || std::is_same_v<T, ledger::VoidHold>) {
+            const ledger::Transfer* hold = ledger_.transfer(op.hold);
+            if (hold == nullptr) return;
+            auto it = holds_.find(hold->reference);
+            if (it != holds_.end() && it->second == op.hold) holds_.erase(it);
+            note_spend(hold->debit);
+          } else if constexpr (std::is_same_v<T, ledger::CreateTransfer>) {
+            note_spend(op.debit);
+            note_spend(op.credit);
+          } else if constexpr (std::is_same_v<T, ledger::SetCreditLimit>) {
+            note_spend(op.account);
+          } else if constexpr (std::is_same_v<T, ledger::CreateAccount>) {
+            note_spend(op.id);
+          }
+        },
+        chain[i].op);
+  }
+  return first_failure != Outcome::kOk ? first_failure : all_applied_before ? Outcome::kAlreadyApplied : Outcome::kOk;
+}
+
+void BillingService::note_spend(AccountId id) {
+  const ledger::Account* a = ledger_.account(id);
+  if (a == nullptr || a->kind != AccountKind::kTenant) return;
+  std::string_view tenant = ledger_.owner_of(id);
+  const bool exhausted = ledger_.spend_state(id) == ledger::SpendState::kExhausted;
+  auto it = exhausted_.find(tenant);
+  if (exhausted && it == exhausted_.end()) {
+    exhausted_.emplace(tenant);
+    ++exhausted_generation_;
+  } else if (!exhausted && it != exhausted_.end()) {
+    exhausted_.erase(it);
+    ++exhausted_generation_;
+  }
+}
+
+Status BillingService::journal_pending(std::uint64_t rated_to) {
+  if (pending_count_ == 0 && rated_to == 0) return Status::ok();
+  std::string payload;
+  payload.reserve(1 + 8 + 4 + pending_.size());
+  put(payload, kCommandsRecord);
+  put(payload, rated_to);
+  put(payload, pending_count_);
+  payload += pending_;
+  pending_.clear();
+  pending_count_ = 0;
+  auto end = journal_->enqueue(payload);
+  if (!end) {
+    // What is in memory is no longer what the journal says: refuse all
+    // changes until a restart rebuilds the state from the journal.
+    spdlog::error("ledger journal: {}; refusing changes until restart", end.status().message());
+    failed_ = end.status();
+    return end.status();
+  }
+  if (rated_to != 0) rated_to_ = rated_to;
+  return Status::ok();
+}
+
+Status BillingService::bring_prices_up_to_date(Timestamp now) {
+  // A new book takes the configured prices from the beginning of time; a
+  // book with history takes a changed price from now on.
+  const bool fresh = book_.size() == 0;
+  for (ledger::PriceEntry p : options_.prices) {
+    p.effective_from = fresh ? Timestamp{0} : now;
+    if (!fresh) {
+      auto current = book_.price_at(p.product, p.item, p.variant, now);
+      if (current && *current == p.unit_price) continue;
+    }
+    HR_RETURN_IF_ERROR(book_.set(p));
+    HR_ASSIGN_OR_RETURN(auto end, journal_->enqueue(encode_price(p)));
+    (void)end;
+  }
+  return Status::ok();
+}
+
+Status BillingService::rebuild_statements() {
+  ledger::LogPosition at = ledger::RecordLog::kFirstPosition;
+  while (at < rated_to_) {
+    HR_ASSIGN_OR_RETURN(ledger::LogPosition next,
+                        usage_.read(at, options_.rate_batch, [&](ledger::LogPosition p, const ledger::UsageEvent& e) {
+                          if (p >= rated_to_) return;
+                          auto charge = ledger::rate(book_, e);
+                          if (!charge) {
+                            ++totals_.unrated_events;
+                            return;
+                          }
+                          statements_.add(*charge);
+                          ++totals_.rated_events;
+                          totals_.rated_amount += charge->amount;
+                        }));
+    if (next == at) break;  // the usage log ends before rated_to: it lost its tail
+    at = next;
+  }
+  const Amount revenue = revenue_locked();
+  if (revenue != totals_.rated_amount) {
+    spdlog::error("billing: revenue {} differs from the rated usage {} ({} events): the usage log and the ledger "
+                  "journal disagree",
+                  revenue.to_string(), totals_.rated_amount.to_string(), totals_.rated_events);
+  }
+  return Status::ok();
+}
+
+Amount BillingService::revenue_locked() const {
+  return ledger_.account(accounts_.gpu_revenue)->credits_posted +
+         ledger_.account(accounts_.token_revenue)->credits_posted;
+}
+
+// ---- Rating ---------------------------------------------------------------------------
+
+void BillingService::rate_loop() {
+  auto next_expire = std::chrono::steady_clock::now();
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait_for(lock, std::chrono::milliseconds(options_.rate_every_ms),
+                     [&] { return stopping_ || !releases_.empty(); });
+      if (stopping_) return;
+      // Holds past their time are released by the next command; with no
+      // usage coming, an Expire command is that command.
+      if (ledger_.pending_holds() > 0 && std::chrono::steady_clock::now() >= next_expire && failed_.is_ok()) {
+        next_expire = std::chrono::steady_clock::now() + std::chrono::milliseconds(kExpireEveryMs);
+        Command expire{clock_.now(), ledger::Expire{}};
+        apply_chain(std::span(&expire, 1));
+        (void)journal_pending(0);
+      }
+    }
+    std::lock_guard rater(rate_mu_);
+    while (rate_some() == options_.rate_batch) {
+    }
+  }
+}
+
+std::size_t BillingService::rate_some() {
+  std::vector<std::string> releases;
+  ledger::LogPosition from;
+  {
+    std::lock_guard lock(mu_);
+    if (!failed_.is_ok()) return 0;
+    releases.swap(releases_);
+    from = rated_to_;
+  }
+  // Read outside the lock: the usage log is the slow part.
+  std::vector<std::pair<ledger::LogPosition, ledger::UsageEvent>> events;
+  auto next = usage_.read(from, options_.rate_batch, [&](ledger::LogPosition p, const ledger::UsageEvent& e) {
+    events.emplace_back(p, e);
+  });
+  if (!next) {
+    spdlog::error("billing: cannot read the usage log: {}", next.status().message());
+    return 0;
+  }
+  if (events.empty() && releases.empty()) return 0;
+
+  std::lock_guard lock(mu_);
+  const Timestamp at = clock_.now();
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const ledger::UsageEvent& e = events[i].second;
+    auto charge = ledger::rate(book_, e);
+    if (!charge) {
+      ++totals_.unrated_events;
+      spdlog::error("billing: usage event {} is not charged: {}", e.id.substr(0, 64), charge.status().message());
+    } else {
+      this->charge(*charge, at);
+    }
+    if (pending_.size() >= kJournalCutBytes) {
+      const ledger::LogPosition after = i + 1 < events.size() ? events[i + 1].first : *next;
+      if (!journal_pending(after)) return 0;
+    }
+  }
+  // The runs that ended: their usage up to now is charged; release the rest.
+  for (const std::string& job_id : releases) {
+    auto it = holds_.find(job_reference(job_id));
+    if (it == holds_.end()) continue;
+    const ledger::Transfer* hold = ledger_.transfer(it->second);
+    if (hold == nullptr || hold->state != ledger::HoldState::kPending || !(at < hold->expires_at)) continue;
+    Command release{at, ledger::VoidHold{derived_id("void", it->second.to_string()), it->second}};
+    apply_chain(std::span(&release, 1));
+    if (pending_.size() >= kJournalCutBytes && !journal_pending(0)) return 0;
+  }
+  if (!journal_pending(*next)) return 0;
+  return events.size();
+}
+
+// The commands that charge one rated event: from the run's hold first, then
+// the tenant's balance and credit, and the rest to its receivable account.
+void BillingService::charge(const ledger::RatedCharge& c, Timestamp at) {
+  const AccountId revenue = c.product == ledger::Product::kGpuTime ? accounts_.gpu_revenue : accounts_.token_revenue;
+  const AccountId tenant = tenant_account(c.tenant_id, at);
+  if (tenant == 0) {
+    ++totals_.unrated_events;
+    spdlog::error("billing: usage event {} is not charged: its tenant id cannot own an account", c.event_id.substr(0, 64));
+    return;
+  }
+  const ledger::Id128 reference =
+      c.product == ledger::Product::kGpuTime ? job_reference(c.source_id) : ledger::Id128{};
+  std::vector<Command> chain;
+  chain.reserve(4);
+  Amount remaining = c.amount;
+  auto next_id = [&](std::string_view part) { return derived_id("usage", c.event_id, chain.empty() ? "" : part); };
+
+  if (auto it = holds_.find(reference); !reference.is_zero() && it != holds_.end()) {
+    const ledger::Transfer* hold = ledger_.transfer(it->second);
+    const Timestamp now = std::max(at, ledger_.now());
+    if (hold != nullptr && hold->state == ledger::HoldState::kPending && now < hold->expires_at) {
+      const Amount posted = std::min(remaining, hold->amount);
+      chain.push_back(Command{at, ledger::PostHold{next_id(""), hold->id, posted}, ledger::Link::kWithNext});
+      if (const Amount rest = hold->amount - posted; rest > Amount()) {
+        const std::int64_t left_ms = std::max<std::int64_t>(1, (hold->expires_at.unix_micros - now.unix_micros) / 1000);
+        chain.push_back(Command{at,
+                                ledger::CreateHold{derived_id("usage", c.event_id, "hold"), tenant, revenue, rest, TransferCode::kUsage,
+                                                   reference, left_ms},
+                                ledger::Link::kWithNext});
+      }
+      remaining -= posted;
+    }
+  }
+  if (remaining > Amount() || chain.empty()) {
+    // What the tenant can still pay: a hold posted and made again for the
+    // rest leaves its available amount as it was.
+    const Amount available = std::max(Amount(), ledger_.account(tenant)->available());
+    const Amount paid = std::min(remaining, available);
+    if (paid > Amount() || remaining == Amount()) {
+      chain.push_back(Command{at, ledger::CreateTransfer{next_id("paid"), tenant, revenue, paid, TransferCode::kUsage,
+                                                         reference},
+                              ledger::Link::kWithNext});
+    }
+    if (const Amount owed = remaining - paid; owed > Amount()) {
+      chain.push_back(Command{at,
+                              ledger::CreateTransfer{next_id("owed"), receivable_account(c.tenant_id, at), revenue,
+                                                     owed, TransferCode::kUsage, reference},
+                              ledger::Link::kWithNext});
+    }
+  }
+  chain.back().link = ledger::Link::kNone;
+  Outcome outcome = apply_chain(chain);
+  if (!ledger::succeeded(outcome)) {
+    // A bug in the arithmetic above, or a hold that changed under us: the
+    // usage is still charged, all of it to what the tenant owes.
+    spdlog::error("billing: charging usage event {} failed ({}); charged to its receivable account instead",
+                  c.event_id.substr(0, 64), ledger::outcome_name(outcome));
+    Command fallback{at, ledger::CreateTransfer{derived_id("usage", c.event_id, "fallback"),
+                                                receivable_account(c.tenant_id, at), revenue, c.amount,
+                                                TransferCode::kUsage, reference}};
+    outcome = apply_chain(std::span(&fallback, 1));
+    CHECK(ledger::succeeded(outcome)) << "usage event " << c.event_id << ": " << ledger::outcome_name(outcome);
+  }
+  statements_.add(c);
+  ++totals_.rated_events;
+  totals_.rated_amount += c.amount;
+}
+
+AccountId BillingService::tenant_account(std::string_view tenant_id, Timestamp at) {
+  if (auto id = ledger_.find_account(AccountKind::kTenant, tenant_id)) return *id;
+  if (tenant_id.empty() || tenant_id.size() > limits::kLedgerOwnerBytes) return 0;
+  const AccountId id = ledger_.account_count() + 1;
+  Command c{at, ledger::CreateAccount{id, AccountKind::kTenant, std::string(tenant_id),
+                                      ledger::LimitRule::kDebitsWithinCredits, Amount()}};
+  CHECK(ledger::succeeded(apply_chain(std::span(&c, 1))));
+  return id;
+}
+
+AccountId BillingService::receivable_account(std::string_view tenant_id, Timestamp at) {
+  if (auto id = ledger_.find_account(AccountKind::kReceivable, tenant_id)) return *id;
+  const AccountId id = ledger_.account_count() + 1;
+  Command c{at, ledger::CreateAccount{id, AccountKind::kReceivable, std::string(tenant_id), ledger::LimitRule::kNone,
+                                      Amount()}};
+  CHECK(ledger::succeeded(apply_chain(std::span(&c, 1))));
+  return id;
+}
+
+void BillingService::wait_rated() {
+  const ledger::LogPosition target = usage_.durable_end();
+  std::lock_guard rater(rate_mu_);
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (rated_to_ >= target || !failed_.is_ok()) return;
+    }
+    if (rate_some() == 0) {
+      std::lock_guard lock(mu_);
+      if (rated_to_ < target) spdlog::error("billing: cannot rate the usage log past {}", rated_to_);
+      return;
+    }
+  }
+}
+
+// ---- Prices ---------------------------------------------------------------------------
+
+Result<ledger::RatedCharge> BillingService::quote(const ledger::UsageEvent& event) const {
+  HR_RETURN_IF_ERROR(ledger::validate_usage_event(event));
+  if (event.tenant_id.size() > limits::kLedgerOwnerBytes) {
+    return Status::invalid_argument("usage event \"" + event.id.substr(0, 64) + "\": a tenant id is at most " +
+                                    std::to_string(limits::kLedgerOwnerBytes) + " bytes");
+  }
+  std::lock_guard lock(mu_);
+  auto charge = ledger::rate(book_, event);
+  if (!charge && charge.status().code() == ErrorCode::kNotFound) {
+    return Status::invalid_argument("usage event \"" + event.id.substr(0, 64) + "\": no price for " +
+                                    std::string(ledger::product_name(event.product)) + " " + event.item + " " +
+                                    event.variant);
+  }
+  return charge;
+}
+
+// ---- Credits and terms --------------------------------------------------------------
+
+Result<Credit> BillingService::add_credits(const CreditRequest& r) {
+  if (r.amount <= Money()) return Status::invalid_argument("amount must be more than 0.00");
+  if (Amount::from_money(r.amount) > ledger::kTransferAmountMax) {
+    return Status::invalid_argument("amount may be at most " + ledger::kTransferAmountMax.floor_money().to_string());
+  }
+  if (r.idempotency_key.empty()) return Status::invalid_argument("a credit needs an idempotency key");
+  Credit credit;
+  credit.id = derived_id("credit", r.tenant_id, r.idempotency_key);
+  {
+    std::lock_guard lock(mu_);
+    HR_RETURN_IF_ERROR(failed_);
+    const Timestamp at = clock_.now();
+    const AccountId tenant = tenant_account(r.tenant_id, at);
+    if (tenant == 0) return Status::invalid_argument("tenant id too long");
+    const bool grant = r.kind == CreditKind::kGrant;
+    Command c{at, ledger::CreateTransfer{credit.id, grant ? accounts_.grants : accounts_.cash, tenant,
+                                         Amount::from_money(r.amount),
+                                         grant ? TransferCode::kGrant : TransferCode::kDeposit, ledger::Id128{}}};
+    const Outcome outcome = apply_chain(std::span(&c, 1));
+    HR_RETURN_IF_ERROR(journal_pending(0));  // failed commands too: a replay must see what we saw
+    if (outcome == Outcome::kIdConflict) {
+      return Status::conflict("Idempotency-Key " + r.idempotency_key.substr(0, 64) +
+                              " was used for another credit to this tenant");
+    }
+    if (!ledger::succeeded(outcome)) return ledger::status_of(outcome, "the credit was refused");
+    credit.replayed = outcome == Outcome::kAlreadyApplied;
+    credit.at = ledger_.transfer(credit.id)->at;
+  }
+  HR_RETURN_IF_ERROR(journal_->wait_durable(journal_->end()));
+  return credit;
+}
+
+Status BillingService::set_terms(std::string_view tenant_id, std::optional<Money> credit_limit,
+                                 std::optional<Money> monthly_budget) {
+  if (credit_limit && *credit_limit < Money()) return Status::invalid_argument("credit_limit may not be negative");
+  if (monthly_budget && *monthly_budget < Money()) return Status::invalid_argument("monthly_budget may not be negative");
+  if (credit_limit && Amount::from_money(*credit_limit) > ledger::kTransferAmountMax) {
+    return Status::invalid_argument("credit_limit may be at most " + ledger::kTransferAmountMax.floor_money().to_string());
+  }
+  {
+    std::lock_guard lock(mu_);
+    HR_RETURN_IF_ERROR(failed_);
+    const Timestamp at = clock_.now();
+    const AccountId tenant = tenant_account(tenant_id, at);
+    if (tenant == 0) return Status::invalid_argument("tenant id too long");
+    std::vector<Command> chain;
+    if (credit_limit) chain.push_back(Command{at, ledger::SetCreditLimit{tenant, Amount::from_money(*credit_limit)}});
+    if (monthly_budget) chain.push_back(Command{at, ledger::SetBudget{tenant, *monthly_budget}});
+    if (!chain.empty()) {
+      for (std::size_t i = 0; i + 1 < chain.size(); ++i) chain[i].link = ledger::Link::kWithNext;
+      const Outcome outcome = apply_chain(chain);
+      HR_RETURN_IF_ERROR(journal_pending(0));
+      if (outcome == Outcome::kLimitBelowUse) {
+        const ledger::Account* a = ledger_.account(tenant);
+        return Status::conflict("the credit limit may not be below what the tenant already uses of it (" +
+                                dollars(a->debits_posted + a->debits_pending - a->credits_posted) + ")");
+      }
+      HR_RETURN_IF_ERROR(ledger::status_of(outcome, "the terms were refused"));
+    } else {
+      HR_RETURN_IF_ERROR(journal_pending(0));
+    }
+  }
+  return journal_->wait_durable(journal_->end());
+}
+
+// ---- Reading ----------------------------------------------------------------------------
+
+Balance BillingService::balance(std::string_view tenant_id) const {
+  std::lock_guard lock(mu_);
+  return balance_locked(tenant_id, clock_.now());
+}
+
+Balance BillingService::balance_locked(std::string_view tenant_id, Timestamp now) const {
+  Balance b;
+  b.tenant_id = std::string(tenant_id);
+  b.month = ledger::utc_month_of(now);
+  if (auto r = ledger_.find_account(AccountKind::kReceivable, tenant_id)) {
+    const ledger::Account* a = ledger_.account(*r);
+    b.owed = floor_money(a->debits_posted - a->credits_posted);
+  }
+  auto id = ledger_.find_account(AccountKind::kTenant, tenant_id);
+  if (!id) return b;
+  const ledger::Account* a = ledger_.account(*id);
+  b.balance = floor_money(a->balance());
+  b.held = floor_money(a->debits_pending);
+  b.credit_limit = floor_money(a->credit_limit);
+  b.available = floor_money(a->available());
+  b.state = ledger_.spend_state(*id);
+  b.month_spend = floor_money(ledger_.month_spend(*id, now));
+  b.monthly_budget = a->monthly_budget;
+  b.alerts = ledger_.alerts(*id);
+  return b;
+}
+
+UsageReport BillingService::usage(std::string_view tenant_id, Timestamp from, Timestamp to, GroupBy group_by) const {
+  std::lock_guard lock(mu_);
+  return statements_.usage(tenant_id, from, to, group_by);
+}
+
+std::vector<std::int32_t> BillingService::invoice_months(std::string_view tenant_id) const {
+  std::lock_guard lock(mu_);
+  return statements_.months(tenant_id);
+}
+
+Result<ledger::Invoice> BillingService::invoice(std::string_view tenant_id, std::int32_t month) const {
+  std::vector<ledger::RatedCharge> charges;
+  {
+    std::lock_guard lock(mu_);
+    charges = statements_.charges(tenant_id, month);
+  }
+  if (charges.empty()) return Status::not_found("no invoice for " + std::to_string(month));
+  HR_ASSIGN_OR_RETURN(ledger::Invoice invoice, ledger::make_invoice(tenant_id, month, charges));
+  HR_RETURN_IF_ERROR(ledger::reconcile(invoice, charges));
+  return invoice;
+}
+
+BillingTotals BillingService::totals() const {
+  std::lock_guard lock(mu_);
+  BillingTotals t = totals_;
+  t.revenue = revenue_locked();
+  return t;
+}
+
+void BillingService::verify() const {
+  std::lock_guard lock(mu_);
+  ledger_.verify();
+  CHECK(revenue_locked() == totals_.rated_amount)
+      << "revenue " << revenue_locked().to_string() << " != rated usage " << totals_.rated_amount.to_string();
+  CHECK(statements_.total() == totals_.rated_amount);
+  CHECK(statements_.count() == totals_.rated_events);
+}
+
+std::uint64_t BillingService::fingerprint() const {
+  std::lock_guard lock(mu_);
+  return ledger_.fingerprint();
+}
+
+// ---- Wallet -----------------------------------------------------------------------------
+
+Status BillingService::admit(std::string_view tenant_id) {
+  std::lock_guard lock(mu_);
+  auto id = ledger_.find_account(AccountKind::kTenant, tenant_id);
+  if (id && ledger_.spend_state(*id) == ledger::SpendState::kOk) return Status::ok();
+  const Balance b = balance_locked(tenant_id, clock_.now());
+  return Status::insufficient_funds("tenant " + std::string(tenant_id) + " has spent its balance and credit (balance $" +
+                                    b.balance.to_string() + ", credit limit $" + b.credit_limit.to_string() +
+                                    "): add credits with POST /v1/tenants/" + std::string(tenant_id) + "/credits");
+}
+
+Status BillingService::hold_run(std::string_view tenant_id, std::string_view job_id, std::string_view run_key,
+                                Money per_gpu_hour, std::uint32_t gpus, std::int64_t window_ms,
+                                std::int64_t timeout_ms, Timestamp now) {
+  const std::int64_t quantity =
+      std::clamp<std::int64_t>(window_ms, 0, limits::kRatingQuantityMax / std::max<std::uint32_t>(gpus, 1)) * gpus;
+  const Amount amount = ledger::exact_cost(ledger::Product::kGpuTime, quantity, per_gpu_hour);
+  if (amount == Amount()) return Status::ok();  // free work holds nothing
+  std::lock_guard lock(mu_);
+  HR_RETURN_IF_ERROR(failed_);
+  const AccountId tenant = tenant_account(tenant_id, now);
+  if (tenant == 0) return Status::invalid_argument("tenant id too long");
+  const ledger::Id128 reference = job_reference(job_id);
+  const TransferId id = derived_id("hold", run_key);
+  std::vector<Command> chain;
+  if (auto it = holds_.find(reference); it != holds_.end() && it->second != id) {  // a previous run's
+    const ledger::Transfer* old = ledger_.transfer(it->second);
+    if (old != nullptr && old->state == ledger::HoldState::kPending && std::max(now, ledger_.now()) < old->expires_at) {
+      chain.push_back(Command{now, ledger::VoidHold{derived_id("void", it->second.to_string()), it->second},
+                              ledger::Link::kWithNext});
+    }
+  }
+  chain.push_back(Command{now, ledger::CreateHold{id, tenant,
+                                                  accounts_.gpu_revenue, amount, TransferCode::kUsage, reference,
+                                                  std::clamp<std::int64_t>(timeout_ms, 1,
+                                                                           limits::kLedgerHoldTimeoutMsMax)}});
+  const Outcome outcome = apply_chain(chain);
+  (void)journal_pending(0);  // not waited for: see the header
+  if (outcome == Outcome::kInsufficientFunds) {
+    const ledger::Account* a = ledger_.account(tenant);
+    return Status::insufficient_funds("tenant " + std::string(tenant_id) + " cannot cover this run's hold of " +
+                                      dollars(amount) + " (" + std::to_string(gpus) + " GPUs at $" +
+                                      per_gpu_hour.to_string() + " per GPU-hour for " +
+                                      std::to_string(window_ms / 1000) + " s); it has " + dollars(a->available()) +
+                                      " available");
+  }
+  return ledger::status_of(outcome, "the run's hold was refused");
+}
+
+void BillingService::release_run(std::string_view job_id) {
+  {
+    std::lock_guard lock(mu_);
+    releases_.emplace_back(job_id);
+  }
+  wake_.notify_all();
+}
+
+std::uint64_t BillingService::exhausted_generation() const {
+  std::lock_guard lock(mu_);
+  return exhausted_generation_;
+}
+
+std::vector<std::string> BillingService::exhausted_tenants() const {
+  std::lock_guard lock(mu_);
+  return {exhausted_.begin(), exhausted_.end()};
+}
+
+}  // namespace headroom::billing

@@ -1,0 +1,223 @@
+// BillingService: the money side of a running Headroom. It owns the ledger
+// (ledger/ledger.h, a pure state machine), makes it durable in a journal,
+// rates the usage log into it, and answers for balances, credits, budgets,
+// usage reports and invoices. It is the Wallet raw compute asks before paid
+// work.
+//
+// The flow of a usage event:
+//   source (a job, a model request, POST /v1/usage)
+//     -> UsageLog::record(): durable, duplicates recognised     (acknowledged)
+//     -> the rating thread reads it, rates it by the price book, and charges
+//        the tenant: from the run's hold first, then its prepaid balance and
+//        credit, and what is left to its receivable account (usage that
+//        happened is never dropped for lack of funds)
+//     -> the commands are applied and journalled, with the usage log position
+//        they rate through, in one journal record.
+//
+// The journal (`<dir>/journal.log`, a RecordLog) holds the ledger's commands
+// and the price book's versions; the state is rebuilt at start by replaying
+// it. Its records (integers little-endian):
+//   +------+---------------------------------------------------------------+
+//   | size | field                                                         |
+//   +------+---------------------------------------------------------------+
+//   |    1 | type: 1 commands, 2 price version                             |
+//   |      | type 1:                                                       |
+//   |    8 |   rated_to: the usage log position rated through, or 0 (no    |
+//   |      |   change)                                                     |
+//   |    * |   ledger.h's encode_commands() batch                          |
+//   |      | type 2:                                                       |
+//   |    1 |   product (usage.h's Product)                                 |
+//   |    8 |   effective_from, unix microseconds                           |
+//   |    8 |   unit price, nano-dollars                                    |
+//   |    2 |   item length, then the item                                  |
+//   |    2 |   variant length, then the variant                            |
+//   +------+---------------------------------------------------------------+
+// Commands are applied in memory as they are journalled, under one lock, so
+// the journal's order is the order they were applied in and a replay of any
+// prefix of it gives the state that prefix made. What is acknowledged to a
+// caller waits until its record is durable: credits, terms. A hold made at
+// a run's start does not wait (the job's start is not durable either until
+// the compute service's next flush; a hold lost in a crash leaves the run
+// charged from the balance, nothing lost). Rating does not wait: a rating
+// lost in a crash is done again from the usage log, which is the source.
+//
+// Prices: the book is kept in the journal, so that a replay rates every event
+// as it was rated. At start the configured prices are compared with the
+// book's current ones, and each difference is added as a version effective
+// from now. Usage events that start in the future are refused at ingestion,
+// so a new version never reprices an event already rated.
+//
+// Thread-safe: every public method may be called from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "billing/statements.h"
+#include "common/money.h"
+#include "common/status.h"
+#include "common/time.h"
+#include "ledger/invoice.h"
+#include "ledger/ledger.h"
+#include "ledger/rating.h"
+#include "ledger/record_log.h"
+#include "ledger/usage_log.h"
+#include "ledger/wallet.h"
+
+namespace headroom::billing {
+
+struct BillingOptions {
+  std::string dir;                   // holds journal.log; created if missing
+  std::int64_t rate_every_ms = 20;   // the rating thread's pace when idle
+  std::size_t rate_batch = 4096;     // events rated per journal record at most
+  std::vector<ledger::PriceEntry> prices;  // the configured prices, effective_from ignored
+};
+
+// A tenant's money, as GET /v1/balance shows it.
+struct Balance {
+  std::string tenant_id;
+  Money balance, held, credit_limit, available, owed;  // floored to the nano-dollar
+  ledger::SpendState state = ledger::SpendState::kExhausted;
+  std::int32_t month = 0;  // yyyymm of now
+  Money month_spend;
+  Money monthly_budget;  // 0: none
+  std::vector<ledger::BudgetAlert> alerts;
+};
+
+enum class CreditKind : std::uint8_t { kDeposit, kGrant };
+
+struct CreditRequest {
+  std::string tenant_id;
+  Money amount;  // > 0
+  CreditKind kind = CreditKind::kDeposit;
+  std::string note;
+  std::string idempotency_key;  // empty: a new credit every time
+};
+
+struct Credit {
+  ledger::TransferId id;
+  Timestamp at;
+  bool replayed = false;  // the key was used before with the same request
+};
+
+struct BillingTotals {
+  std::uint64_t rated_events = 0;
+  std::uint64_t unrated_events = 0;  // no price in the book: logged, not charged
+  ledger::Amount rated_amount;       // the sum of every rated charge, exact
+  ledger::Amount revenue;            // the revenue accounts' posted credits (== rated_amount)
+};
+
+class BillingService final : public ledger::Wallet {
+ public:
+  // Replays the journal, brings the price book up to `options.prices`,
+  // rebuilds the statements from the usage log and starts the rating thread.
+  static Result<std::unique_ptr<BillingService>> open(BillingOptions options, ledger::UsageLog& usage,
+                                                      const Clock& clock);
+  // Rates what is durable in the usage log, then stops.
+  ~BillingService() override;
+  BillingService(const BillingService&) = delete;
+  BillingService& operator=(const BillingService&) = delete;
+
+  // ---- Prices ----
+  // The charge of an event by the book, without recording anything: for
+  // ingestion to refuse an event it could not rate, and to answer its cost.
+  Result<ledger::RatedCharge> quote(const ledger::UsageEvent& event) const;
+
+  // ---- Credits and terms (durable when they return) ----
+  // conflict when the idempotency key was used for another request.
+  Result<Credit> add_credits(const CreditRequest& request);
+  // Sets what is given; a budget of 0 clears it. invalid_argument for a
+  // negative amount; conflict for a credit limit below what is in use.
+  Status set_terms(std::string_view tenant_id, std::optional<Money> credit_limit, std::optional<Money> monthly_budget);
+
+  // ---- Reading ----
+  Balance balance(std::string_view tenant_id) const;
+  UsageReport usage(std::string_view tenant_id, Timestamp from, Timestamp to, GroupBy group_by) const;
+  // Months with charges, oldest first (yyyymm).
+  std::vector<std::int32_t> invoice_months(std::string_view tenant_id) const;
+  // The month's statement, reconciled against its charges. not_found for a
+  // month without charges.
+  Result<ledger::Invoice> invoice(std::string_view tenant_id, std::int32_t month) const;
+
+  // Blocks until every event durable in the usage log when it was called is
+  // rated (tests, the crash harness, shutdown).
+  void wait_rated();
+  BillingTotals totals() const;
+  // Checks every invariant (ledger.h's verify(), and that revenue equals the
+  // rated charges); CHECK-fails on a broken one.
+  void verify() const;
+  std::uint64_t fingerprint() const;
+
+  // ---- Wallet ----
+  Status admit(std::string_view tenant_id) override;
+  Status hold_run(std::string_view tenant_id, std::string_view job_id, std::string_view run_key, Money per_gpu_hour,
+                  std::uint32_t gpus, std::int64_t window_ms, std::int64_t timeout_ms, Timestamp now) override;
+  void release_run(std::string_view job_id) override;
+  std::uint64_t exhausted_generation() const override;
+  std::vector<std::string> exhausted_tenants() const override;
+
+ private:
+  struct Accounts {
+    ledger::AccountId cash = 1, grants = 2, gpu_revenue = 3, token_revenue = 4, rounding = 5;
+  };
+
+  BillingService(BillingOptions options, ledger::UsageLog& usage, const Clock& clock);
+  Status replay(std::string_view payload);
+  Status bring_prices_up_to_date(Timestamp now);
+  Status rebuild_statements();
+  void rate_loop();
+  // Rates what the usage log has durable, at most rate_batch events. Returns
+  // how many it read.
+  std::size_t rate_some();
+
+  // Under mu_: applies commands as a chain and keeps them for the journal.
+  ledger::Outcome apply_chain(std::span<const ledger::Command> chain);
+  // Under mu_: enqueues the journal record of what apply_chain kept, with
+  // the usage log position rated through (0: unchanged). Does not wait.
+  Status journal_pending(std::uint64_t rated_to);
+  ledger::Amount revenue_locked() const;
+  ledger::AccountId tenant_account(std::string_view tenant_id, Timestamp at);    // creates it when missing
+  ledger::AccountId receivable_account(std::string_view tenant_id, Timestamp at);
+  void charge(const ledger::RatedCharge& charge, Timestamp at);
+  void note_spend(ledger::AccountId account);
+  Balance balance_locked(std::string_view tenant_id, Timestamp now) const;
+
+  const BillingOptions options_;
+  ledger::UsageLog& usage_;
+  const Clock& clock_;
+  const Accounts accounts_;
+  std::unique_ptr<ledger::RecordLog> journal_;
+
+  mutable std::mutex mu_;
+  ledger::Ledger ledger_;           // under mu_
+  ledger::PriceBook book_;          // under mu_
+  Statements statements_;           // under mu_
+  std::string pending_;             // under mu_: encoded commands not yet journalled
+  std::uint32_t pending_count_ = 0; // under mu_
+  ledger::LogPosition rated_to_ = ledger::RecordLog::kFirstPosition;  // under mu_
+  // The live hold of each job's run, by the job's reference id.
+  std::map<ledger::Id128, ledger::TransferId> holds_;  // under mu_
+  std::vector<std::string> releases_;                  // under mu_: jobs whose run ended
+  std::set<std::string, std::less<>> exhausted_;       // under mu_
+  std::uint64_t exhausted_generation_ = 1;             // under mu_
+  BillingTotals totals_;                               // under mu_
+  Status failed_;  // under mu_: the journal failed; changes are refused until a restart
+
+  std::mutex rate_mu_;  // one rater at a time: the thread, or wait_rated()
+  std::condition_variable wake_;
+  bool stopping_ = false;  // under mu_
+  std::thread thread_;
+};
+
+}  // namespace headroom::billing

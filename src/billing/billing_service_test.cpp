@@ -1,0 +1,313 @@
+#include "billing/billing_service.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "ledger/test_dir.h"
+
+namespace headroom::billing {
+namespace {
+
+using ledger::Amount;
+using ledger::Product;
+using ledger::UsageEvent;
+
+Money dollars(std::string_view text) { return Money::parse(text).value(); }
+
+std::vector<ledger::PriceEntry> prices(std::string_view on_demand = "2.00") {
+  return {
+      {Product::kGpuTime, "h100", "on-demand", {}, dollars(on_demand)},
+      {Product::kGpuTime, "h100", "spot", {}, dollars("0.80")},
+      {Product::kTokens, "tiny", "input", {}, dollars("0.05")},
+      {Product::kTokens, "tiny", "output", {}, dollars("0.20")},
+  };
+}
+
+class BillingTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open(); }
+
+  void open(std::vector<ledger::PriceEntry> book = prices()) {
+    billing_.reset();
+    usage_.reset();
+    usage_ = ledger::UsageLog::open({dir_.file("usage")}).value();
+    BillingOptions options;
+    options.dir = dir_.file("ledger");
+    options.prices = std::move(book);
+    auto opened = BillingService::open(options, *usage_, clock_);
+    ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+    billing_ = std::move(*opened);
+  }
+
+  // One GPU-hour-based event of `ms` GPU-milliseconds for a job, starting now.
+  UsageEvent gpu(std::string id, std::string tenant, std::int64_t ms, std::string job = "job_1",
+                 std::string tier = "on-demand") {
+    UsageEvent e;
+    e.id = std::move(id);
+    e.tenant_id = std::move(tenant);
+    e.product = Product::kGpuTime;
+    e.item = "h100";
+    e.variant = std::move(tier);
+    e.quantity = ms;
+    e.unit_price = dollars("2.00");
+    e.start = clock_.now();
+    e.end = clock_.now().plus_micros(ms * 1000);
+    e.source_id = std::move(job);
+    return e;
+  }
+
+  void record(const UsageEvent& e) {
+    ASSERT_TRUE(usage_->record(std::span(&e, 1)).is_ok());
+  }
+
+  void credit(std::string tenant, std::string_view amount, std::string key) {
+    auto c = billing_->add_credits({tenant, dollars(amount), CreditKind::kDeposit, "", key});
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  }
+
+  ledger::testing::TempDir dir_;
+  ManualClock clock_{Timestamp::from_unix_seconds(1'795'000'000)};  // 2026-11-18
+  std::unique_ptr<ledger::UsageLog> usage_;
+  std::unique_ptr<BillingService> billing_;
+};
+
+TEST_F(BillingTest, CreditsAreIdempotentByKey) {
+  credit("ten_a", "100.00", "k1");
+  auto again = billing_->add_credits({"ten_a", dollars("100.00"), CreditKind::kDeposit, "", "k1"});
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_TRUE(again->replayed);
+  auto other = billing_->add_credits({"ten_a", dollars("5.00"), CreditKind::kDeposit, "", "k1"});
+  EXPECT_EQ(other.status().code(), ErrorCode::kConflict);
+  EXPECT_EQ(billing_->balance("ten_a").balance, dollars("100.00"));
+  EXPECT_EQ(billing_->balance("ten_a").state, ledger::SpendState::kOk);
+  EXPECT_EQ(billing_->add_credits({"ten_a", dollars("0"), CreditKind::kDeposit, "", "k2"}).status().code(),
+            ErrorCode::kInvalidArgument);
+  billing_->verify();
+}
+
+TEST_F(BillingTest, UsageIsChargedAtTheBooksPriceExactly) {
+  credit("ten_a", "10.00", "k");
+  record(gpu("e1", "ten_a", 3'600'000));  // one GPU-hour at $2.00
+  UsageEvent tokens = gpu("e2", "ten_a", 1);
+  tokens.product = Product::kTokens;
+  tokens.item = "tiny";
+  tokens.variant = "input";
+  tokens.quantity = 1;  // $0.05 per million: 50 nano-dollars
+  tokens.source_id = "req_1";
+  record(tokens);
+  billing_->wait_rated();
+  Balance b = billing_->balance("ten_a");
+  EXPECT_EQ(b.balance, dollars("7.99999995"));
+  EXPECT_EQ(b.month_spend, dollars("2.00000005"));
+  BillingTotals t = billing_->totals();
+  EXPECT_EQ(t.rated_events, 2u);
+  EXPECT_EQ(t.revenue, t.rated_amount);
+  billing_->verify();
+
+  UsageReport report = billing_->usage("ten_a", Timestamp{0}, clock_.now().plus_seconds(3600), GroupBy::kProduct);
+  ASSERT_EQ(report.rows.size(), 2u);
+  EXPECT_EQ(report.rows[0].group, "gpu_time");
+  EXPECT_EQ(report.rows[0].quantity, 3'600'000);
+  EXPECT_EQ(report.rows[1].group, "tokens");
+  EXPECT_EQ(report.total, Amount::from_money(dollars("2.00000005")));
+  EXPECT_TRUE(billing_->usage("ten_b", Timestamp{0}, clock_.now(), GroupBy::kDay).rows.empty());
+
+  auto months = billing_->invoice_months("ten_a");
+  ASSERT_EQ(months.size(), 1u);
+  EXPECT_EQ(months[0], 202611);
+  auto invoice = billing_->invoice("ten_a", 202611);
+  ASSERT_TRUE(invoice.is_ok()) << invoice.status().to_string();
+  EXPECT_EQ(invoice->total, dollars("2.00"));  // two lines, each rounded once: $2.00 and $0.00
+  EXPECT_EQ(billing_->invoice("ten_a", 202610).status().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(BillingTest, UsagePastTheBalanceIsOwedNeverLost) {
+  credit("ten_a", "1.00", "k");
+  record(gpu("e1", "ten_a", 3'600'000));  // $2.00
+  billing_->wait_rated();
+  Balance b = billing_->balance("ten_a");
+  EXPECT_EQ(b.balance, Money());
+  EXPECT_EQ(b.owed, dollars("1.00"));
+  EXPECT_EQ(b.state, ledger::SpendState::kExhausted);
+  EXPECT_EQ(billing_->admit("ten_a").code(), ErrorCode::kInsufficientFunds);
+  EXPECT_EQ(billing_->exhausted_tenants(), std::vector<std::string>{"ten_a"});
+  const auto generation = billing_->exhausted_generation();
+  credit("ten_a", "5.00", "k2");
+  EXPECT_NE(billing_->exhausted_generation(), generation);
+  EXPECT_TRUE(billing_->exhausted_tenants().empty());
+  EXPECT_TRUE(billing_->admit("ten_a").is_ok());
+  billing_->verify();
+}
+
+TEST_F(BillingTest, ATenantWithNothingIsNotAdmitted) {
+  Status s = billing_->admit("ten_new");
+  EXPECT_EQ(s.code(), ErrorCode::kInsufficientFunds);
+  EXPECT_NE(s.message().find("POST /v1/tenants/ten_new/credits"), std::string::npos) << s.message();
+  ASSERT_TRUE(billing_->set_terms("ten_new", dollars("50.00"), std::nullopt).is_ok());
+  EXPECT_TRUE(billing_->admit("ten_new").is_ok());
+}
+
+TEST_F(BillingTest, ARunIsChargedFromItsHoldAndTheRestReleased) {
+  credit("ten_a", "10.00", "k");
+  // Two GPUs, a one-hour window at $2.00: a $4.00 hold.
+  ASSERT_TRUE(billing_->hold_run("ten_a", "job_1", "job_1:1", dollars("2.00"), 2, 3'600'000, 7'200'000, clock_.now())
+                  .is_ok());
+  EXPECT_EQ(billing_->balance("ten_a").held, dollars("4.00"));
+  EXPECT_EQ(billing_->balance("ten_a").available, dollars("6.00"));
+  // Holding the same run again changes nothing.
+  ASSERT_TRUE(billing_->hold_run("ten_a", "job_1", "job_1:1", dollars("2.00"), 2, 3'600'000, 7'200'000, clock_.now())
+                  .is_ok());
+  EXPECT_EQ(billing_->balance("ten_a").held, dollars("4.00"));
+
+  record(gpu("job_1:a", "ten_a", 1'800'000));  // $1.00 from the hold
+  billing_->wait_rated();
+  Balance b = billing_->balance("ten_a");
+  EXPECT_EQ(b.balance, dollars("9.00"));
+  EXPECT_EQ(b.held, dollars("3.00"));
+  EXPECT_EQ(b.available, dollars("6.00"));
+
+  record(gpu("job_1:b", "ten_a", 9'000'000));  // $5.00: $3.00 from the hold, $2.00 from the balance
+  billing_->wait_rated();
+  b = billing_->balance("ten_a");
+  EXPECT_EQ(b.balance, dollars("4.00"));
+  EXPECT_EQ(b.held, Money());
+  EXPECT_EQ(b.available, dollars("4.00"));
+
+  ASSERT_TRUE(billing_->hold_run("ten_a", "job_1", "job_1:2", dollars("2.00"), 1, 3'600'000, 7'200'000, clock_.now())
+                  .is_ok());
+  EXPECT_EQ(billing_->balance("ten_a").held, dollars("2.00"));
+  billing_->release_run("job_1");
+  billing_->wait_rated();
+  for (int i = 0; i < 200 && billing_->balance("ten_a").held != Money(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(billing_->balance("ten_a").held, Money());
+  EXPECT_EQ(billing_->balance("ten_a").balance, dollars("4.00"));
+  billing_->verify();
+}
+
+TEST_F(BillingTest, AHoldTheTenantCannotCoverIsRefused) {
+  credit("ten_a", "1.00", "k");
+  Status s = billing_->hold_run("ten_a", "job_1", "job_1:1", dollars("2.00"), 1, 3'600'000, 7'200'000, clock_.now());
+  EXPECT_EQ(s.code(), ErrorCode::kInsufficientFunds);
+  EXPECT_NE(s.message().find("$1.00 available"), std::string::npos) << s.message();
+  EXPECT_EQ(billing_->balance("ten_a").held, Money());
+  // Free work holds nothing.
+  EXPECT_TRUE(billing_->hold_run("ten_a", "job_2", "job_2:1", Money(), 8, 3'600'000, 7'200'000, clock_.now()).is_ok());
+}
+
+TEST_F(BillingTest, HoldsExpireOnTheirOwn) {
+  credit("ten_a", "10.00", "k");
+  ASSERT_TRUE(billing_->hold_run("ten_a", "job_1", "job_1:1", dollars("2.00"), 1, 3'600'000, 60'000, clock_.now())
+                  .is_ok());
+  EXPECT_EQ(billing_->balance("ten_a").held, dollars("2.00"));
+  clock_.advance_seconds(61);
+  // The next command expires it; a credit is one.
+  credit("ten_a", "1.00", "k2");
+  EXPECT_EQ(billing_->balance("ten_a").held, Money());
+  EXPECT_EQ(billing_->balance("ten_a").balance, dollars("11.00"));
+}
+
+TEST_F(BillingTest, ManyRunsRacingForTheLastDollarsNeverOverdraw) {
+  credit("ten_a", "10.00", "k");
+  std::atomic<int> held{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        std::string job = "job_" + std::to_string(t) + "_" + std::to_string(i);
+        Status s = billing_->hold_run("ten_a", job, job + ":1", dollars("2.00"), 1, 1'800'000, 7'200'000, clock_.now());
+        if (s.is_ok()) {
+          ++held;
+        } else {
+          EXPECT_EQ(s.code(), ErrorCode::kInsufficientFunds);
+          ++refused;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(held.load(), 10);  // $1.00 each, $10.00 in all
+  EXPECT_EQ(refused.load(), 190);
+  EXPECT_EQ(billing_->balance("ten_a").available, Money());
+  billing_->verify();
+}
+
+TEST_F(BillingTest, BudgetAlertsAreRecorded) {
+  credit("ten_a", "100.00", "k");
+  ASSERT_TRUE(billing_->set_terms("ten_a", std::nullopt, dollars("10.00")).is_ok());
+  record(gpu("e1", "ten_a", 9'000'000));  // $5.00: 50%
+  billing_->wait_rated();
+  auto alerts = billing_->balance("ten_a").alerts;
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].percent, 50);
+  record(gpu("e2", "ten_a", 9'000'000));  // $10.00: 80% and 100%
+  billing_->wait_rated();
+  alerts = billing_->balance("ten_a").alerts;
+  ASSERT_EQ(alerts.size(), 3u);
+  EXPECT_EQ(alerts[2].percent, 100);
+  EXPECT_EQ(billing_->set_terms("ten_a", dollars("-1"), std::nullopt).code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(BillingTest, ARestartRebuildsTheSameState) {
+  credit("ten_a", "10.00", "k");
+  ASSERT_TRUE(billing_->hold_run("ten_a", "job_1", "job_1:1", dollars("2.00"), 1, 3'600'000, 7'200'000, clock_.now())
+                  .is_ok());
+  for (int i = 0; i < 50; ++i) record(gpu("job_1:" + std::to_string(i), "ten_a", 10'000 + i));
+  billing_->wait_rated();
+  ASSERT_TRUE(billing_->set_terms("ten_a", dollars("5.00"), dollars("20.00")).is_ok());
+  const std::uint64_t fingerprint = billing_->fingerprint();
+  const Balance before = billing_->balance("ten_a");
+  const BillingTotals totals = billing_->totals();
+
+  open();
+  EXPECT_EQ(billing_->fingerprint(), fingerprint);
+  const Balance after = billing_->balance("ten_a");
+  EXPECT_EQ(after.balance, before.balance);
+  EXPECT_EQ(after.held, before.held);
+  EXPECT_EQ(after.credit_limit, dollars("5.00"));
+  EXPECT_EQ(billing_->totals().rated_events, totals.rated_events);
+  EXPECT_EQ(billing_->totals().rated_amount, totals.rated_amount);
+  billing_->verify();
+
+  // The hold is still the run's: the next event is charged from it.
+  record(gpu("job_1:next", "ten_a", 1'000));
+  billing_->wait_rated();
+  EXPECT_LT(billing_->balance("ten_a").held, before.held);
+  billing_->verify();
+}
+
+TEST_F(BillingTest, ANewPriceAppliesFromTheRestartOnAndNeverReprices) {
+  credit("ten_a", "100.00", "k");
+  record(gpu("e1", "ten_a", 3'600'000));
+  billing_->wait_rated();
+  clock_.advance_seconds(10);
+  open(prices("3.00"));
+  billing_->verify();  // e1 still rates at $2.00
+  record(gpu("e2", "ten_a", 3'600'000));
+  billing_->wait_rated();
+  EXPECT_EQ(billing_->balance("ten_a").balance, dollars("95.00"));
+  auto invoice = billing_->invoice("ten_a", 202611);
+  ASSERT_TRUE(invoice.is_ok());
+  EXPECT_EQ(invoice->lines.size(), 2u);  // one line per unit price
+  open(prices("3.00"));
+  billing_->verify();
+}
+
+TEST_F(BillingTest, QuoteRefusesWhatCannotBeRated) {
+  UsageEvent e = gpu("e1", "ten_a", 1000);
+  e.item = "a100";
+  auto q = billing_->quote(e);
+  EXPECT_EQ(q.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(q.status().message().find("no price for gpu_time a100 on-demand"), std::string::npos);
+  e = gpu("", "ten_a", 1000);
+  EXPECT_EQ(billing_->quote(e).status().code(), ErrorCode::kInvalidArgument);
+  auto ok = billing_->quote(gpu("e2", "ten_a", 3'600'000));
+  ASSERT_TRUE(ok.is_ok());
+  EXPECT_EQ(ok->amount, Amount::from_money(dollars("2.00")));
+}
+
+}  // namespace
+}  // namespace headroom::billing

@@ -1,0 +1,47 @@
+// Wallet: what raw compute (and later the model gateway) asks of the money
+// side before it does paid work. The billing service implements it; a
+// compute service without one enforces no budget (unit tests, tools).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/money.h"
+#include "common/status.h"
+#include "common/time.h"
+
+namespace headroom::ledger {
+
+class Wallet {
+ public:
+  virtual ~Wallet() = default;
+
+  // ok when the tenant may start paid work; insufficient_funds (HTTP 402),
+  // with what it has and how to add more, once its balance and credit are
+  // spent.
+  virtual Status admit(std::string_view tenant_id) = 0;
+
+  // Holds the cost of a run's first `window_ms` at `per_gpu_hour` x `gpus`
+  // as it starts (a pending transfer against the tenant's limit); the run's
+  // usage is then charged from the hold first. `run_key` names the run
+  // ("<job id>:<start ms>"): holding it again is a no-op. insufficient_funds
+  // when the tenant cannot cover it. The hold expires on its own
+  // `timeout_ms` after it was made should nobody release it.
+  virtual Status hold_run(std::string_view tenant_id, std::string_view job_id, std::string_view run_key,
+                          Money per_gpu_hour, std::uint32_t gpus, std::int64_t window_ms, std::int64_t timeout_ms,
+                          Timestamp now) = 0;
+
+  // The job's run ended and its last usage is recorded: what is left of its
+  // hold is released once that usage is charged.
+  virtual void release_run(std::string_view job_id) = 0;
+
+  // The tenants whose balance and credit are spent, and a number that
+  // changes whenever that set may have: a caller polls the number and reads
+  // the set only when it moved.
+  virtual std::uint64_t exhausted_generation() const = 0;
+  virtual std::vector<std::string> exhausted_tenants() const = 0;
+};
+
+}  // namespace headroom::ledger
