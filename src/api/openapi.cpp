@@ -104,7 +104,55 @@ constexpr const char* kSchemas = R"json({
     "created_at": {"type": "string", "format": "date-time"},
     "cancelled_at": {"type": "string", "format": "date-time", "nullable": true}}},
   "ReservationList": {"type": "object", "required": ["data", "has_more"], "properties": {
-    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Reservation"}}, "has_more": {"type": "boolean"}}}
+    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Reservation"}}, "has_more": {"type": "boolean"}}},
+  "Balance": {"type": "object", "required": ["tenant_id", "balance", "available", "state"], "properties": {
+    "tenant_id": {"type": "string"}, "currency": {"type": "string"}, "balance": {"type": "string"},
+    "held": {"type": "string"}, "credit_limit": {"type": "string"}, "available": {"type": "string"},
+    "owed": {"type": "string"}, "state": {"type": "string", "enum": ["ok", "exhausted"]}, "month": {"type": "string"},
+    "month_spend": {"type": "string"}, "monthly_budget": {"type": "string", "nullable": true},
+    "alerts": {"type": "array", "items": {"type": "object", "properties": {"month": {"type": "string"},
+      "percent": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}, "spend": {"type": "string"},
+      "budget": {"type": "string"}}}}}},
+  "CreditRequest": {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "string"},
+    "kind": {"type": "string", "enum": ["deposit", "grant"]}, "note": {"type": "string"}}},
+  "Credit": {"type": "object", "required": ["id", "amount"], "properties": {"id": {"type": "string"},
+    "tenant_id": {"type": "string"}, "amount": {"type": "string"}, "kind": {"type": "string"},
+    "note": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+    "balance": {"$ref": "#/components/schemas/Balance"}}},
+  "BillingTerms": {"type": "object", "properties": {"credit_limit": {"type": "string"},
+    "monthly_budget": {"type": "string"}}},
+  "UsageReport": {"type": "object", "required": ["data"], "properties": {"tenant_id": {"type": "string"},
+    "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
+    "group_by": {"type": "string"}, "total_cost": {"type": "string"}, "data": {"type": "array", "items": {
+      "type": "object", "properties": {"group": {"type": "string"}, "product": {"type": "string"},
+        "quantity": {"type": "integer"}, "unit": {"type": "string"}, "events": {"type": "integer"},
+        "cost": {"type": "string"}}}}}},
+  "UsageBatch": {"type": "object", "required": ["events"], "properties": {"events": {"type": "array", "items": {
+    "type": "object", "required": ["id", "tenant_id", "product", "quantity", "start", "end"], "properties": {
+      "id": {"type": "string"}, "tenant_id": {"type": "string"},
+      "product": {"type": "string", "enum": ["gpu_time", "tokens"]}, "gpu_type": {"type": "string"},
+      "tier": {"type": "string"}, "model": {"type": "string"}, "direction": {"type": "string", "enum": ["input", "output"]},
+      "quantity": {"type": "integer"}, "unit_price": {"type": "string"},
+      "start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"},
+      "source_id": {"type": "string"}}}}}},
+  "UsageBatchResult": {"type": "object", "required": ["data", "recorded", "rejected"], "properties": {
+    "recorded": {"type": "integer"}, "rejected": {"type": "integer"}, "data": {"type": "array", "items": {
+      "type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"},
+        "cost": {"type": "string"}, "error": {"type": "object"}}}}}},
+  "InvoiceSummary": {"type": "object", "required": ["id", "month", "total"], "properties": {
+    "id": {"type": "string"}, "tenant_id": {"type": "string"}, "month": {"type": "string"},
+    "period_start": {"type": "string", "format": "date-time"}, "period_end": {"type": "string", "format": "date-time"},
+    "status": {"type": "string", "enum": ["open", "closed"]}, "total": {"type": "string"},
+    "currency": {"type": "string"}}},
+  "InvoiceList": {"type": "object", "required": ["data", "has_more"], "properties": {
+    "data": {"type": "array", "items": {"$ref": "#/components/schemas/InvoiceSummary"}}, "has_more": {"type": "boolean"}}},
+  "Invoice": {"allOf": [{"$ref": "#/components/schemas/InvoiceSummary"}, {"type": "object", "properties": {
+    "lines": {"type": "array", "items": {"type": "object", "properties": {"description": {"type": "string"},
+      "product": {"type": "string"}, "item": {"type": "string"}, "variant": {"type": "string"},
+      "unit_price": {"type": "string"}, "price_unit": {"type": "string"}, "quantity": {"type": "integer"},
+      "unit": {"type": "string"}, "charges": {"type": "integer"}, "amount": {"type": "string"}}}},
+    "adjustments": {"type": "array", "items": {"type": "object"}}, "rounding": {"type": "string"},
+    "reconciled": {"type": "boolean"}}}]}
 })json";
 
 json::object ref(const std::string& schema) { return {{"$ref", "#/components/schemas/" + schema}}; }

@@ -92,6 +92,10 @@ Status submit_job(Services& s, RequestContext& ctx, net::HttpResponse& response)
     if (reservation->cancelled_at) return Status::invalid_argument("reservation " + reservation->id + " is cancelled");
     if (reservation->end <= s.clock.now()) return Status::invalid_argument("reservation " + reservation->id + " has ended");
   }
+  // Paid work needs money left (402 otherwise); its run holds its first window as it starts.
+  if (s.billing != nullptr && (spec.tier == sched::Tier::kOnDemand || spec.tier == sched::Tier::kSpot)) {
+    HR_RETURN_IF_ERROR(s.billing->admit(ctx.caller.tenant_id()));
+  }
   std::string_view key = ctx.http.header("idempotency-key");
   if (key.size() > kIdempotencyKeyBytes) {
     return Status::invalid_argument("the Idempotency-Key header is longer than 255 bytes");

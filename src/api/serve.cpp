@@ -12,6 +12,7 @@
 
 #include "api/router.h"
 #include "api/services.h"
+#include "billing/billing_service.h"
 #include "compute/compute_service.h"
 #include "exec/local_executor.h"
 #include "ledger/usage_log.h"
@@ -89,6 +90,27 @@ Result<compute::ComputeOptions> compute_options_of(const config::ComputeConfig& 
   return options;
 }
 
+// The prices the ledger rates by, until the market's catalog: every fleet
+// GPU type in every tier ([compute.prices], internal work free) and the
+// configured token prices.
+std::vector<ledger::PriceEntry> price_list(const config::ServeConfig& config, const fleet::FleetSpec& fleet,
+                                           const compute::ComputeOptions& compute) {
+  std::vector<ledger::PriceEntry> out;
+  for (const auto& type : fleet.gpu_types) {
+    auto it = compute.prices.find(type.name);
+    const compute::GpuPrices& p = it != compute.prices.end() ? it->second : compute.default_prices;
+    for (auto [tier, price] : {std::pair{sched::Tier::kInternal, Money()}, std::pair{sched::Tier::kReserved, p.reserved},
+                               std::pair{sched::Tier::kOnDemand, p.on_demand}, std::pair{sched::Tier::kSpot, p.spot}}) {
+      out.push_back({ledger::Product::kGpuTime, type.name, std::string(sched::tier_name(tier)), {}, price});
+    }
+  }
+  for (const auto& [model, p] : config.billing.token_prices) {
+    out.push_back({ledger::Product::kTokens, model, "input", {}, p.input});
+    out.push_back({ledger::Product::kTokens, model, "output", {}, p.output});
+  }
+  return out;
+}
+
 Status serve(const ServeFlags& flags) {
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t stop_signals;
@@ -149,11 +171,20 @@ Status serve(const ServeFlags& flags) {
     spdlog::warn("usage log: cut {} bytes of an invalid tail: {}", replay.bytes_cut, replay.reason);
   }
   HR_ASSIGN_OR_RETURN(compute::ComputeOptions compute_options, compute_options_of(config.compute, fleet));
+  // The money: the ledger under DATA/ledger, rating the usage log.
+  billing::BillingOptions billing_options;
+  billing_options.dir = (data_dir / "ledger").string();
+  billing_options.prices = price_list(config, fleet, compute_options);
+  HR_ASSIGN_OR_RETURN(auto billing, billing::BillingService::open(billing_options, *usage, clock));
+  compute_options.wallet = billing.get();
+  compute_options.hold_window_s = config.billing.job_hold_window_s;
   HR_ASSIGN_OR_RETURN(auto compute,
                       compute::ComputeService::start(*store, fleet, *executor, *usage, clock, compute_options));
 
   Services services{*store, authenticator, clock, random, fleet, admin_tenant_id};
   services.compute = compute.get();
+  services.billing = billing.get();
+  services.usage = usage.get();
   Router router(authenticator);
   add_all_routes(router, services);
 
@@ -188,6 +219,7 @@ Status serve(const ServeFlags& flags) {
   services.ready.store(false);
   server->stop();
   compute.reset();  // after the server: no request waits on it any more; jobs run on, adopted at next start
+  billing.reset();  // after compute, which holds and releases through it; rates what is recorded
   spdlog::info("stopped");
   return Status::ok();
 }

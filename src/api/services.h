@@ -8,6 +8,7 @@
 #include "auth/authenticator.h"
 #include "common/random.h"
 #include "common/time.h"
+#include "billing/billing_service.h"
 #include "compute/compute_service.h"
 #include "fleet/fleet.h"
 #include "store/store.h"
@@ -24,6 +25,8 @@ struct Services {
   const fleet::FleetSpec& fleet;
   std::string admin_tenant_id;
   compute::ComputeService* compute = nullptr;  // raw compute; set before the server starts
+  billing::BillingService* billing = nullptr;  // the money; set before the server starts
+  ledger::UsageLog* usage = nullptr;           // where usage is recorded
   std::atomic<bool> ready{false};  // false while starting and once shutting down
 };
 
@@ -42,6 +45,7 @@ void add_platform_routes(Router& router, Services& services);
 void add_tenant_routes(Router& router, Services& services);
 void add_fleet_routes(Router& router, Services& services);
 void add_compute_routes(Router& router, Services& services);
+void add_billing_routes(Router& router, Services& services);
 
 // The OpenAPI 3 document of every route in `router`.
 std::string openapi_document(const Router& router);

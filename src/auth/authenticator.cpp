@@ -71,4 +71,9 @@ Result<Caller> Authenticator::authenticate(std::string_view authorization) const
   return Caller(std::move(identity));
 }
 
+bool Authenticator::has_tenant(const std::string& tenant_id) const {
+  std::shared_lock lock(mutex_);
+  return tenants_.contains(tenant_id);
+}
+
 }  // namespace headroom::auth

@@ -58,6 +58,7 @@ class Authenticator {
   void load(const std::vector<store::Tenant>& tenants, const std::vector<store::ApiKey>& keys);
   void put_tenant(const store::Tenant& tenant);
   void put_key(const store::ApiKey& key);
+  bool has_tenant(const std::string& tenant_id) const;
 
   // From an "Authorization: Bearer hr_..." header value. Unauthenticated,
   // with a message that says what is wrong, when it does not verify.

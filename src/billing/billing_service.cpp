@@ -207,11 +207,23 @@ Outcome BillingService::apply_chain(std::span<const Command> chain) {
   return first_failure != Outcome::kOk ? first_failure : all_applied_before ? Outcome::kAlreadyApplied : Outcome::kOk;
 }
 
+// A tenant is out of money once its balance and credit are spent (the
+// ledger's spend_state) or it owes usage its balance could not pay: both stop
+// new paid work and preempt its spot jobs.
+bool BillingService::exhausted_locked(std::string_view tenant_id) const {
+  auto tenant = ledger_.find_account(AccountKind::kTenant, tenant_id);
+  if (!tenant || ledger_.spend_state(*tenant) == ledger::SpendState::kExhausted) return true;
+  auto receivable = ledger_.find_account(AccountKind::kReceivable, tenant_id);
+  if (!receivable) return false;
+  const ledger::Account* r = ledger_.account(*receivable);
+  return r->debits_posted > r->credits_posted;
+}
+
 void BillingService::note_spend(AccountId id) {
   const ledger::Account* a = ledger_.account(id);
-  if (a == nullptr || a->kind != AccountKind::kTenant) return;
+  if (a == nullptr || (a->kind != AccountKind::kTenant && a->kind != AccountKind::kReceivable)) return;
   std::string_view tenant = ledger_.owner_of(id);
-  const bool exhausted = ledger_.spend_state(id) == ledger::SpendState::kExhausted;
+  const bool exhausted = exhausted_locked(tenant);
   auto it = exhausted_.find(tenant);
   if (exhausted && it == exhausted_.end()) {
     exhausted_.emplace(tenant);
@@ -518,6 +530,20 @@ Result<Credit> BillingService::add_credits(const CreditRequest& r) {
     if (!ledger::succeeded(outcome)) return ledger::status_of(outcome, "the credit was refused");
     credit.replayed = outcome == Outcome::kAlreadyApplied;
     credit.at = ledger_.transfer(credit.id)->at;
+    if (!credit.replayed) {
+      // New money pays what the tenant owes first.
+      if (auto receivable = ledger_.find_account(AccountKind::kReceivable, r.tenant_id)) {
+        const ledger::Account* owed = ledger_.account(*receivable);
+        const Amount pay = std::min(owed->debits_posted - owed->credits_posted,
+                                    std::max(Amount(), ledger_.account(tenant)->available()));
+        if (pay > Amount()) {
+          Command settle{at, ledger::CreateTransfer{derived_id("settle", credit.id.to_string()), tenant, *receivable,
+                                                    pay, TransferCode::kUsage, ledger::Id128{}}};
+          CHECK(ledger::succeeded(apply_chain(std::span(&settle, 1))));
+        }
+      }
+      HR_RETURN_IF_ERROR(journal_pending(0));
+    }
   }
   HR_RETURN_IF_ERROR(journal_->wait_durable(journal_->end()));
   return credit;
@@ -578,7 +604,7 @@ Balance BillingService::balance_locked(std::string_view tenant_id, Timestamp now
   b.held = floor_money(a->debits_pending);
   b.credit_limit = floor_money(a->credit_limit);
   b.available = floor_money(a->available());
-  b.state = ledger_.spend_state(*id);
+  b.state = exhausted_locked(tenant_id) ? ledger::SpendState::kExhausted : ledger::SpendState::kOk;
   b.month_spend = floor_money(ledger_.month_spend(*id, now));
   b.monthly_budget = a->monthly_budget;
   b.alerts = ledger_.alerts(*id);
@@ -632,12 +658,12 @@ std::uint64_t BillingService::fingerprint() const {
 
 Status BillingService::admit(std::string_view tenant_id) {
   std::lock_guard lock(mu_);
-  auto id = ledger_.find_account(AccountKind::kTenant, tenant_id);
-  if (id && ledger_.spend_state(*id) == ledger::SpendState::kOk) return Status::ok();
+  if (!exhausted_locked(tenant_id)) return Status::ok();
   const Balance b = balance_locked(tenant_id, clock_.now());
   return Status::insufficient_funds("tenant " + std::string(tenant_id) + " has spent its balance and credit (balance $" +
                                     b.balance.to_string() + ", credit limit $" + b.credit_limit.to_string() +
-                                    "): add credits with POST /v1/tenants/" + std::string(tenant_id) + "/credits");
+                                    ", owed $" + b.owed.to_string() + "): add credits with POST /v1/tenants/" +
+                                    std::string(tenant_id) + "/credits");
 }
 
 Status BillingService::hold_run(std::string_view tenant_id, std::string_view job_id, std::string_view run_key,

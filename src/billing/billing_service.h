@@ -191,6 +191,7 @@ class BillingService final : public ledger::Wallet {
   ledger::AccountId receivable_account(std::string_view tenant_id, Timestamp at);
   void charge(const ledger::RatedCharge& charge, Timestamp at);
   void note_spend(ledger::AccountId account);
+  bool exhausted_locked(std::string_view tenant_id) const;
   Balance balance_locked(std::string_view tenant_id, Timestamp now) const;
 
   const BillingOptions options_;

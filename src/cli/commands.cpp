@@ -1,7 +1,8 @@
 // The client commands, one ApiCommand each. To add one (usage,
 // invoices...): say which arguments it takes, which call they make, and
 // which columns show the answer; api_command.cpp does the rest. The jobs
-// and `run` are in job_commands.cpp, the fleet's in fleet_commands.cpp.
+// and `run` are in job_commands.cpp, the fleet's in fleet_commands.cpp,
+// balance, usage, invoices and credits in billing_commands.cpp.
 #include "cli/commands.h"
 
 #include <CLI/CLI.hpp>
@@ -10,6 +11,7 @@
 #include <ostream>
 
 #include "cli/api_command.h"
+#include "cli/billing_commands.h"
 #include "cli/fleet_commands.h"
 #include "cli/job_commands.h"
 #include "common/time.h"
@@ -243,6 +245,7 @@ void add_client_commands(CLI::App& app, int& exit_code, std::shared_ptr<const Cl
     add_me_command(app, exit_code, env);
     add_job_commands(app, exit_code, env);
     add_fleet_commands(app, exit_code, env);
+    add_billing_commands(app, exit_code, env);
   } catch (const std::exception& e) {
     CHECK(false) << "cannot add the client commands: " << e.what();
   }

@@ -223,6 +223,7 @@ void ComputeService::run() {
     if (auto real = std::chrono::steady_clock::now(); real >= next_tick_) {
       apply(scheduler_.tick(now), now);
       emit_due_usage(now);
+      preempt_exhausted(now);
       next_tick_ = real + std::chrono::milliseconds(options_.tick_ms);
     }
     flush();
@@ -392,6 +393,12 @@ void ComputeService::start_job(sched::JobId id, const std::vector<sched::GpuInde
   }
   job.record.gpus = gpu_names(gpus);
   job.record.gpu_type = gpus.empty() ? "" : cluster.type_name(cluster.gpu_type(gpus[0]));
+  if (Status paid = hold_first_window(job, gpus.size(), now); !paid) {
+    job.record.message = paid.message();
+    auto effects = scheduler_.finished(id, 1, now);
+    if (effects) apply(*effects, now);
+    return;
+  }
   auto started = executor_.start(launch);
   if (!started) {
     job.record.message = started.status().message();
@@ -415,6 +422,7 @@ void ComputeService::on_state(const sched::Effect& e, Timestamp now) {
   if (was_running && !sched::holds_gpus(e.state)) {
     close_run(job, at);  // its GPU time, up to its end
     billing_.erase(e.job);
+    pending_releases_.push_back(r.id);
   }
   if (e.state == JobState::kRunning && !was_running) {
     r.started_at = at;
@@ -520,10 +528,42 @@ void ComputeService::emit_due_usage(Timestamp now) {
   }
 }
 
+Status ComputeService::hold_first_window(const LiveJob& job, std::size_t gpus, Timestamp now) {
+  const sched::Tier tier = job.spec.tier;
+  if (options_.wallet == nullptr || (tier != sched::Tier::kOnDemand && tier != sched::Tier::kSpot)) return Status::ok();
+  const std::int64_t window_s = std::min(job.spec.max_runtime_s, options_.hold_window_s);
+  return options_.wallet->hold_run(job.record.tenant_id, job.record.id,
+                                   job.record.id + ":" + std::to_string(now.unix_millis()), unit_price(job),
+                                   static_cast<std::uint32_t>(gpus), window_s * 1000,
+                                   (job.spec.max_runtime_s + 3600) * 1000, now);
+}
+
+// The spot jobs of tenants whose money is spent get notice. Acted on when
+// the set changes; a job of such a tenant that starts later cannot, as its
+// hold fails.
+void ComputeService::preempt_exhausted(Timestamp now) {
+  if (options_.wallet == nullptr) return;
+  const std::uint64_t generation = options_.wallet->exhausted_generation();
+  if (generation == exhausted_seen_) return;
+  exhausted_seen_ = generation;
+  const std::vector<std::string> tenants = options_.wallet->exhausted_tenants();
+  if (tenants.empty()) return;
+  const std::unordered_set<std::string_view> spent(tenants.begin(), tenants.end());
+  std::vector<sched::JobId> victims;
+  for (const auto& [id, job] : live_) {
+    if (job.spec.tier == sched::Tier::kSpot && spent.contains(job.record.tenant_id)) victims.push_back(id);
+  }
+  for (sched::JobId id : victims) {
+    auto effects = scheduler_.preempt(id, sched::Reason::kBudgetExhausted, now);
+    if (effects) apply(*effects, now);  // queued or already under notice: no effects
+  }
+}
+
 // An ended job's GPU time not emitted yet (found at a restart).
 void ComputeService::settle(LiveJob& job) {
   store::JobRecord& r = job.record;
   if (r.started_at && r.usage_until.value_or(*r.started_at) < *r.ended_at) close_run(job, *r.ended_at);
+  pending_releases_.push_back(r.id);
   if (!r.usage_until || *r.usage_until < *r.ended_at) r.usage_until = *r.ended_at;
   pending_updates_.push_back(store::JobUpdate{r, {}});
 }
@@ -539,6 +579,10 @@ void ComputeService::flush() {
     }
     pending_usage_.clear();
   }
+  if (options_.wallet != nullptr) {
+    for (const std::string& job_id : pending_releases_) options_.wallet->release_run(job_id);
+  }
+  pending_releases_.clear();
   if (!pending_updates_.empty()) {
     Status written = store_.update_jobs(pending_updates_);
     if (!written) {

@@ -15,6 +15,9 @@
 //      times, so a repeat after a crash is the same event, a no-op), then
 //      every job whose state changed, in one transaction; then the answers
 //      that waited for it.
+// With a Wallet, a paid run (on-demand, spot) starts only once the cost of
+// its first hold_window_s is held, and the spot jobs of tenants whose money
+// is spent get notice (they end at the grace, like any preempted spot job).
 // GPU time is billed from a run's start (the executor confirmed it) to its
 // end (the exit time the job's supervisor recorded, or the kill), in
 // intervals aligned to the run's start every usage_interval.
@@ -50,6 +53,7 @@
 #include "exec/executor.h"
 #include "fleet/fleet.h"
 #include "ledger/usage.h"
+#include "ledger/wallet.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
 
@@ -65,6 +69,11 @@ struct GpuPrices {
 struct ComputeOptions {
   std::int64_t tick_ms = 100;
   std::int64_t usage_interval_s = 60;
+  // The money side: holds the first hold_window_s of each paid run as it
+  // starts (a run it refuses fails to start), and names the tenants whose
+  // money is spent, whose spot jobs then get notice. None: no budgets.
+  ledger::Wallet* wallet = nullptr;
+  std::int64_t hold_window_s = 3600;
   std::size_t max_batch = 4096;  // submissions per group commit
   GpuPrices default_prices;
   std::unordered_map<std::string, GpuPrices> prices;  // by GPU type
@@ -156,6 +165,8 @@ class ComputeService {
   void on_state(const sched::Effect& effect, Timestamp now);
   void reap(Timestamp now);
   void emit_due_usage(Timestamp now);
+  Status hold_first_window(const LiveJob& job, std::size_t gpus, Timestamp now);
+  void preempt_exhausted(Timestamp now);
   void settle(LiveJob& job);
   void close_run(LiveJob& job, Timestamp end);
   void flush();
@@ -178,6 +189,8 @@ class ComputeService {
   std::unordered_set<sched::JobId> billing_;              // running: GPU time accrues
   std::int64_t next_seq_ = 1;
   std::vector<ledger::UsageEvent> pending_usage_;
+  std::vector<std::string> pending_releases_;  // jobs whose run ended: their hold goes once the usage is recorded
+  std::uint64_t exhausted_seen_ = 0;           // the wallet's exhausted_generation() last acted on
   std::vector<store::JobUpdate> pending_updates_;
   std::vector<std::function<void()>> after_flush_;
   std::optional<Timestamp> end_hint_;  // the exit time of the job being finished

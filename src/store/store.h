@@ -56,6 +56,8 @@ class Store {
                             const AuditRecord& audit) = 0;
 
   virtual Result<Page<AuditRecord>> list_audit(const PageRequest& page) = 0;
+  // An audit record of a change kept elsewhere (the ledger's journal).
+  virtual Status append_audit(const AuditRecord& audit) = 0;
 
   // ---- Raw compute ----------------------------------------------------------
   // The highest JobRecord::seq ever stored; 0 when none.

@@ -74,6 +74,9 @@ class JobsTest : public ::testing::Test {
                        std::string(kind) + R"("})");
     EXPECT_EQ(t.status, 201) << t.body;
     std::string tenant(t.json().at("id").as_string());
+    // Paid work needs money: every tenant starts with plenty (billing_test tests running out).
+    Reply c = post("/v1/tenants/" + tenant + "/credits", admin_, R"({"amount":"1000.00"})");
+    EXPECT_EQ(c.status, 201) << c.body;
     Reply k = post("/v1/tenants/" + tenant + "/keys", admin_, R"({"name":"k","scopes":["compute"]})");
     EXPECT_EQ(k.status, 201) << k.body;
     return std::string(k.json().at("key").as_string());

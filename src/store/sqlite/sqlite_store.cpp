@@ -356,6 +356,10 @@ class SqliteStore final : public Store {
     });
   }
 
+  Status append_audit(const AuditRecord& audit) override {
+    return transaction([&]() -> Status { return insert_audit(audit); });
+  }
+
   Status create_tenant(const Tenant& tenant, const AuditRecord& audit) override {
     return transaction([&]() -> Status {
       HR_RETURN_IF_ERROR(insert_tenant(tenant));
