@@ -14,3 +14,6 @@ echo "== issue 3: durable job submissions through the HTTP API beside sbatch"
 "$here/job_submit_bench.sh" "$build" 2   # two server threads: the 2 cores are shared with wrk
 echo "== issue 4: usage log"
 "$build/bench/usage_log_bench"
+echo "== issue 4: durable usage events over HTTP (POST /v1/usage, batches of 1,000) beside SQLite"
+"$here/usage_http_bench.sh" "$build"                   # the headline: 4 connections
+"$here/usage_http_bench.sh" "$build" --connections 1   # one batch in flight: the least latency

@@ -26,7 +26,7 @@ constexpr std::size_t kNoteBytes = 256;
 constexpr std::int64_t kIngestClockSkewS = 300;
 
 std::string month_text(std::int32_t yyyymm) {
-  char out[8];
+  char out[16];
   std::snprintf(out, sizeof out, "%04d-%02d", yyyymm / 100 % 10000, yyyymm % 100);
   return out;
 }

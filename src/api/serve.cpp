@@ -175,6 +175,9 @@ Status serve(const ServeFlags& flags) {
   billing::BillingOptions billing_options;
   billing_options.dir = (data_dir / "ledger").string();
   billing_options.prices = price_list(config, fleet, compute_options);
+  billing_options.is_internal = [&authenticator](std::string_view tenant_id) {
+    return authenticator.tenant_kind(std::string(tenant_id)) == store::TenantKind::kInternal;
+  };
   HR_ASSIGN_OR_RETURN(auto billing, billing::BillingService::open(billing_options, *usage, clock));
   compute_options.wallet = billing.get();
   compute_options.hold_window_s = config.billing.job_hold_window_s;

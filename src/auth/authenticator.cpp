@@ -76,4 +76,11 @@ bool Authenticator::has_tenant(const std::string& tenant_id) const {
   return tenants_.contains(tenant_id);
 }
 
+std::optional<store::TenantKind> Authenticator::tenant_kind(const std::string& tenant_id) const {
+  std::shared_lock lock(mutex_);
+  auto it = tenants_.find(tenant_id);
+  if (it == tenants_.end()) return std::nullopt;
+  return it->second.kind;
+}
+
 }  // namespace headroom::auth

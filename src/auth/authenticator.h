@@ -11,6 +11,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -59,6 +60,7 @@ class Authenticator {
   void put_tenant(const store::Tenant& tenant);
   void put_key(const store::ApiKey& key);
   bool has_tenant(const std::string& tenant_id) const;
+  std::optional<store::TenantKind> tenant_kind(const std::string& tenant_id) const;
 
   // From an "Authorization: Bearer hr_..." header value. Unauthenticated,
   // with a message that says what is wrong, when it does not verify.

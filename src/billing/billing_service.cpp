@@ -78,7 +78,11 @@ ledger::Id128 job_reference(std::string_view job_id) { return derived_id("job", 
 
 Money floor_money(Amount a) { return a.floor_money(); }
 
-std::string dollars(Amount a) { return "$" + a.floor_money().to_string(); }
+std::string dollars(Amount a) {
+  std::string out = "$";  // appended, not "$" + ...: GCC 12's -Wrestrict misfires on the latter
+  out += a.floor_money().to_string();
+  return out;
+}
 
 }  // namespace
 
@@ -212,7 +216,8 @@ Outcome BillingService::apply_chain(std::span<const Command> chain) {
 // new paid work and preempt its spot jobs.
 bool BillingService::exhausted_locked(std::string_view tenant_id) const {
   auto tenant = ledger_.find_account(AccountKind::kTenant, tenant_id);
-  if (!tenant || ledger_.spend_state(*tenant) == ledger::SpendState::kExhausted) return true;
+  if (!tenant) return !(options_.is_internal && options_.is_internal(tenant_id));  // its account comes with credit
+  if (ledger_.spend_state(*tenant) == ledger::SpendState::kExhausted) return true;
   auto receivable = ledger_.find_account(AccountKind::kReceivable, tenant_id);
   if (!receivable) return false;
   const ledger::Account* r = ledger_.account(*receivable);
@@ -452,8 +457,10 @@ AccountId BillingService::tenant_account(std::string_view tenant_id, Timestamp a
   if (auto id = ledger_.find_account(AccountKind::kTenant, tenant_id)) return *id;
   if (tenant_id.empty() || tenant_id.size() > limits::kLedgerOwnerBytes) return 0;
   const AccountId id = ledger_.account_count() + 1;
+  const bool internal = options_.is_internal && options_.is_internal(tenant_id);
   Command c{at, ledger::CreateAccount{id, AccountKind::kTenant, std::string(tenant_id),
-                                      ledger::LimitRule::kDebitsWithinCredits, Amount()}};
+                                      ledger::LimitRule::kDebitsWithinCredits,
+                                      internal ? ledger::kTransferAmountMax : Amount()}};
   CHECK(ledger::succeeded(apply_chain(std::span(&c, 1))));
   return id;
 }

@@ -52,6 +52,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,6 +83,10 @@ struct BillingOptions {
   std::int64_t rate_every_ms = 20;   // the rating thread's pace when idle
   std::size_t rate_batch = 4096;     // events rated per journal record at most
   std::vector<ledger::PriceEntry> prices;  // the configured prices, effective_from ignored
+  // The owner's own tenants: their usage is rated and charged like anyone's
+  // (so it shows on statements and in the owner's economics), against a
+  // credit limit of kTransferAmountMax: the owner's work never stops for money.
+  std::function<bool(std::string_view tenant_id)> is_internal;
 };
 
 // A tenant's money, as GET /v1/balance shows it.

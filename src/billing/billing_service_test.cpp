@@ -36,6 +36,7 @@ class BillingTest : public ::testing::Test {
     BillingOptions options;
     options.dir = dir_.file("ledger");
     options.prices = std::move(book);
+    options.is_internal = [](std::string_view tenant) { return tenant.starts_with("ten_house"); };
     auto opened = BillingService::open(options, *usage_, clock_);
     ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
     billing_ = std::move(*opened);
@@ -147,6 +148,21 @@ TEST_F(BillingTest, ATenantWithNothingIsNotAdmitted) {
   EXPECT_NE(s.message().find("POST /v1/tenants/ten_new/credits"), std::string::npos) << s.message();
   ASSERT_TRUE(billing_->set_terms("ten_new", dollars("50.00"), std::nullopt).is_ok());
   EXPECT_TRUE(billing_->admit("ten_new").is_ok());
+}
+
+TEST_F(BillingTest, TheOwnersTenantsAreChargedButNeverStopped) {
+  EXPECT_TRUE(billing_->admit("ten_house").is_ok());
+  ASSERT_TRUE(billing_->hold_run("ten_house", "job_1", "job_1:1", dollars("2.00"), 8, 3'600'000, 7'200'000,
+                                 clock_.now())
+                  .is_ok());
+  record(gpu("job_1:1", "ten_house", 3'600'000));
+  billing_->wait_rated();
+  Balance b = billing_->balance("ten_house");
+  EXPECT_EQ(b.balance, dollars("-2.00"));  // charged, so it shows on statements
+  EXPECT_EQ(b.owed, Money());
+  EXPECT_EQ(b.state, ledger::SpendState::kOk);
+  EXPECT_TRUE(billing_->admit("ten_house").is_ok());
+  billing_->verify();
 }
 
 TEST_F(BillingTest, ARunIsChargedFromItsHoldAndTheRestReleased) {
