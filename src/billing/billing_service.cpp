@@ -1,5 +1,9 @@
 #include "billing/billing_service.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -25,6 +29,7 @@ constexpr std::uint8_t kPriceRecord = 2;
 // A journal record of commands is cut when it reaches this, so that it fits
 // one RecordLog record with room for the largest chain after it.
 constexpr std::size_t kJournalCutBytes = limits::kRecordLogPayloadBytes - 4 * limits::kLedgerCommandBytesMax - 64;
+constexpr int kRatingNice = 10;  // the rating thread's nice value (see rate_loop)
 constexpr std::int64_t kExpireEveryMs = 10'000;  // how late a hold past its time may still show
 
 template <typename T>
@@ -178,7 +183,13 @@ Outcome BillingService::apply_chain(std::span<const Command> chain) {
   for (std::size_t i = 0; i < chain.size(); ++i) {
     ledger::encode_command(chain[i], pending_);
     ++pending_count_;
-    if (!ledger::succeeded(results[i]) && first_failure == Outcome::kOk) first_failure = results[i];
+    // The cause, not the commands a failure took with it (kLinkedEventFailed):
+    // a chain that voids a run's old hold and makes its new one that the
+    // tenant cannot cover answers insufficient funds, not a conflict.
+    if (!ledger::succeeded(results[i]) &&
+        (first_failure == Outcome::kOk || first_failure == Outcome::kLinkedEventFailed)) {
+      first_failure = results[i];
+    }
   }
   const bool all_applied_before = std::all_of(results, results + chain.size(),
                                               [](Outcome o) { return o == Outcome::kAlreadyApplied; });
@@ -313,6 +324,11 @@ Amount BillingService::revenue_locked() const {
 // ---- Rating ---------------------------------------------------------------------------
 
 void BillingService::rate_loop() {
+  // Rating is catch-up work: acknowledging usage (the usage log's writers,
+  // the HTTP threads) comes first when cores are scarce. Linux takes a
+  // thread's nice value per thread; failing to set it only costs latency.
+  pthread_setname_np(pthread_self(), "hr-rating");
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kRatingNice);
   auto next_expire = std::chrono::steady_clock::now();
   for (;;) {
     {
@@ -492,20 +508,29 @@ void BillingService::wait_rated() {
 
 // ---- Prices ---------------------------------------------------------------------------
 
-Result<ledger::RatedCharge> BillingService::quote(const ledger::UsageEvent& event) const {
-  HR_RETURN_IF_ERROR(ledger::validate_usage_event(event));
-  if (event.tenant_id.size() > limits::kLedgerOwnerBytes) {
-    return Status::invalid_argument("usage event \"" + event.id.substr(0, 64) + "\": a tenant id is at most " +
-                                    std::to_string(limits::kLedgerOwnerBytes) + " bytes");
+Status BillingService::quote(std::span<ledger::UsageEvent> events, std::vector<Amount>& costs) const {
+  costs.clear();
+  costs.reserve(events.size());
+  // No lock: the book is read-only once open() returns (see book_), so
+  // ingestion never waits for the rating thread.
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    ledger::UsageEvent& e = events[i];
+    auto bad = [&](std::string why) {
+      return Status::invalid_argument("events[" + std::to_string(i) + "]: " + std::move(why));
+    };
+    if (Status valid = ledger::validate_usage_event(e); !valid) return bad(valid.message());
+    if (e.tenant_id.size() > limits::kLedgerOwnerBytes) {
+      return bad("a tenant id is at most " + std::to_string(limits::kLedgerOwnerBytes) + " bytes");
+    }
+    auto price = book_.price_at(e.product, e.item, e.variant, e.start);
+    if (!price) {
+      return bad("no price for " + std::string(ledger::product_name(e.product)) + " " + e.item.substr(0, 64) + " " +
+                 e.variant.substr(0, 64));
+    }
+    if (e.unit_price == Money()) e.unit_price = *price;  // none given: the book's
+    costs.push_back(ledger::exact_cost(e.product, e.quantity, *price));
   }
-  std::lock_guard lock(mu_);
-  auto charge = ledger::rate(book_, event);
-  if (!charge && charge.status().code() == ErrorCode::kNotFound) {
-    return Status::invalid_argument("usage event \"" + event.id.substr(0, 64) + "\": no price for " +
-                                    std::string(ledger::product_name(event.product)) + " " + event.item + " " +
-                                    event.variant);
-  }
-  return charge;
+  return Status::ok();
 }
 
 // ---- Credits and terms --------------------------------------------------------------

@@ -135,9 +135,13 @@ class BillingService final : public ledger::Wallet {
   BillingService& operator=(const BillingService&) = delete;
 
   // ---- Prices ----
-  // The charge of an event by the book, without recording anything: for
-  // ingestion to refuse an event it could not rate, and to answer its cost.
-  Result<ledger::RatedCharge> quote(const ledger::UsageEvent& event) const;
+  // Prices a batch by the book without recording anything, for ingestion to
+  // refuse what could not be rated and to answer each event's cost: costs[i]
+  // is events[i]'s exact charge, and an event without a unit price gets the
+  // book's. invalid_argument naming "events[i]" for the first event that is
+  // malformed or has no price. The charge itself is made when the event is
+  // rated from the usage log, by the same book.
+  Status quote(std::span<ledger::UsageEvent> events, std::vector<ledger::Amount>& costs) const;
 
   // ---- Credits and terms (durable when they return) ----
   // conflict when the idempotency key was used for another request.
@@ -207,7 +211,9 @@ class BillingService final : public ledger::Wallet {
 
   mutable std::mutex mu_;
   ledger::Ledger ledger_;           // under mu_
-  ledger::PriceBook book_;          // under mu_
+  // Written only while open() runs (replay, the config's prices); read-only
+  // afterwards, by any thread without a lock.
+  ledger::PriceBook book_;
   Statements statements_;           // under mu_
   std::string pending_;             // under mu_: encoded commands not yet journalled
   std::uint32_t pending_count_ = 0; // under mu_

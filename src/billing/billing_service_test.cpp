@@ -313,16 +313,20 @@ TEST_F(BillingTest, ANewPriceAppliesFromTheRestartOnAndNeverReprices) {
 }
 
 TEST_F(BillingTest, QuoteRefusesWhatCannotBeRated) {
-  UsageEvent e = gpu("e1", "ten_a", 1000);
-  e.item = "a100";
-  auto q = billing_->quote(e);
-  EXPECT_EQ(q.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(q.status().message().find("no price for gpu_time a100 on-demand"), std::string::npos);
-  e = gpu("", "ten_a", 1000);
-  EXPECT_EQ(billing_->quote(e).status().code(), ErrorCode::kInvalidArgument);
-  auto ok = billing_->quote(gpu("e2", "ten_a", 3'600'000));
-  ASSERT_TRUE(ok.is_ok());
-  EXPECT_EQ(ok->amount, Amount::from_money(dollars("2.00")));
+  std::vector<Amount> costs;
+  std::vector<UsageEvent> batch = {gpu("e1", "ten_a", 3'600'000), gpu("e2", "ten_a", 1000)};
+  batch[1].item = "a100";
+  Status s = billing_->quote(batch, costs);
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("events[1]: no price for gpu_time a100 on-demand"), std::string::npos) << s.message();
+  batch = {gpu("", "ten_a", 1000)};
+  EXPECT_EQ(billing_->quote(batch, costs).code(), ErrorCode::kInvalidArgument);
+  batch = {gpu("e3", "ten_a", 3'600'000)};
+  batch[0].unit_price = Money();
+  ASSERT_TRUE(billing_->quote(batch, costs).is_ok());
+  ASSERT_EQ(costs.size(), 1u);
+  EXPECT_EQ(costs[0], Amount::from_money(dollars("2.00")));
+  EXPECT_EQ(batch[0].unit_price, dollars("2.00"));  // the book's, filled in
 }
 
 }  // namespace

@@ -1,13 +1,28 @@
 #include "common/crypto.h"
 
+#include <openssl/evp.h>
+
+#include <memory>
+
+#include "common/check.h"
+
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 namespace headroom {
 
 Sha256Digest sha256(std::string_view data) {
+  // OpenSSL 3's one-shot SHA256() looks the algorithm up (under a lock) on
+  // every call; the ledger hashes an id per transfer, so fetch it once and
+  // keep a context per thread.
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   Sha256Digest digest;
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data());
+  unsigned int size = 0;
+  CHECK(kSha256 != nullptr && ctx != nullptr && EVP_DigestInit_ex2(ctx.get(), kSha256, nullptr) == 1 &&
+        EVP_DigestUpdate(ctx.get(), data.data(), data.size()) == 1 &&
+        EVP_DigestFinal_ex(ctx.get(), digest.data(), &size) == 1 && size == digest.size())
+      << "SHA-256 failed";
   return digest;
 }
 

@@ -15,6 +15,7 @@ inline constexpr std::size_t kRecordLogPayloadBytes = 64 * 1024;  // one record'
 inline constexpr std::size_t kRecordLogQueueBytes = 64 * 1024 * 1024;
 inline constexpr std::uint64_t kRecordLogFileBytes = 64ULL << 30;  // one log file; appends past it are refused
 inline constexpr std::uint64_t kRecordLogZeroAheadBytes = 16 * 1024 * 1024;  // zero-filled ahead of the log's end
+inline constexpr std::uint64_t kRecordLogZeroStepBytes = 1024 * 1024;        // ... at most this much more per write
 inline constexpr std::size_t kRecordLogScanChunkBytes = 1024 * 1024;         // one read of a scan
 inline constexpr std::size_t kRecordLogHeaderBytes = 24;                     // the record header (record_log.h's table)
 

@@ -286,14 +286,25 @@ RecordLog::~RecordLog() {
   ::close(lock_fd_);  // releases the flock
 }
 
-Result<LogPosition> RecordLog::enqueue(std::string_view payload) {
+// Under mu_: whether the writer is idle with records waiting (and is now
+// counted as woken: the caller notifies it).
+bool RecordLog::take_idle_writer_locked() {
+  if (!writer_idle_ || pending_.empty()) return false;
+  writer_idle_ = false;
+  return true;
+}
+
+Result<LogPosition> RecordLog::enqueue(std::string_view payload, Wake wake) {
   CHECK(payload.size() <= limits::kRecordLogPayloadBytes) << "a record of " << payload.size() << " bytes";
   std::size_t bytes = record_bytes(payload.size());
   std::unique_lock lock(mu_);
-  // Backpressure: wait while the queue is full (a record always fits an empty one).
-  space_cv_.wait(lock, [&] {
+  // Backpressure: wait while the queue is full (a record always fits an empty
+  // one); a full queue of records enqueued with kLater wakes the writer.
+  auto has_room = [&] {
     return !failed_.is_ok() || pending_.empty() || pending_.size() + bytes <= limits::kRecordLogQueueBytes;
-  });
+  };
+  if (!has_room() && take_idle_writer_locked()) work_cv_.notify_one();
+  space_cv_.wait(lock, has_room);
   if (!failed_.is_ok()) return failed_;
   LogPosition position = pending_start_ + pending_.size();
   if (position + bytes > limits::kRecordLogFileBytes) {
@@ -310,10 +321,9 @@ Result<LogPosition> RecordLog::enqueue(std::string_view payload) {
   if (!payload.empty()) std::memcpy(p + kHeaderBytes, payload.data(), payload.size());
   store<std::uint32_t>(p + kCrcAt, record_crc(p, payload.size()));
   ASSERT(invalid_record(p, bytes, next_sequence_ - 1).empty());
-  bool wake = writer_idle_;
-  writer_idle_ = false;
+  const bool notify = wake == Wake::kNow && take_idle_writer_locked();
   lock.unlock();
-  if (wake) work_cv_.notify_one();
+  if (notify) work_cv_.notify_one();
   return position;
 }
 
@@ -323,6 +333,7 @@ Status RecordLog::wait_durable(LogPosition end) {
     std::lock_guard lock(mu_);
     CHECK(end <= pending_start_ + pending_.size()) << "waiting for " << end << ", a position not enqueued";
     if (durable_end_.load(std::memory_order_relaxed) >= end) return Status::ok();
+    if (take_idle_writer_locked()) work_cv_.notify_one();  // records enqueued with Wake::kLater
     if (!failed_.is_ok()) return failed_;
     // In the batch being written, or in the next one.
     batch = end <= pending_start_ ? batches_taken_ : batches_taken_ + 1;
@@ -340,7 +351,7 @@ Status RecordLog::wait_durable(LogPosition end) {
 Status RecordLog::append(std::span<const std::string_view> payloads) {
   LogPosition end = 0;
   for (std::string_view payload : payloads) {
-    HR_ASSIGN_OR_RETURN(LogPosition position, enqueue(payload));
+    HR_ASSIGN_OR_RETURN(LogPosition position, enqueue(payload, Wake::kLater));  // one sync for them all
     end = position + record_bytes(payload.size());
   }
   return end == 0 ? Status::ok() : wait_durable(end);
@@ -397,16 +408,21 @@ void RecordLog::writer_loop() {
 Status RecordLog::write_batch(const std::string& batch, LogPosition start) {
   static const std::string kZeros(1 << 20, '\0');
   LogPosition end = start + batch.size();
-  if (end > zeroed_end_) {
-    // Zero-fill ahead: the sync of this write then also makes the new
-    // blocks and the file size durable, and later syncs find them allocated.
-    std::uint64_t target = std::min(end + limits::kRecordLogZeroAheadBytes,
-                                    limits::kRecordLogFileBytes + limits::kRecordLogZeroAheadBytes);
-    for (std::uint64_t at = zeroed_end_; at < target; at += kZeros.size()) {
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kZeros.size(), target - at));
+  // Zero-fill ahead, keeping kRecordLogZeroAheadBytes of zeros past the
+  // log's end, but at most kRecordLogZeroStepBytes more per write beyond
+  // what this write needs: the sync after a write then also makes the new
+  // blocks and the file size durable, later syncs find them allocated, and
+  // no single write waits for megabytes of zeros (a 16 MiB fill in one sync
+  // cost ~100 ms of acknowledgement latency).
+  const std::uint64_t target = std::min(end + limits::kRecordLogZeroAheadBytes,
+                                        limits::kRecordLogFileBytes + limits::kRecordLogZeroAheadBytes);
+  if (zeroed_end_ < target) {
+    const std::uint64_t fill_to = std::min(target, std::max(end, zeroed_end_) + limits::kRecordLogZeroStepBytes);
+    for (std::uint64_t at = zeroed_end_; at < fill_to; at += kZeros.size()) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kZeros.size(), fill_to - at));
       if (int err = pwrite_all(fd_, kZeros.data(), n, at); err != 0) return io_error("zero-filling", path_, err);
     }
-    zeroed_end_ = target;
+    zeroed_end_ = fill_to;
   }
   if (int err = pwrite_all(fd_, batch.data(), batch.size(), start); err != 0) return io_error("writing", path_, err);
   if (::fdatasync(fd_) != 0) return io_error("syncing", path_, errno);

@@ -26,8 +26,10 @@
 //   |     24 |  len | payload                                                  |
 //   +--------+------+----------------------------------------------------------+
 //
-//   Zeros, to the end of the file. The writer zero-fills the file ahead of
-//   the log (kRecordLogZeroAheadBytes at a time) so that the fdatasync after
+//   Zeros, to the end of the file. The writer keeps the file zero-filled
+//   kRecordLogZeroAheadBytes ahead of the log, adding at most
+//   kRecordLogZeroStepBytes per write beyond what the write needs (one large
+//   fill would stall that write's acknowledgement), so that the fdatasync after
 //   a write overwrites allocated, written blocks and has no metadata to
 //   flush. Measured when this was written, on the project's ext4 disk: a
 //   4 KiB write and fdatasync took about 95 us into zero-filled blocks,
@@ -132,7 +134,11 @@ class RecordLog {
   // and returns its position at once (waiting only while the queue is full);
   // wait_durable(end) returns once every record before `end` is on disk.
   // Payloads longer than kRecordLogPayloadBytes are a programmer error.
-  Result<LogPosition> enqueue(std::string_view payload);
+  // With Wake::kLater the writer is not woken for it: a caller enqueueing
+  // many records lets them share one write and sync, and wakes the writer
+  // with its wait_durable() (or the next enqueue that wakes it).
+  enum class Wake : std::uint8_t { kNow, kLater };
+  Result<LogPosition> enqueue(std::string_view payload, Wake wake = Wake::kNow);
   Status wait_durable(LogPosition end);
 
   // Copies the payload of the record at `position` (any enqueued record,
@@ -153,6 +159,7 @@ class RecordLog {
  private:
   RecordLog(std::string path, int fd, int lock_fd, ReplayReport report, std::uint64_t file_bytes);
   void writer_loop();
+  bool take_idle_writer_locked();
   Status write_batch(const std::string& batch, LogPosition start);
   Status read_file(LogPosition position, std::string& payload) const;
 

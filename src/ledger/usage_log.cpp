@@ -349,7 +349,8 @@ Status UsageLog::record_impl(std::span<const UsageEvent> events, std::span<Statu
         fail(i, Status::unavailable("the usage log holds " + std::to_string(limits::kUsageLogEvents) + " events"));
         continue;
       }
-      Result<LogPosition> position = log_->enqueue(payload);
+      // Woken by wait_durable() below: the whole batch shares one write and sync.
+      Result<LogPosition> position = log_->enqueue(payload, RecordLog::Wake::kLater);
       if (!position) {
         fail(i, position.status());
         continue;
