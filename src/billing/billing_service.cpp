@@ -55,16 +55,21 @@ bool take_text(std::string_view& in, std::string& text) {
   return true;
 }
 
-std::string encode_price(const ledger::PriceEntry& p) {
+// One record for every version a start adds: the book changes whole or not
+// at all, even when a crash cuts the journal between records.
+std::string encode_prices(std::span<const ledger::PriceEntry> prices) {
   std::string out;
   put(out, kPriceRecord);
-  put(out, static_cast<std::uint8_t>(p.product));
-  put(out, p.effective_from.unix_micros);
-  put(out, p.unit_price.nanos());
-  put(out, static_cast<std::uint16_t>(p.item.size()));
-  out += p.item;
-  put(out, static_cast<std::uint16_t>(p.variant.size()));
-  out += p.variant;
+  put(out, static_cast<std::uint32_t>(prices.size()));
+  for (const ledger::PriceEntry& p : prices) {
+    put(out, static_cast<std::uint8_t>(p.product));
+    put(out, p.effective_from.unix_micros);
+    put(out, p.unit_price.nanos());
+    put(out, static_cast<std::uint16_t>(p.item.size()));
+    out += p.item;
+    put(out, static_cast<std::uint16_t>(p.variant.size()));
+    out += p.variant;
+  }
   return out;
 }
 
@@ -145,17 +150,23 @@ Status BillingService::replay(std::string_view payload) {
   std::uint8_t type = 0;
   if (!take(payload, type)) return Status::invalid_argument("ledger journal: an empty record");
   if (type == kPriceRecord) {
-    ledger::PriceEntry p;
-    std::uint8_t product = 0;
-    std::int64_t from = 0, nanos = 0;
-    if (!take(payload, product) || !take(payload, from) || !take(payload, nanos) || !take_text(payload, p.item) ||
-        !take_text(payload, p.variant) || !payload.empty() || product > 1) {
-      return Status::invalid_argument("ledger journal: a malformed price record");
+    std::uint32_t count = 0;
+    if (!take(payload, count)) return Status::invalid_argument("ledger journal: a malformed price record");
+    for (std::uint32_t i = 0; i < count; ++i) {
+      ledger::PriceEntry p;
+      std::uint8_t product = 0;
+      std::int64_t from = 0, nanos = 0;
+      if (!take(payload, product) || !take(payload, from) || !take(payload, nanos) || !take_text(payload, p.item) ||
+          !take_text(payload, p.variant) || product > 1) {
+        return Status::invalid_argument("ledger journal: a malformed price record");
+      }
+      p.product = static_cast<ledger::Product>(product);
+      p.effective_from = Timestamp{from};
+      p.unit_price = Money::from_nanos(nanos);
+      HR_RETURN_IF_ERROR(book_.set(p));
     }
-    p.product = static_cast<ledger::Product>(product);
-    p.effective_from = Timestamp{from};
-    p.unit_price = Money::from_nanos(nanos);
-    return book_.set(p);
+    if (!payload.empty()) return Status::invalid_argument("ledger journal: a malformed price record");
+    return Status::ok();
   }
   if (type != kCommandsRecord) return Status::invalid_argument("ledger journal: unknown record type " + std::to_string(type));
   std::uint64_t rated_to = 0;
@@ -276,6 +287,7 @@ Status BillingService::bring_prices_up_to_date(Timestamp now) {
   // A new book takes the configured prices from the beginning of time; a
   // book with history takes a changed price from now on.
   const bool fresh = book_.size() == 0;
+  std::vector<ledger::PriceEntry> added;
   for (ledger::PriceEntry p : options_.prices) {
     p.effective_from = fresh ? Timestamp{0} : now;
     if (!fresh) {
@@ -283,10 +295,16 @@ Status BillingService::bring_prices_up_to_date(Timestamp now) {
       if (current && *current == p.unit_price) continue;
     }
     HR_RETURN_IF_ERROR(book_.set(p));
-    HR_ASSIGN_OR_RETURN(auto end, journal_->enqueue(encode_price(p)));
-    (void)end;
+    added.push_back(std::move(p));
   }
-  return Status::ok();
+  if (added.empty()) return Status::ok();
+  const std::string record = encode_prices(added);
+  if (record.size() > limits::kRecordLogPayloadBytes) {
+    return Status::invalid_argument("too many prices: " + std::to_string(added.size()) + " changed ones take " +
+                                    std::to_string(record.size()) + " bytes, one journal record holds " +
+                                    std::to_string(limits::kRecordLogPayloadBytes));
+  }
+  return journal_->enqueue(record).status();
 }
 
 Status BillingService::rebuild_statements() {

@@ -20,17 +20,18 @@
 //   +------+---------------------------------------------------------------+
 //   | size | field                                                         |
 //   +------+---------------------------------------------------------------+
-//   |    1 | type: 1 commands, 2 price version                             |
+//   |    1 | type: 1 commands, 2 price versions                            |
 //   |      | type 1:                                                       |
 //   |    8 |   rated_to: the usage log position rated through, or 0 (no    |
 //   |      |   change)                                                     |
 //   |    * |   ledger.h's encode_commands() batch                          |
-//   |      | type 2:                                                       |
-//   |    1 |   product (usage.h's Product)                                 |
-//   |    8 |   effective_from, unix microseconds                           |
-//   |    8 |   unit price, nano-dollars                                    |
-//   |    2 |   item length, then the item                                  |
-//   |    2 |   variant length, then the variant                            |
+//   |      | type 2: the price versions one start added, all or none       |
+//   |    4 |   count, then that many of:                                   |
+//   |    1 |     product (usage.h's Product)                               |
+//   |    8 |     effective_from, unix microseconds                         |
+//   |    8 |     unit price, nano-dollars                                  |
+//   |    2 |     item length, then the item                                |
+//   |    2 |     variant length, then the variant                          |
 //   +------+---------------------------------------------------------------+
 // Commands are applied in memory as they are journalled, under one lock, so
 // the journal's order is the order they were applied in and a replay of any

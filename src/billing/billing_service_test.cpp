@@ -214,6 +214,17 @@ TEST_F(BillingTest, AHoldTheTenantCannotCoverIsRefused) {
   EXPECT_TRUE(billing_->hold_run("ten_a", "job_2", "job_2:1", Money(), 8, 3'600'000, 7'200'000, clock_.now()).is_ok());
 }
 
+TEST_F(BillingTest, ANewRunItsTenantCannotCoverSaysSo) {
+  // The new run's hold is refused for lack of money, not for the release of
+  // the previous run's hold that shares its chain.
+  credit("ten_a", "1.00", "k");
+  ASSERT_TRUE(billing_->hold_run("ten_a", "job_1", "job_1:1", dollars("2.00"), 1, 600'000, 7'200'000, clock_.now())
+                  .is_ok());
+  Status s = billing_->hold_run("ten_a", "job_1", "job_1:2", dollars("2.00"), 8, 600'000, 7'200'000, clock_.now());
+  EXPECT_EQ(s.code(), ErrorCode::kInsufficientFunds) << s.to_string();
+  EXPECT_EQ(billing_->balance("ten_a").held, dollars("0.333333333"));  // the first run's hold stands
+}
+
 TEST_F(BillingTest, HoldsExpireOnTheirOwn) {
   credit("ten_a", "10.00", "k");
   ASSERT_TRUE(billing_->hold_run("ten_a", "job_1", "job_1:1", dollars("2.00"), 1, 3'600'000, 60'000, clock_.now())

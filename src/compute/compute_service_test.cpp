@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "compute/job_spec.h"
@@ -83,6 +84,41 @@ class FakeExecutor final : public exec::Executor {
   std::vector<exec::Exit> exits_;
 };
 
+// A wallet the test steers: which tenants may hold, and which are spent.
+class FakeWallet final : public ledger::Wallet {
+ public:
+  Status admit(std::string_view) override { return Status::ok(); }
+  Status hold_run(std::string_view tenant, std::string_view job_id, std::string_view run_key, Money per_gpu_hour,
+                  std::uint32_t gpus, std::int64_t window_ms, std::int64_t, Timestamp) override {
+    std::lock_guard lock(mutex_);
+    holds.push_back(std::string(run_key) + " " + per_gpu_hour.to_string() + " x" + std::to_string(gpus) + " " +
+                    std::to_string(window_ms) + "ms");
+    if (broke.contains(std::string(tenant))) return Status::insufficient_funds("tenant cannot cover " + std::string(job_id));
+    return Status::ok();
+  }
+  void release_run(std::string_view job_id) override {
+    std::lock_guard lock(mutex_);
+    released.emplace_back(job_id);
+  }
+  std::uint64_t exhausted_generation() const override {
+    std::lock_guard lock(mutex_);
+    return generation;
+  }
+  std::vector<std::string> exhausted_tenants() const override {
+    std::lock_guard lock(mutex_);
+    return spent;
+  }
+  void spend(const std::string& tenant) {
+    std::lock_guard lock(mutex_);
+    spent.push_back(tenant);
+    ++generation;
+  }
+
+  mutable std::mutex mutex_;
+  std::set<std::string> broke;
+  std::vector<std::string> holds, released, spent;
+  std::uint64_t generation = 1;
+};
 
 fleet::FleetSpec one_node(int gpus) {
   fleet::FleetSpec f;
@@ -118,8 +154,10 @@ class ComputeServiceTest : public ::testing::Test {
     std::remove((path_ + "-wal").c_str());
     std::remove((path_ + "-shm").c_str());
   }
-  void start_service(std::int64_t spot_grace_ms = 30'000) {
+  void start_service(std::int64_t spot_grace_ms = 30'000, ledger::Wallet* wallet = nullptr) {
     ComputeOptions options;
+    options.wallet = wallet;
+    options.hold_window_s = 600;
     options.scheduler.grace_ms[static_cast<int>(sched::Tier::kSpot)] = spot_grace_ms;
     options.tick_ms = 10;
     options.usage_interval_s = 60;
@@ -310,6 +348,59 @@ TEST_F(ComputeServiceTest, ARequeuedJobRestartsOnlyAfterItsKilledRunIsReaped) {
   executor_.reap_killed("job_spot", clock_.now());
   wait_state("job_spot", "running");
   EXPECT_EQ(executor_.started_count(), 4u);
+}
+
+TEST_F(ComputeServiceTest, APaidRunHoldsItsFirstWindowOrDoesNotStart) {
+  FakeWallet wallet;
+  service_.reset();
+  start_service(30'000, &wallet);
+  ASSERT_TRUE(submit("job_1", R"({"gpus":2,"command":["train"]})").is_ok());
+  wait_state("job_1", "running");
+  {
+    std::lock_guard lock(wallet.mutex_);
+    ASSERT_EQ(wallet.holds.size(), 1u);
+    // 2 GPUs at the on-demand price for min(max_runtime 3600 s, the 600 s window).
+    EXPECT_EQ(wallet.holds[0], "job_1:" + std::to_string(clock_.now().unix_millis()) + " 3.60 x2 600000ms");
+  }
+  executor_.exit("job_1", 0, clock_.now());
+  wait_state("job_1", "succeeded");
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(wallet.mutex_);
+      if (!wallet.released.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  {
+    std::lock_guard lock(wallet.mutex_);
+    EXPECT_EQ(wallet.released, std::vector<std::string>{"job_1"});
+    wallet.broke.insert("ten_a");
+  }
+  ASSERT_TRUE(submit("job_2", R"({"gpus":1,"command":["train"]})").is_ok());
+  store::JobRecord refused = wait_state("job_2", "failed");
+  EXPECT_NE(refused.message.find("cannot cover job_2"), std::string::npos) << refused.message;
+  EXPECT_EQ(executor_.started_count(), 1u);  // never started
+  EXPECT_EQ(billed_gpu_ms("job_2"), 0);
+  // Internal work holds nothing.
+  ASSERT_TRUE(submit("job_3", R"({"gpus":1,"tier":"internal","command":["train"]})").is_ok());
+  wait_state("job_3", "running");
+}
+
+TEST_F(ComputeServiceTest, ASpentTenantsSpotJobsGetNotice) {
+  FakeWallet wallet;
+  service_.reset();
+  start_service(30'000, &wallet);
+  ASSERT_TRUE(submit("job_s", R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":"1.00","command":["train"]})").is_ok());
+  ASSERT_TRUE(submit("job_o", R"({"gpus":1,"command":["train"]})").is_ok());
+  wait_state("job_s", "running");
+  wait_state("job_o", "running");
+  wallet.spend("ten_a");
+  store::JobRecord noticed = wait_state("job_s", "preempting");
+  EXPECT_EQ(noticed.reason, "budget_exhausted");
+  clock_.advance_seconds(31);
+  wait_state("job_s", "preempted");
+  // On-demand work is never preempted: it runs on, charged to what the tenant owes.
+  EXPECT_EQ(store_->find_job("job_o").value()->state, "running");
 }
 
 }  // namespace
