@@ -21,6 +21,8 @@
 # before its state reaches the disk (it saves the state in the background), so
 # its acknowledgement promises less than headroom's: the comparison favours it.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # wait_until
 export LC_ALL=C  # $EPOCHREALTIME and awk with a '.' decimal separator
 
 build=${1:-build/release}
@@ -56,16 +58,6 @@ group() {  # 7812.3 -> 7,812
 }
 to_ms() {  # wrk prints 812.00us, 1.20ms or 2.01s
   awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /s$/ && v !~ /ms$/) n*=1000; printf "%.3f", n }'
-}
-# wait_until SECONDS WHAT COMMAND...: retries COMMAND until it succeeds.
-wait_until() {
-  local limit=$1 what=$2
-  shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || die "gave up after ${limit}s waiting for $what"
-    sleep 0.05
-  done
 }
 # stop_pid PID SIGNAL: signals PID and waits at most 30 s for it to exit.
 # PID must be disowned: bash then reaps it without a "Killed" line.
@@ -125,6 +117,8 @@ headroom_round() {
   local admin=(-sf --max-time 10 -H "Authorization: Bearer $admin_key" -H 'Content-Type: application/json')
   local tenant key
   tenant=$(curl "${admin[@]}" -d '{"name":"bench","kind":"external"}' "$url/v1/tenants" | json_field id)
+  # Paid work needs money (402 otherwise): plenty for every job the bench submits.
+  curl "${admin[@]}" -d '{"amount":"1000000.00"}' "$url/v1/tenants/$tenant/credits" >/dev/null
   key=$(curl "${admin[@]}" -d '{"name":"k","scopes":["compute"]}' "$url/v1/tenants/$tenant/keys" | json_field key)
   cat >"$work/submit.lua" <<LUA
 wrk.method = "POST"

@@ -35,14 +35,13 @@
 // --verify.
 //
 // SQLite. The records the server was sent, in the table of
-// bench/usage_log_bench.cpp (id TEXT PRIMARY KEY and the store's
+// bench/sqlite_usage_baseline.h (id TEXT PRIMARY KEY and the store's
 // usage_events columns), through one connection in WAL mode with
 // synchronous=FULL, one transaction per batch (BEGIN IMMEDIATE; one
 // INSERT ... ON CONFLICT (id) DO NOTHING per event; COMMIT), shared by C
 // producer threads under a mutex as the store shares its own: the same
 // concurrency, batch size and seconds as the HTTP side, without the HTTP.
 #include <signal.h>
-#include <sqlite3.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -68,6 +67,7 @@
 #include "ledger/ledger_limits.h"
 #include "ledger/usage.h"
 #include "net/http_client.h"
+#include "sqlite_usage_baseline.h"
 
 namespace {
 
@@ -399,35 +399,11 @@ HttpRun bench_http(const std::string& url, const std::string& admin_key, const E
   return run;
 }
 
-void sqlite_or_die(int rc, sqlite3* db, const char* what) {
-  if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
-    die(std::string("sqlite ") + what + ": " + sqlite3_errmsg(db));
-  }
-}
-
-// The same records as bench_http sends, into the table of usage_log_bench.cpp.
+// The same records as bench_http sends, into the table of
+// sqlite_usage_baseline.h.
 Figures bench_sqlite(const std::string& path, const EventShape& shape, int producers, std::size_t batch,
                      double warmup_s, double seconds) {
-  sqlite3* db = nullptr;
-  sqlite_or_die(sqlite3_open(path.c_str(), &db), db, "open");
-  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                          "CREATE TABLE usage_events (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, product INTEGER "
-                          "NOT NULL, item TEXT NOT NULL, variant TEXT NOT NULL, quantity INTEGER NOT NULL, "
-                          "unit_nanos INTEGER NOT NULL, start_us INTEGER NOT NULL, end_us INTEGER NOT NULL, "
-                          "source_id TEXT NOT NULL)"}) {
-    sqlite_or_die(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), db, sql);
-  }
-  sqlite3_stmt* insert = nullptr;
-  sqlite3_stmt* begin = nullptr;
-  sqlite3_stmt* commit = nullptr;
-  sqlite_or_die(sqlite3_prepare_v2(db,
-                                   "INSERT INTO usage_events (id, tenant_id, product, item, variant, quantity, "
-                                   "unit_nanos, start_us, end_us, source_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                                   "ON CONFLICT (id) DO NOTHING",
-                                   -1, &insert, nullptr),
-                db, "prepare insert");
-  sqlite_or_die(sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, nullptr), db, "prepare begin");
-  sqlite_or_die(sqlite3_prepare_v2(db, "COMMIT", -1, &commit, nullptr), db, "prepare commit");
+  headroom::bench::SqliteUsageBaseline sqlite(path, "usage_http_bench: ");
 
   // Each producer's ids, made once: only the counter digits change.
   struct ProducerIds {
@@ -449,42 +425,28 @@ Figures bench_sqlite(const std::string& path, const EventShape& shape, int produ
         std::string& id = ids[p].id;
         char* counter = id.data() + id.size() - kCounterDigits;
         std::lock_guard lock(mu);
-        sqlite_or_die(sqlite3_step(begin), db, "begin");
-        sqlite3_reset(begin);
+        sqlite.begin();
         for (std::size_t i = 0; i < batch; ++i) {
           write_counter(counter, n + i);
-          sqlite3_bind_text(insert, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
-          sqlite3_bind_text(insert, 2, shape.tenant_id.data(), static_cast<int>(shape.tenant_id.size()), SQLITE_STATIC);
-          sqlite3_bind_int64(insert, 3, product);
-          sqlite3_bind_text(insert, 4, shape.gpu_type.data(), static_cast<int>(shape.gpu_type.size()), SQLITE_STATIC);
-          sqlite3_bind_text(insert, 5, shape.tier.data(), static_cast<int>(shape.tier.size()), SQLITE_STATIC);
-          sqlite3_bind_int64(insert, 6, shape.quantity_ms);
-          sqlite3_bind_int64(insert, 7, shape.unit_price.nanos());
-          sqlite3_bind_int64(insert, 8, shape.start.unix_micros);
-          sqlite3_bind_int64(insert, 9, shape.end.unix_micros);
-          sqlite3_bind_text(insert, 10, ids[p].source_id.data(), static_cast<int>(ids[p].source_id.size()),
-                            SQLITE_STATIC);
-          sqlite_or_die(sqlite3_step(insert), db, "insert");
-          sqlite3_reset(insert);
-          if (sqlite3_changes(db) != 1) die("sqlite: event " + id + " was already there");
+          sqlite.insert({.id = id,
+                         .tenant_id = shape.tenant_id,
+                         .product = product,
+                         .item = shape.gpu_type,
+                         .variant = shape.tier,
+                         .quantity = shape.quantity_ms,
+                         .unit_nanos = shape.unit_price.nanos(),
+                         .start_us = shape.start.unix_micros,
+                         .end_us = shape.end.unix_micros,
+                         .source_id = ids[p].source_id});
         }
-        sqlite_or_die(sqlite3_step(commit), db, "commit");
-        sqlite3_reset(commit);
+        sqlite.commit();
         return Outcome::kAcknowledged;
       },
       [] {}, acknowledged);
-  sqlite3_stmt* count = nullptr;
-  sqlite_or_die(sqlite3_prepare_v2(db, "SELECT count(*) FROM usage_events", -1, &count, nullptr), db, "prepare count");
-  sqlite_or_die(sqlite3_step(count), db, "count");
-  auto rows = static_cast<std::uint64_t>(sqlite3_column_int64(count, 0));
+  const std::uint64_t rows = sqlite.rows();
   if (rows != acknowledged) {
     die("sqlite holds " + std::to_string(rows) + " events, " + std::to_string(acknowledged) + " were committed");
   }
-  sqlite3_finalize(count);
-  sqlite3_finalize(insert);
-  sqlite3_finalize(begin);
-  sqlite3_finalize(commit);
-  sqlite3_close(db);
   return f;
 }
 

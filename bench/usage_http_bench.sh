@@ -19,6 +19,8 @@
 # directory, and GET /v1/usage must count every acknowledged event, plus at
 # most the events of the requests the kill cut off.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # wait_until
 
 build=${1:-build/release}
 shift || true
@@ -46,17 +48,6 @@ trap cleanup EXIT
 die() { echo "usage_http_bench: $*" >&2; exit 1; }
 [ -x "$headroom" ] || die "$headroom is missing: build it first"
 [ -x "$client" ] || die "$client is missing: build it first"
-
-# wait_until SECONDS WHAT COMMAND...: retries COMMAND until it succeeds.
-wait_until() {
-  local limit=$1 what=$2
-  shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || die "gave up after ${limit}s waiting for $what"
-    sleep 0.05
-  done
-}
 
 admin_key=$("$headroom" keygen)
 url=""

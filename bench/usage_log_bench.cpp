@@ -16,13 +16,13 @@
 //     in WAL mode with synchronous=FULL, one transaction per record() call
 //     (BEGIN IMMEDIATE; INSERT ... ON CONFLICT (id) DO NOTHING per event;
 //     COMMIT), the connection shared by the producers under a mutex as the
-//     store shares its own.
+//     store shares its own (sqlite_usage_baseline.h, which usage_http_bench
+//     shares).
 // Events per second = acknowledged events / round time; the latency figures
 // are those of the record() calls (p50, p99). Each event is a GPU-time event
 // with a 24-byte id; every id is new (retries are measured by the crash
 // harness, tests/crash). Both stores write to the same directory's disk.
 // The goal: >= 500,000 events/s in-process.
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "ledger/usage_log.h"
+#include "sqlite_usage_baseline.h"
 
 namespace {
 
@@ -151,66 +152,27 @@ Figures bench_usage_log(const std::string& dir, int producers, std::size_t batch
   return f;
 }
 
-void sqlite_or_die(int rc, sqlite3* db, const char* what) {
-  if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
-    std::fprintf(stderr, "sqlite %s: %s\n", what, sqlite3_errmsg(db));
-    std::exit(1);
-  }
-}
-
 Figures bench_sqlite(const std::string& path, int producers, std::size_t batch, double seconds) {
-  sqlite3* db = nullptr;
-  sqlite_or_die(sqlite3_open(path.c_str(), &db), db, "open");
-  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                          "CREATE TABLE usage_events (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, product INTEGER "
-                          "NOT NULL, item TEXT NOT NULL, variant TEXT NOT NULL, quantity INTEGER NOT NULL, "
-                          "unit_nanos INTEGER NOT NULL, start_us INTEGER NOT NULL, end_us INTEGER NOT NULL, "
-                          "source_id TEXT NOT NULL)"}) {
-    sqlite_or_die(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), db, sql);
-  }
-  sqlite3_stmt* insert = nullptr;
-  sqlite3_stmt* begin = nullptr;
-  sqlite3_stmt* commit = nullptr;
-  sqlite_or_die(sqlite3_prepare_v2(db,
-                                   "INSERT INTO usage_events (id, tenant_id, product, item, variant, quantity, "
-                                   "unit_nanos, start_us, end_us, source_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                                   "ON CONFLICT (id) DO NOTHING",
-                                   -1, &insert, nullptr),
-                db, "prepare insert");
-  sqlite_or_die(sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, nullptr), db, "prepare begin");
-  sqlite_or_die(sqlite3_prepare_v2(db, "COMMIT", -1, &commit, nullptr), db, "prepare commit");
+  headroom::bench::SqliteUsageBaseline sqlite(path, "");
   std::mutex mu;
-  Figures f = run_round(producers, batch, seconds, [&](std::span<const UsageEvent> events) {
+  return run_round(producers, batch, seconds, [&](std::span<const UsageEvent> events) {
     std::lock_guard lock(mu);
-    sqlite_or_die(sqlite3_step(begin), db, "begin");
-    sqlite3_reset(begin);
+    sqlite.begin();
     for (const UsageEvent& e : events) {
-      sqlite3_bind_text(insert, 1, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
-      sqlite3_bind_text(insert, 2, e.tenant_id.data(), static_cast<int>(e.tenant_id.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(insert, 3, static_cast<int>(e.product));
-      sqlite3_bind_text(insert, 4, e.item.data(), static_cast<int>(e.item.size()), SQLITE_STATIC);
-      sqlite3_bind_text(insert, 5, e.variant.data(), static_cast<int>(e.variant.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(insert, 6, e.quantity);
-      sqlite3_bind_int64(insert, 7, e.unit_price.nanos());
-      sqlite3_bind_int64(insert, 8, e.start.unix_micros);
-      sqlite3_bind_int64(insert, 9, e.end.unix_micros);
-      sqlite3_bind_text(insert, 10, e.source_id.data(), static_cast<int>(e.source_id.size()), SQLITE_STATIC);
-      sqlite_or_die(sqlite3_step(insert), db, "insert");
-      sqlite3_reset(insert);
-      if (sqlite3_changes(db) != 1) {
-        std::fprintf(stderr, "sqlite: event %s was already there\n", e.id.c_str());
-        std::exit(1);
-      }
+      sqlite.insert({.id = e.id,
+                     .tenant_id = e.tenant_id,
+                     .product = static_cast<int>(e.product),
+                     .item = e.item,
+                     .variant = e.variant,
+                     .quantity = e.quantity,
+                     .unit_nanos = e.unit_price.nanos(),
+                     .start_us = e.start.unix_micros,
+                     .end_us = e.end.unix_micros,
+                     .source_id = e.source_id});
     }
-    sqlite_or_die(sqlite3_step(commit), db, "commit");
-    sqlite3_reset(commit);
+    sqlite.commit();
     return Status::ok();
   });
-  sqlite3_finalize(insert);
-  sqlite3_finalize(begin);
-  sqlite3_finalize(commit);
-  sqlite3_close(db);
-  return f;
 }
 
 }  // namespace

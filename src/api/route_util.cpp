@@ -9,6 +9,18 @@ namespace headroom::api {
 
 namespace json = boost::json;
 
+Result<std::string_view> idempotency_key(const net::HttpRequest& http) {
+  std::string_view key = http.header("idempotency-key");
+  if (key.size() > limits::kIdempotencyKeyBytes) {
+    return Status::invalid_argument("the Idempotency-Key header is longer than " +
+                                    std::to_string(limits::kIdempotencyKeyBytes) + " bytes");
+  }
+  for (char c : key) {
+    if (c < 0x21 || c > 0x7e) return Status::invalid_argument("the Idempotency-Key header must be printable ASCII");
+  }
+  return key;
+}
+
 Result<store::PageRequest> page_request(const net::HttpRequest& http) {
   store::PageRequest page;
   std::string value;

@@ -13,6 +13,10 @@
 
 namespace headroom::api {
 
+// The request's Idempotency-Key header, checked (at most
+// limits::kIdempotencyKeyBytes of printable ASCII); empty when absent.
+Result<std::string_view> idempotency_key(const net::HttpRequest& http);
+
 // ?limit= and ?after= of a list route, checked.
 Result<store::PageRequest> page_request(const net::HttpRequest& http);
 

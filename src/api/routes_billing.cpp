@@ -18,7 +18,6 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::size_t kIdempotencyKeyBytes = 255;
 constexpr std::size_t kNoteBytes = 256;
 // How far ahead of the server's clock an ingested event may start (meters'
 // clocks drift); past it the event is refused, so that a price version added
@@ -92,11 +91,7 @@ Status add_credits(Services& s, RequestContext& ctx, net::HttpResponse& response
   }
   HR_ASSIGN_OR_RETURN(auto note, body.optional_string("note", kNoteBytes));
   request.note = note.value_or("");
-  std::string_view key = ctx.http.header("idempotency-key");
-  if (key.size() > kIdempotencyKeyBytes) return Status::invalid_argument("the Idempotency-Key header is longer than 255 bytes");
-  for (char c : key) {
-    if (c < 0x21 || c > 0x7e) return Status::invalid_argument("the Idempotency-Key header must be printable ASCII");
-  }
+  HR_ASSIGN_OR_RETURN(std::string_view key, idempotency_key(ctx.http));
   // Without a key every request is a new credit: a key of our own makes its id.
   request.idempotency_key = key.empty() ? make_id("auto", s.random) : std::string(key);
   HR_ASSIGN_OR_RETURN(billing::Credit credit, s.billing->add_credits(request));

@@ -23,7 +23,6 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::size_t kIdempotencyKeyBytes = 255;
 constexpr std::size_t kLogReadBytes = 4 * 1024 * 1024;  // one answer of GET .../logs without follow
 constexpr std::size_t kLogChunkBytes = 64 * 1024;       // one chunk of a followed log
 
@@ -96,13 +95,7 @@ Status submit_job(Services& s, RequestContext& ctx, net::HttpResponse& response)
   if (s.billing != nullptr && (spec.tier == sched::Tier::kOnDemand || spec.tier == sched::Tier::kSpot)) {
     HR_RETURN_IF_ERROR(s.billing->admit(ctx.caller.tenant_id()));
   }
-  std::string_view key = ctx.http.header("idempotency-key");
-  if (key.size() > kIdempotencyKeyBytes) {
-    return Status::invalid_argument("the Idempotency-Key header is longer than 255 bytes");
-  }
-  for (char c : key) {
-    if (c < 0x21 || c > 0x7e) return Status::invalid_argument("the Idempotency-Key header must be printable ASCII");
-  }
+  HR_ASSIGN_OR_RETURN(std::string_view key, idempotency_key(ctx.http));
 
   compute::Submission submission;
   submission.record.id = make_id(kJobIdPrefix, s.random);

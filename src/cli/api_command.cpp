@@ -315,8 +315,8 @@ std::optional<ApiError> ApiSession::call(const ApiCall& call, ApiAnswer& answer,
   return std::nullopt;
 }
 
-std::optional<ApiError> ApiSession::get_text(std::string_view target,
-                                             const std::function<void(std::string_view)>& sink) {
+std::optional<ApiError> ApiSession::get_text(std::string_view target, const std::function<void(std::string_view)>& sink,
+                                             std::string_view accept) {
   // An error's body is read for its message, up to this much.
   constexpr std::size_t kErrorBodyBytes = 64 * 1024;
   net::HttpClientResponse head;
@@ -329,10 +329,38 @@ std::optional<ApiError> ApiSession::get_text(std::string_view target,
     head.body.append(chunk.substr(0, kErrorBodyBytes - head.body.size()));
     return head.body.size() < kErrorBodyBytes;
   };
-  const Status status = transport_->request_stream("GET", target, "", headers("text/plain"), on_chunk, on_head);
+  const Status status = transport_->request_stream("GET", target, "", headers(accept), on_chunk, on_head);
   if (!status.is_ok()) return transport_error(status, settings_);
   if (exit_code_for_http_status(head.status) != ExitCode::kOk) return http_error(head, settings_);
   return std::nullopt;
+}
+
+Status check_idempotency_key(std::string_view key) {
+  if (key.size() > kIdempotencyKeyBytes) {
+    return Status::invalid_argument("--idempotency-key is over " + std::to_string(kIdempotencyKeyBytes) + " bytes");
+  }
+  if (!is_printable_ascii(key)) {
+    return Status::invalid_argument("--idempotency-key may hold printable ASCII only, without spaces");
+  }
+  return Status::ok();
+}
+
+std::optional<ApiError> call_with_idempotency_key(ApiSession& session, const ApiCall& call, const std::string& key,
+                                                  std::string_view what, const ClientEnvironment& env, Waiter* waiter,
+                                                  ApiAnswer& answer) {
+  const net::HttpHeaders headers = {{"Idempotency-Key", key}};
+  std::optional<ApiError> error = session.call(call, answer, headers);
+  if (!error || error->exit_code != ExitCode::kCannotConnect) return error;
+  if (waiter == nullptr && !env.make_waiter) return error;
+  *env.err << "warning: " << error->message << "; sending the " << what
+           << " once more, with the same Idempotency-Key\n";
+  std::unique_ptr<Waiter> made;
+  if (waiter == nullptr) {
+    made = env.make_waiter();
+    waiter = made.get();
+  }
+  if (!waiter->wait_ms(kIdempotentRetryPauseMs)) return error;
+  return session.call(call, answer, headers);
 }
 
 ExitCode exit_code_for_http_status(int status) {

@@ -21,6 +21,7 @@
 #include "cli/commands.h"
 #include "cli/config_file.h"
 #include "cli/output.h"
+#include "common/limits.h"
 #include "common/status.h"
 #include "net/http_client.h"
 
@@ -91,10 +92,12 @@ struct ClientEnvironment {
   // Opens a transport to settings.url; an invalid_argument error for a bad
   // URL or CA file.
   std::function<Result<std::unique_ptr<Transport>>(const ClientSettings&)> connect;
-  // The commands that wait (run, jobs logs --follow) need the three below;
-  // the others may leave them empty.
+  // `run` and `jobs logs --follow` need the three below; `credits add`
+  // needs new_idempotency_key, and without make_waiter it sends its credit
+  // once only. The others may leave them empty.
   std::function<std::unique_ptr<Waiter>()> make_waiter;
-  // A fresh random Idempotency-Key, one per `run`.
+  // A fresh random Idempotency-Key, one per command that sends one (`run`,
+  // `credits add`) and is not given --idempotency-key.
   std::function<std::string()> new_idempotency_key;
   // The current directory, absolute: `run`'s default --workdir.
   std::function<Result<std::string>()> current_dir;
@@ -194,9 +197,11 @@ class ApiSession {
   // must be JSON or empty); anything else is the error, described.
   std::optional<ApiError> call(const ApiCall& call, ApiAnswer& answer, const net::HttpHeaders& extra_headers = {});
 
-  // GETs `target` and hands a 2xx body to `sink` as it arrives, however
-  // long (a job's log); on an error nothing reaches `sink`.
-  std::optional<ApiError> get_text(std::string_view target, const std::function<void(std::string_view)>& sink);
+  // GETs `target`, asking for `accept`, and hands a 2xx body to `sink` as
+  // it arrives, however long (a job's log, usage as CSV); on an error
+  // nothing reaches `sink`.
+  std::optional<ApiError> get_text(std::string_view target, const std::function<void(std::string_view)>& sink,
+                                   std::string_view accept = "text/plain");
 
  private:
   net::HttpHeaders headers(std::string_view accept) const;
@@ -204,6 +209,32 @@ class ApiSession {
   ClientSettings settings_;
   std::unique_ptr<Transport> transport_;
 };
+
+// The longest Idempotency-Key a command sends (--idempotency-key of `run`
+// and `credits add`); the server may take less.
+using limits::kIdempotencyKeyBytes;  // the server's limit (common/limits.h)
+
+// How long a command waits before it sends a POST a second time, after the
+// first try could not reach the server (see call_with_idempotency_key).
+inline constexpr std::int64_t kIdempotentRetryPauseMs = 1'000;
+
+// invalid_argument, naming --idempotency-key, unless `key` is at most
+// kIdempotencyKeyBytes of printable ASCII without spaces. An empty key
+// passes: the command makes a fresh one.
+Status check_idempotency_key(std::string_view key);
+
+// Sends `call` with the header Idempotency-Key: `key`; when that try cannot
+// reach the server, sends it once more with the same key, which keeps the
+// server from acting on it twice. Before the second try it warns on env.err
+// ("...; sending the `what` once more, with the same Idempotency-Key") and
+// waits kIdempotentRetryPauseMs on `waiter`; Ctrl-C during the wait means no
+// second try. `waiter` may be null: then one is made from env.make_waiter
+// only when the wait comes (until then Ctrl-C ends the process as usual),
+// and without env.make_waiter there is no second try. Returns the last
+// try's error, or nullopt with `answer` filled.
+std::optional<ApiError> call_with_idempotency_key(ApiSession& session, const ApiCall& call, const std::string& key,
+                                                  std::string_view what, const ClientEnvironment& env, Waiter* waiter,
+                                                  ApiAnswer& answer);
 
 // The exit code for an HTTP status: 2xx 0, 401/403 3, 404 4, other 4xx 5,
 // anything else 1.

@@ -81,6 +81,18 @@ TEST(ApiCommand, HintsForTransportErrors) {
 
 // The system's Waiter turns Ctrl-C into a value while it lives, and puts
 // back what SIGINT did before when it goes.
+TEST(ApiCommand, ChecksIdempotencyKeys) {
+  EXPECT_TRUE(check_idempotency_key("").is_ok());
+  EXPECT_TRUE(check_idempotency_key("ci-build-42").is_ok());
+  EXPECT_TRUE(check_idempotency_key(std::string(kIdempotencyKeyBytes, 'k')).is_ok());
+  EXPECT_EQ(check_idempotency_key(std::string(kIdempotencyKeyBytes + 1, 'k')).message(),
+            "--idempotency-key is over 255 bytes");
+  for (const char* bad : {"a b", "tab\t", "del\x7f", "caf\xc3\xa9"}) {
+    EXPECT_EQ(check_idempotency_key(bad).message(), "--idempotency-key may hold printable ASCII only, without spaces")
+        << bad;
+  }
+}
+
 TEST(ApiCommand, SystemWaiterCatchesCtrlC) {
   struct sigaction ignore = {};
   ignore.sa_handler = SIG_IGN;

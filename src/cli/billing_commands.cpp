@@ -19,11 +19,6 @@ namespace json = boost::json;
 
 using Env = std::shared_ptr<const ClientEnvironment>;
 
-// How long `credits add` waits before it sends the credit a second time
-// after the first try could not reach the server (as `run` does).
-constexpr std::int64_t kCreditRetryPauseMs = 1'000;
-// The longest --idempotency-key, as for `run`; the server may take less.
-constexpr std::size_t kIdempotencyKeyBytes = 255;
 // One thousandth of a GPU-hour: GPU-hours are shown with 3 decimals.
 constexpr std::int64_t kGpuMsPerThousandthHour = 3'600;
 // A month's spend beyond this many times its budget is shown without a
@@ -188,46 +183,6 @@ Result<std::string> dollars_argument(std::string_view name, const std::string& t
   return money->to_string();
 }
 
-Status check_idempotency_key(const std::string& key) {
-  if (key.size() > kIdempotencyKeyBytes) return Status::invalid_argument("--idempotency-key is over 255 bytes");
-  for (char c : key) {
-    if (c <= 0x20 || c >= 0x7f) {
-      return Status::invalid_argument("--idempotency-key may hold printable ASCII only, without spaces");
-    }
-  }
-  return Status::ok();
-}
-
-// A Transport that sends what `inner` sends with every Accept header set to
-// `accept`: ApiSession::get_text asks for text/plain, and `usage --csv`
-// asks for text/csv through it, errors described the same way.
-class AcceptOverride final : public Transport {
- public:
-  AcceptOverride(std::unique_ptr<Transport> inner, std::string accept)
-      : inner_(std::move(inner)), accept_(std::move(accept)) {}
-  Result<net::HttpClientResponse> request(std::string_view method, std::string_view target, std::string_view body,
-                                          const net::HttpHeaders& headers) override {
-    return inner_->request(method, target, body, with_accept(headers));
-  }
-  Status request_stream(std::string_view method, std::string_view target, std::string_view body,
-                        const net::HttpHeaders& headers, const std::function<bool(std::string_view)>& on_body_chunk,
-                        const std::function<void(const net::HttpClientResponse&)>& on_head) override {
-    return inner_->request_stream(method, target, body, with_accept(headers), on_body_chunk, on_head);
-  }
-
- private:
-  net::HttpHeaders with_accept(const net::HttpHeaders& headers) const {
-    net::HttpHeaders changed = headers;
-    for (auto& [name, value] : changed) {
-      if (name == "Accept") value = accept_;
-    }
-    return changed;
-  }
-
-  std::unique_ptr<Transport> inner_;
-  std::string accept_;
-};
-
 void add_tenant_option(CLI::App& command, std::string& tenant) {
   command.add_option("--tenant", tenant, "Admin: another tenant's (ten_...), rather than your own");
 }
@@ -276,17 +231,13 @@ Result<std::string> usage_target(const UsageArgs& args) {
 
 // `usage --csv`: the server's CSV, as it comes, on stdout.
 int print_usage_csv(const std::string& target, const ClientFlags& flags, const ClientEnvironment& env) {
-  ClientEnvironment csv_env = env;
-  csv_env.connect = [connect = env.connect](const ClientSettings& settings) -> Result<std::unique_ptr<Transport>> {
-    HR_ASSIGN_OR_RETURN(std::unique_ptr<Transport> inner, connect(settings));
-    return std::unique_ptr<Transport>(std::make_unique<AcceptOverride>(std::move(inner), "text/csv"));
-  };
   std::unique_ptr<ApiSession> session;
-  if (ExitCode code = ApiSession::open(flags, Auth::kRequired, csv_env, session); code != ExitCode::kOk) {
+  if (ExitCode code = ApiSession::open(flags, Auth::kRequired, env, session); code != ExitCode::kOk) {
     return static_cast<int>(code);
   }
   std::ostream& out = *env.out;
-  if (std::optional<ApiError> error = session->get_text(target, [&out](std::string_view chunk) { out << chunk; })) {
+  auto print = [&out](std::string_view chunk) { out << chunk; };
+  if (std::optional<ApiError> error = session->get_text(target, print, "text/csv")) {
     error->print(*env.err);
     return static_cast<int>(error->exit_code);
   }
@@ -393,19 +344,6 @@ Result<json::object> make_credit_body(const CreditArgs& args) {
   return body;
 }
 
-// Sends the credit; once more, with the same key, when the first try could
-// not reach the server (the key keeps the server from adding it twice).
-std::optional<ApiError> send_credit(ApiSession& session, const ApiCall& call, const std::string& key,
-                                    const ClientEnvironment& env, ApiAnswer& answer) {
-  const net::HttpHeaders headers = {{"Idempotency-Key", key}};
-  std::optional<ApiError> error = session.call(call, answer, headers);
-  if (!error || error->exit_code != ExitCode::kCannotConnect || !env.make_waiter) return error;
-  *env.err << "warning: " << error->message << "; sending the credit once more, with the same Idempotency-Key\n";
-  std::unique_ptr<Waiter> waiter = env.make_waiter();
-  if (!waiter->wait_ms(kCreditRetryPauseMs)) return error;
-  return session.call(call, answer, headers);
-}
-
 int run_credits_add(const CreditArgs& args, const ClientFlags& flags, const ClientEnvironment& env) {
   std::ostream& err = *env.err;
   auto body = make_credit_body(args);
@@ -421,7 +359,10 @@ int run_credits_add(const CreditArgs& args, const ClientFlags& flags, const Clie
                      json::value(std::move(body).value())};
   const std::string key = args.idempotency_key.empty() ? env.new_idempotency_key() : args.idempotency_key;
   ApiAnswer answer;
-  if (std::optional<ApiError> error = send_credit(*session, call, key, env, answer)) {
+  // No Waiter until the credit must be sent again: Ctrl-C while it is on
+  // its way ends the command at once, as it does for the other commands.
+  if (std::optional<ApiError> error = call_with_idempotency_key(*session, call, key, "credit", env,
+                                                                /*waiter=*/nullptr, answer)) {
     error->print(err);
     return static_cast<int>(error->exit_code);
   }

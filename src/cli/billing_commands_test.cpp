@@ -115,10 +115,7 @@ TEST_F(BillingCommandsTest, BalanceOfAnotherTenantWithoutABudget) {
 }
 
 TEST_F(BillingCommandsTest, BalanceAsJsonIsTheServersAnswer) {
-  server_.answer(200, kBalance);
-  const RunResult r = run({"balance", "-o", "json"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(json::parse(r.out), json::parse(kBalance));
+  expect_prints_answer_as_json({"balance", "-o", "json"}, kBalance);
 }
 
 TEST_F(BillingCommandsTest, MonthSpendAgainstItsBudget) {
@@ -165,11 +162,8 @@ TEST_F(BillingCommandsTest, UsageSendsDatesAsMidnightUtcAndTheOtherOptions) {
 }
 
 TEST_F(BillingCommandsTest, UsageAsJsonIsTheServersAnswer) {
-  server_.answer(200, kUsage);
-  const RunResult r = run({"usage", "--group-by", "day", "-o", "json"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  expect_prints_answer_as_json({"usage", "--group-by", "day", "-o", "json"}, kUsage);
   EXPECT_EQ(server_.requests.at(0).target, "/v1/usage?group_by=day");
-  EXPECT_EQ(json::parse(r.out), json::parse(kUsage));
 }
 
 TEST_F(BillingCommandsTest, UsageCsvAsksForCsvAndPrintsItAsItIs) {
@@ -361,11 +355,7 @@ TEST_F(BillingCommandsTest, CreditsAddSendsOnceMoreWithTheSameKeyWhenTheServerCa
   server_.answer(201, credit_answer("deposit"));
   const RunResult r = run({"credits", "add", "ten_1", "100.00"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_EQ(server_.requests.size(), 2u);
-  EXPECT_EQ(server_.requests[0].header("Idempotency-Key"), "idem_fresh");
-  EXPECT_EQ(server_.requests[1].header("Idempotency-Key"), "idem_fresh");
-  EXPECT_EQ(server_.requests[0].body, server_.requests[1].body);
-  EXPECT_EQ(clock_.waits_ms, std::vector<std::int64_t>{1000});
+  ASSERT_NO_FATAL_FAILURE(expect_sent_twice_with_key("idem_fresh"));
   EXPECT_EQ(r.err.rfind("warning: cannot reach http://127.0.0.1:8080: Connection reset; sending the credit once "
                         "more, with the same Idempotency-Key\n",
                         0),

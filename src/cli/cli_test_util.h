@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/json/parse.hpp>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -161,6 +162,27 @@ class CliTest : public ::testing::Test {
     result.out = out.str();
     result.err = err.str();
     return result;
+  }
+
+  // Runs `args`, which ask for `-o json`, against the answer 200 `body`,
+  // and checks that the command succeeds and prints that answer (the same
+  // JSON; the spacing may differ).
+  void expect_prints_answer_as_json(std::vector<std::string> args, const std::string& body) {
+    server_.answer(200, body);
+    const RunResult r = run(std::move(args));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(boost::json::parse(r.out), boost::json::parse(body));
+  }
+
+  // Checks what a command that POSTs with an Idempotency-Key has sent when
+  // its first try could not reach the server: the same body twice, both
+  // times with `key`, one pause of a second between them.
+  void expect_sent_twice_with_key(const std::string& key) {
+    ASSERT_EQ(server_.requests.size(), 2u);
+    EXPECT_EQ(server_.requests[0].header("Idempotency-Key"), key);
+    EXPECT_EQ(server_.requests[1].header("Idempotency-Key"), key);
+    EXPECT_EQ(server_.requests[0].body, server_.requests[1].body);
+    EXPECT_EQ(clock_.waits_ms, std::vector<std::int64_t>{1000});
   }
 
   std::map<std::string, std::string> vars_ = {{"HEADROOM_API_KEY", "hr_testkey"}};

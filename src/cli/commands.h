@@ -1,6 +1,6 @@
 // The client commands of `headroom`: tenants, keys, me, run, jobs, fleet,
-// surplus (and, as they come, usage, invoices, models...), each a call to
-// the server's API.
+// surplus, balance, usage, invoices, credits (and, as they come, models...),
+// each a call to the server's API.
 //
 // Exit codes, which scripts may rely on (docs/cli.md lists them too):
 //

@@ -45,10 +45,7 @@ TEST_F(FleetCommandsTest, FleetShowsNodesAndASummary) {
 }
 
 TEST_F(FleetCommandsTest, FleetAsJsonIsTheServersAnswer) {
-  server_.answer(200, kFleet);
-  const RunResult r = run({"fleet", "-o", "json"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(json::parse(r.out), json::parse(kFleet));
+  expect_prints_answer_as_json({"fleet", "-o", "json"}, kFleet);
 }
 
 TEST_F(FleetCommandsTest, EmptyFleet) {

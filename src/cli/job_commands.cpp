@@ -16,12 +16,6 @@ namespace json = boost::json;
 
 using Env = std::shared_ptr<const ClientEnvironment>;
 
-// How long `run` waits before it sends its job a second time after the
-// first try could not reach the server.
-constexpr std::int64_t kSubmitRetryPauseMs = 1'000;
-// The longest --idempotency-key; the server may take less.
-constexpr std::size_t kIdempotencyKeyBytes = 255;
-
 const std::vector<std::string> kJobStates = {"queued",    "starting", "running",   "preempting", "preempted",
                                              "succeeded", "failed",   "cancelled", "lost"};
 
@@ -136,29 +130,6 @@ Result<std::string> absolute_workdir(const std::string& workdir,
   return text;
 }
 
-Status check_idempotency_key(const std::string& key) {
-  if (key.size() > kIdempotencyKeyBytes) return Status::invalid_argument("--idempotency-key is over 255 bytes");
-  for (char c : key) {
-    if (c <= 0x20 || c >= 0x7f) {
-      return Status::invalid_argument("--idempotency-key may hold printable ASCII only, without spaces");
-    }
-  }
-  return Status::ok();
-}
-
-// Sends the job; once more, with the same key, when the first try could not
-// reach the server (the key keeps the server from taking it twice).
-std::optional<ApiError> submit(ApiSession& session, json::object body, const std::string& key, Waiter& waiter,
-                               std::ostream& err, ApiAnswer& answer) {
-  const ApiCall call{"POST", "/v1/jobs", json::value(std::move(body))};
-  const net::HttpHeaders headers = {{"Idempotency-Key", key}};
-  std::optional<ApiError> error = session.call(call, answer, headers);
-  if (!error || error->exit_code != ExitCode::kCannotConnect) return error;
-  err << "warning: " << error->message << "; sending the job once more, with the same Idempotency-Key\n";
-  if (!waiter.wait_ms(kSubmitRetryPauseMs)) return error;
-  return session.call(call, answer, headers);
-}
-
 int print_detached(const json::value& job, const std::string& id, OutputFormat format, std::ostream& out,
                    std::ostream& err) {
   if (format == OutputFormat::kJson) {
@@ -187,8 +158,10 @@ int run_job(const RunArgs& args, const ClientFlags& flags, const ClientEnvironme
   // still lets the user learn the job's id.
   std::unique_ptr<Waiter> waiter = env.make_waiter();
   const std::string key = args.idempotency_key.empty() ? env.new_idempotency_key() : args.idempotency_key;
+  const ApiCall call{"POST", "/v1/jobs", json::value(std::move(*body))};
   ApiAnswer answer;
-  if (std::optional<ApiError> error = submit(*session, std::move(*body), key, *waiter, err, answer)) {
+  if (std::optional<ApiError> error =
+          call_with_idempotency_key(*session, call, key, "job", env, waiter.get(), answer)) {
     error->print(err);
     return static_cast<int>(error->exit_code);
   }

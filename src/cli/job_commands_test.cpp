@@ -193,11 +193,7 @@ TEST_F(JobCommandsTest, RunSendsOnceMoreWithTheSameKeyWhenTheServerCannotBeReach
   server_.answer(201, job_json("queued"));
   const RunResult r = run({"run", "--detach", "--", "x"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_EQ(server_.requests.size(), 2u);
-  EXPECT_EQ(server_.requests[0].header("Idempotency-Key"), "idem_fresh");
-  EXPECT_EQ(server_.requests[1].header("Idempotency-Key"), "idem_fresh");
-  EXPECT_EQ(server_.requests[0].body, server_.requests[1].body);
-  EXPECT_EQ(clock_.waits_ms, std::vector<std::int64_t>{1000});
+  ASSERT_NO_FATAL_FAILURE(expect_sent_twice_with_key("idem_fresh"));
   EXPECT_NE(r.err.find("sending the job once more, with the same Idempotency-Key"), std::string::npos) << r.err;
 }
 

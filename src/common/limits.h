@@ -50,6 +50,9 @@ inline constexpr std::size_t kJsonDepth = 32;
 // Store.
 inline constexpr std::int64_t kStoreBusyTimeoutMs = 5'000;
 
+// An Idempotency-Key header's value (printable ASCII).
+inline constexpr std::size_t kIdempotencyKeyBytes = 255;
+
 // Hosted models: a model's name ("tiny-llama-1.1b"), as clients send it.
 inline constexpr std::size_t kModelNameBytes = 128;
 

@@ -1,8 +1,20 @@
 #include "infer/gguf/tensor_types.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace headroom::infer {
+namespace {
+
+// 1 / d, or 0 when d is 0 or so small (a subnormal float) that 1 / d
+// overflows to infinity: then d rounds to a zero f16 scale anyway, and every
+// value of the block dequantizes to 0.
+float finite_inverse(float d) {
+  const float inverse = d != 0 ? 1.0f / d : 0.0f;
+  return std::isfinite(inverse) ? inverse : 0.0f;
+}
+
+}  // namespace
 
 std::optional<TensorType> tensor_type_of(std::uint32_t ggml_type) {
   switch (ggml_type) {
@@ -67,9 +79,14 @@ void quantize_q8_0(const float* x, BlockQ8_0& out) {
   float amax = 0;
   for (std::size_t i = 0; i < kQuantBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
   const float d = amax / 127.0f;
-  const float inverse = d != 0 ? 1.0f / d : 0.0f;
+  const float inverse = finite_inverse(d);
   out.d = f32_to_f16(d);
-  for (std::size_t i = 0; i < kQuantBlock; ++i) out.qs[i] = static_cast<std::int8_t>(std::lround(x[i] * inverse));
+  for (std::size_t i = 0; i < kQuantBlock; ++i) {
+    // |x * inverse| <= 127 but for rounding; a NaN input becomes 0 rather than an unspecified lround().
+    float scaled = x[i] * inverse;
+    if (std::isnan(scaled)) scaled = 0;
+    out.qs[i] = static_cast<std::int8_t>(std::lround(std::clamp(scaled, -127.0f, 127.0f)));
+  }
 }
 
 void quantize_q4_0(const float* x, BlockQ4_0& out) {
@@ -81,11 +98,15 @@ void quantize_q4_0(const float* x, BlockQ4_0& out) {
     }
   }
   const float d = max / -8.0f;
-  const float inverse = d != 0 ? 1.0f / d : 0.0f;
+  const float inverse = finite_inverse(d);
   out.d = f32_to_f16(d);
   for (std::size_t j = 0; j < kQuantBlock / 2; ++j) {
+    // ggml's min(15, (int)(v / d + 8.5)), with the float clamped before the
+    // conversion: converting NaN or a value out of int's range is undefined.
     auto nibble = [&](float v) {
-      return static_cast<std::uint8_t>(std::min(15, static_cast<int>(v * inverse + 8.5f)));
+      float shifted = v * inverse + 8.5f;
+      if (!(shifted > 0.0f)) shifted = 0;  // NaN too
+      return static_cast<std::uint8_t>(std::min(15.0f, shifted));
     };
     out.qs[j] = static_cast<std::uint8_t>(nibble(x[j]) | (nibble(x[j + kQuantBlock / 2]) << 4));
   }
