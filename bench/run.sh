@@ -17,3 +17,5 @@ echo "== issue 4: usage log"
 echo "== issue 4: durable usage events over HTTP (POST /v1/usage, batches of 1,000) beside SQLite"
 "$here/usage_http_bench.sh" "$build"                   # the headline: 4 connections
 "$here/usage_http_bench.sh" "$build" --connections 1   # one batch in flight: the least latency
+echo "== issue 5: CPU kernels (matvec per weight type, 1 and 2 threads) beside the memory bandwidth"
+"$build/bench/kernels_bench"

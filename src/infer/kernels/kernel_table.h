@@ -1,0 +1,50 @@
+// Private to the kernels library: one table of function pointers per
+// instruction set. kernels.cpp checks arguments, quantizes activations and
+// splits rows over the thread pool; the tables hold the inner loops.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "infer/kernels/kernels.h"
+
+namespace headroom::infer::detail {
+
+// The rows [row_begin, row_end) of a matmul, for every batch row.
+struct MatmulArgs {
+  const std::uint8_t* w = nullptr;  // row r at w + r * row_bytes
+  std::size_t row_bytes = 0;
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  const void* x = nullptr;  // batch row b at x + b * x_row_bytes: floats, or BlockQ8_F32 (kFast, quantized)
+  std::size_t x_row_bytes = 0;
+  std::size_t batch = 0;
+  float* y = nullptr;  // y[b * rows + r]
+};
+using MatmulRows = void (*)(const MatmulArgs& args, std::size_t row_begin, std::size_t row_end);
+
+struct KernelTable {
+  Isa isa;
+  MatmulRows matmul_f32;
+  MatmulRows matmul_f16;
+  MatmulRows matmul_bf16;
+  MatmulRows matmul_q8_0_fast;   // x: BlockQ8_F32
+  MatmulRows matmul_q4_0_fast;   // x: BlockQ8_F32
+  MatmulRows matmul_q8_0_exact;  // x: floats
+  MatmulRows matmul_q4_0_exact;  // x: floats
+  void (*quantize_activations)(const float* x, std::size_t n, BlockQ8_F32* out);
+  void (*rmsnorm)(const float* x, const float* weight, std::size_t n, float eps, float* out);
+  void (*softmax)(float* x, std::size_t n);
+  void (*silu_mul)(const float* gate, const float* up, std::size_t n, float* out);
+  void (*add)(const float* a, const float* b, std::size_t n, float* out);
+  void (*rope)(float* x, std::size_t heads, const RopeAngles& angles);
+  void (*attention)(const float* q, const float* k, const float* v, std::size_t n_kv, std::size_t head_dim,
+                    std::size_t kv_stride, float scale, float* scores, float* out);
+};
+
+const KernelTable& portable_table();
+// The AVX2/FMA/F16C table, or null where the build has none (not x86-64).
+// Only call its kernels on a CPU that has all three.
+const KernelTable* avx2_table();
+
+}  // namespace headroom::infer::detail

@@ -1,0 +1,175 @@
+#include "infer/kernels/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "common/check.h"
+#include "infer/kernels/kernel_table.h"
+
+namespace headroom::infer {
+namespace {
+
+// A chunk of a parallel matmul reads at least this many weight bytes (times
+// the batch): below it the pool's dispatch (about a microsecond) costs more
+// than the work it shares.
+constexpr std::size_t kMinChunkWeightBytes = 32 * 1024;
+// Activation rows are quantized in parallel past this many values.
+constexpr std::size_t kParallelQuantizeValues = 64 * 1024;
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+bool is_quantized(TensorType type) { return type == TensorType::kQ8_0 || type == TensorType::kQ4_0; }
+
+detail::MatmulRows rows_kernel(const detail::KernelTable& t, TensorType type, Precision precision) {
+  switch (type) {
+    case TensorType::kF32:
+      return t.matmul_f32;
+    case TensorType::kF16:
+      return t.matmul_f16;
+    case TensorType::kBF16:
+      return t.matmul_bf16;
+    case TensorType::kQ8_0:
+      return precision == Precision::kFast ? t.matmul_q8_0_fast : t.matmul_q8_0_exact;
+    case TensorType::kQ4_0:
+      return precision == Precision::kFast ? t.matmul_q4_0_fast : t.matmul_q4_0_exact;
+  }
+  CHECK(false) << "unknown tensor type " << static_cast<int>(type);
+  return nullptr;
+}
+
+}  // namespace
+
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kPortable:
+      return "portable";
+    case Isa::kAvx2:
+      return "avx2";
+  }
+  return "?";
+}
+
+RopeAngles rope_angles(std::size_t pos, std::size_t head_dim, float base) {
+  CHECK(head_dim % 2 == 0 && head_dim > 0 && head_dim <= kMaxHeadDim) << "head_dim " << head_dim;
+  RopeAngles angles;
+  angles.head_dim = head_dim;
+  for (std::size_t i = 0; i < head_dim / 2; ++i) {
+    const double theta =
+        static_cast<double>(pos) *
+        std::pow(static_cast<double>(base), -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+    angles.cos[i] = static_cast<float>(std::cos(theta));
+    angles.sin[i] = static_cast<float>(std::sin(theta));
+  }
+  return angles;
+}
+
+Isa Kernels::best_isa() {
+  static const Isa isa = cpu_has_avx2() && detail::avx2_table() != nullptr ? Isa::kAvx2 : Isa::kPortable;
+  return isa;
+}
+
+const Kernels& Kernels::best() {
+  static const Kernels kernels = *get(best_isa());
+  return kernels;
+}
+
+std::optional<Kernels> Kernels::get(Isa isa) {
+  switch (isa) {
+    case Isa::kPortable:
+      return Kernels(&detail::portable_table());
+    case Isa::kAvx2:
+      if (!cpu_has_avx2() || detail::avx2_table() == nullptr) return std::nullopt;
+      return Kernels(detail::avx2_table());
+  }
+  return std::nullopt;
+}
+
+Isa Kernels::isa() const { return table_->isa; }
+
+void Kernels::matmul(const WeightMatrix& w, const float* x, std::size_t batch, float* y, ThreadPool* pool,
+                     Precision precision) const {
+  if (w.rows == 0 || batch == 0) return;
+  CHECK(w.data != nullptr && x != nullptr && y != nullptr);
+  CHECK(w.cols > 0 && w.cols <= kMaxMatmulCols) << "cols " << w.cols;
+  CHECK(w.cols % block_values(w.type) == 0) << tensor_type_name(w.type) << " rows of " << w.cols << " values";
+
+  detail::MatmulArgs args;
+  args.w = static_cast<const std::uint8_t*>(w.data);
+  args.row_bytes = w.row_bytes();
+  args.rows = w.rows;
+  args.cols = w.cols;
+  args.batch = batch;
+  args.y = y;
+  args.x = x;
+  args.x_row_bytes = w.cols * sizeof(float);
+
+  if (is_quantized(w.type) && precision == Precision::kFast) {
+    // The activations, quantized once for every row. Each thread keeps its
+    // buffer (grown, never shrunk): decode calls this dozens of times a token.
+    thread_local std::vector<BlockQ8_F32> quantized;
+    const std::size_t blocks = w.cols / kQuantBlock;
+    if (quantized.size() < batch * blocks) quantized.resize(batch * blocks);
+    BlockQ8_F32* xq = quantized.data();
+    const auto quantize_rows = [&](std::size_t begin, std::size_t end) {
+      for (std::size_t b = begin; b < end; ++b) table_->quantize_activations(x + b * w.cols, w.cols, xq + b * blocks);
+    };
+    if (pool != nullptr && batch > 1 && batch * w.cols >= kParallelQuantizeValues) {
+      pool->parallel_for(batch, quantize_rows);
+    } else {
+      quantize_rows(0, batch);
+    }
+    args.x = xq;
+    args.x_row_bytes = blocks * sizeof(BlockQ8_F32);
+  }
+
+  const detail::MatmulRows kernel = rows_kernel(*table_, w.type, precision);
+  if (pool == nullptr || pool->threads() == 1) {
+    kernel(args, 0, w.rows);
+    return;
+  }
+  const std::size_t bytes_per_row = args.row_bytes * batch;
+  const std::size_t grain = (kMinChunkWeightBytes + bytes_per_row - 1) / bytes_per_row;
+  pool->parallel_for(w.rows, grain, [&](std::size_t begin, std::size_t end) { kernel(args, begin, end); });
+}
+
+void Kernels::quantize_activations(const float* x, std::size_t n, BlockQ8_F32* out) const {
+  CHECK(n % kQuantBlock == 0) << n;
+  table_->quantize_activations(x, n, out);
+}
+
+void Kernels::rmsnorm(const float* x, const float* weight, std::size_t n, float eps, float* out) const {
+  ASSERT(n > 0);
+  table_->rmsnorm(x, weight, n, eps, out);
+}
+
+void Kernels::softmax(float* x, std::size_t n) const {
+  if (n == 0) return;
+  table_->softmax(x, n);
+}
+
+void Kernels::silu_mul(const float* gate, const float* up, std::size_t n, float* out) const {
+  table_->silu_mul(gate, up, n, out);
+}
+
+void Kernels::add(const float* a, const float* b, std::size_t n, float* out) const { table_->add(a, b, n, out); }
+
+void Kernels::rope(float* x, std::size_t heads, const RopeAngles& angles) const {
+  CHECK(angles.head_dim % 2 == 0 && angles.head_dim <= kMaxHeadDim) << "head_dim " << angles.head_dim;
+  table_->rope(x, heads, angles);
+}
+
+void Kernels::attention(const float* q, const float* k, const float* v, std::size_t n_kv, std::size_t head_dim,
+                        std::size_t kv_stride, float scale, float* scores, float* out) const {
+  CHECK(n_kv >= 1 && head_dim >= 1 && kv_stride >= head_dim) << "n_kv " << n_kv << " head_dim " << head_dim;
+  table_->attention(q, k, v, n_kv, head_dim, kv_stride, scale, scores, out);
+}
+
+}  // namespace headroom::infer

@@ -1,0 +1,479 @@
+// The AVX2/FMA/F16C kernels (this file is built with -mavx2 -mfma -mf16c;
+// kernels.cpp only calls into it after cpuid says the CPU has all three).
+//
+// Everything here has internal linkage, and the file calls no inline
+// function of a shared header: an out-of-line copy of such a function
+// compiled with AVX2 could be the one the linker keeps for every caller,
+// and crash a CPU without AVX2. Hence __builtin_memcpy and friends.
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "infer/kernels/kernel_table.h"
+
+namespace headroom::infer::detail {
+namespace {
+
+// ---- Helpers ---------------------------------------------------------------
+
+// Weights are streamed from memory: each row's bytes this far ahead are
+// prefetched, as the hardware prefetcher alone does not run far enough
+// ahead of a kernel that computes this much per byte. (Measured on the
+// 110M model's FFN matrix from DRAM: Q8_0 and F16 10-15% faster with it,
+// 8 to 16 KiB ahead; 4 KiB or less does worse than none. F32, with the
+// least work per byte, streams faster without it.)
+constexpr std::size_t kPrefetchBytes = 8192;
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// The lanes below `count` (count < 8) set.
+inline __m256i tail_mask(std::size_t count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline float f16_scalar(std::uint16_t h) { return _cvtsh_ss(h); }
+
+// e^x, Cephes' single-precision polynomial (about 1 ulp; relative error
+// under 2e-7 on the range softmax and silu use), 0 below -87.3 where expf
+// goes subnormal, and e^88 at most.
+inline __m256 exp256(__m256 x) {
+  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
+  x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 r2 = _mm256_mul_ps(r, r);
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
+  const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256 result = _mm256_mul_ps(y, _mm256_castsi256_ps(exponent));
+  return _mm256_andnot_ps(underflow, result);
+}
+
+// ---- Matmul: float weights -------------------------------------------------
+
+struct LoadF32 {
+  static constexpr std::size_t kBytes = 4;
+  static constexpr bool kPrefetch = false;
+  static __m256 vec(const std::uint8_t* row, std::size_t i) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
+  }
+  static float scalar(const std::uint8_t* row, std::size_t i) {
+    float v;
+    __builtin_memcpy(&v, row + 4 * i, 4);
+    return v;
+  }
+};
+struct LoadF16 {
+  static constexpr std::size_t kBytes = 2;
+  static constexpr bool kPrefetch = true;
+  static __m256 vec(const std::uint8_t* row, std::size_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
+  }
+  static float scalar(const std::uint8_t* row, std::size_t i) {
+    std::uint16_t h;
+    __builtin_memcpy(&h, row + 2 * i, 2);
+    return f16_scalar(h);
+  }
+};
+struct LoadBF16 {
+  static constexpr std::size_t kBytes = 2;
+  static constexpr bool kPrefetch = true;
+  static __m256 vec(const std::uint8_t* row, std::size_t i) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  static float scalar(const std::uint8_t* row, std::size_t i) {
+    std::uint16_t h;
+    __builtin_memcpy(&h, row + 2 * i, 2);
+    const std::uint32_t bits = static_cast<std::uint32_t>(h) << 16;
+    float v;
+    __builtin_memcpy(&v, &bits, 4);
+    return v;
+  }
+};
+
+// Prefetches the next `Bytes` of a weight row, kPrefetchBytes ahead.
+template <std::size_t Bytes>
+inline void prefetch_ahead(const void* at) {
+  for (std::size_t p = 0; p < Bytes; p += 64) {
+    _mm_prefetch(static_cast<const char*>(at) + p + kPrefetchBytes, _MM_HINT_T0);
+  }
+}
+
+// One weight row against one activation row, 32 values a step into four
+// accumulators (four FMA chains in flight).
+template <typename Load>
+inline float dot_float_row(const std::uint8_t* row, const float* x, std::size_t cols) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  std::size_t i = 0;
+  for (; i + 32 <= cols; i += 32) {
+    if constexpr (Load::kPrefetch) prefetch_ahead<32 * Load::kBytes>(row + i * Load::kBytes);
+    acc0 = _mm256_fmadd_ps(Load::vec(row, i), _mm256_loadu_ps(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(Load::vec(row, i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+    acc2 = _mm256_fmadd_ps(Load::vec(row, i + 16), _mm256_loadu_ps(x + i + 16), acc2);
+    acc3 = _mm256_fmadd_ps(Load::vec(row, i + 24), _mm256_loadu_ps(x + i + 24), acc3);
+  }
+  for (; i + 8 <= cols; i += 8) acc0 = _mm256_fmadd_ps(Load::vec(row, i), _mm256_loadu_ps(x + i), acc0);
+  float sum = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+  for (; i < cols; ++i) sum += Load::scalar(row, i) * x[i];
+  return sum;
+}
+
+// ---- Matmul: quantized weights, quantized activations (kFast) --------------
+
+// The 32 values of a weight block as signed bytes.
+inline __m256i weight_bytes(const BlockQ8_0& block) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
+}
+// Q4_0's nibbles as unsigned bytes 0..15 (the value is nibble - 8).
+inline __m256i weight_nibbles(const BlockQ4_0& block) {
+  // Byte j holds value j (low nibble) and value j + 16 (high nibble).
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0f));
+}
+inline __m256i weight_bytes(const BlockQ4_0& block) {
+  return _mm256_sub_epi8(weight_nibbles(block), _mm256_set1_epi8(8));
+}
+
+// Adjacent int16 pairs summed into 8 int32 lanes (4 byte products each), as floats.
+inline __m256 sum_pairs(__m256i products) {
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(products, _mm256_set1_epi16(1)));
+}
+
+// An activation block as block_dot takes it. maddubs multiplies unsigned
+// bytes by signed ones, so Q8_0 takes |w| (the signs move onto x) and Q4_0
+// its nibbles as they are (0..15, the -8 taken off afterwards with
+// 8 * sum(x)). No int16 pair sum can saturate: 2 * 128 * 127 and
+// 2 * 15 * 127 are below 32767 (|x| <= 127 as quantized).
+struct ActivationBlock {
+  __m256i x;       // the int8 values
+  __m256i x8_sum;  // 8 * x, summed into int32 lanes as block_dot sums its products
+};
+
+inline __m256 block_dot(const BlockQ8_0& w, const ActivationBlock& a) {
+  // |w| and x with w's sign, not |x| and w with x's: a weight may be -128
+  // (ggml never writes one, a file may), and -(-128) is no int8.
+  const __m256i q = weight_bytes(w);
+  return sum_pairs(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a.x, q)));
+}
+inline __m256 block_dot(const BlockQ4_0& w, const ActivationBlock& a) {
+  const __m256i products = _mm256_maddubs_epi16(weight_nibbles(w), a.x);
+  return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(products, _mm256_set1_epi16(1)), a.x8_sum));
+}
+
+inline ActivationBlock activation_block(const BlockQ8_0*, const BlockQ8_F32& x) {
+  return {.x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs)), .x8_sum = _mm256_setzero_si256()};
+}
+inline ActivationBlock activation_block(const BlockQ4_0*, const BlockQ8_F32& x) {
+  const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
+  return {.x = q, .x8_sum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), q), _mm256_set1_epi16(1))};
+}
+
+// One weight row against one quantized activation row, four blocks a step
+// into four accumulators; the four blocks' scales (weight times
+// activation) take one f16 conversion and one multiply.
+template <typename Block>
+inline float dot_quantized_row(const Block* w, const BlockQ8_F32* x, std::size_t blocks) {
+  const __m256i lane[4] = {_mm256_set1_epi32(0), _mm256_set1_epi32(1), _mm256_set1_epi32(2), _mm256_set1_epi32(3)};
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  std::size_t k = 0;
+  for (; k + 4 <= blocks; k += 4) {
+    prefetch_ahead<4 * sizeof(Block)>(w + k);
+    __m128i halves = _mm_cvtsi32_si128(w[k].d);
+    halves = _mm_insert_epi16(halves, w[k + 1].d, 1);
+    halves = _mm_insert_epi16(halves, w[k + 2].d, 2);
+    halves = _mm_insert_epi16(halves, w[k + 3].d, 3);
+    const __m128 dx = _mm_setr_ps(x[k].d, x[k + 1].d, x[k + 2].d, x[k + 3].d);
+    const __m256 scales = _mm256_castps128_ps256(_mm_mul_ps(_mm_cvtph_ps(halves), dx));
+    for (int u = 0; u < 4; ++u) {
+      const __m256 sum = block_dot(w[k + u], activation_block(w, x[k + u]));
+      acc[u] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(scales, lane[u]), sum, acc[u]);
+    }
+  }
+  for (; k < blocks; ++k) {
+    const __m256 d = _mm256_set1_ps(f16_scalar(w[k].d) * x[k].d);
+    acc[0] = _mm256_fmadd_ps(d, block_dot(w[k], activation_block(w, x[k])), acc[0]);
+  }
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+}
+
+// ---- Matmul: quantized weights, f32 activations (kExact) -------------------
+
+template <typename Block>
+inline float dot_exact_row(const Block* w, const float* x, std::size_t blocks) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  for (std::size_t k = 0; k < blocks; ++k) {
+    prefetch_ahead<sizeof(Block)>(w + k);
+    const float* xk = x + k * kQuantBlock;
+    const __m256i bytes = weight_bytes(w[k]);
+    const __m128i lo = _mm256_castsi256_si128(bytes), hi = _mm256_extracti128_si256(bytes, 1);
+    // The dequantized weights d * q are exact in float (11 by 8 bits).
+    const __m256 d = _mm256_set1_ps(f16_scalar(w[k].d));
+    const __m256 w0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)));
+    const __m256 w1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))));
+    const __m256 w2 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)));
+    const __m256 w3 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))));
+    acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xk), acc0);
+    acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xk + 8), acc1);
+    acc2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xk + 16), acc2);
+    acc3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xk + 24), acc3);
+  }
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+}
+
+// ---- Matmul drivers --------------------------------------------------------
+
+// A row at a time, each row one sequential stream from memory (four rows
+// interleaved, sharing each activation load, computed faster from cache
+// but streamed 20-25% slower from DRAM). With a batch, each row is read
+// from memory once and reused from L1 for every batch row.
+template <typename Dot>
+inline void matmul_rows(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end, Dot dot) {
+  const auto* x = static_cast<const std::uint8_t*>(a.x);
+  for (std::size_t r = row_begin; r < row_end; ++r) {
+    const std::uint8_t* row = a.w + r * a.row_bytes;
+    for (std::size_t b = 0; b < a.batch; ++b) a.y[b * a.rows + r] = dot(row, x + b * a.x_row_bytes);
+  }
+}
+
+template <typename Load>
+void matmul_float(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
+  matmul_rows(a, row_begin, row_end, [&](const std::uint8_t* row, const std::uint8_t* x) {
+    return dot_float_row<Load>(row, reinterpret_cast<const float*>(x), a.cols);
+  });
+}
+
+template <typename Block>
+void matmul_quantized_fast(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
+  matmul_rows(a, row_begin, row_end, [&](const std::uint8_t* row, const std::uint8_t* x) {
+    return dot_quantized_row(reinterpret_cast<const Block*>(row), reinterpret_cast<const BlockQ8_F32*>(x),
+                             a.cols / kQuantBlock);
+  });
+}
+
+template <typename Block>
+void matmul_quantized_exact(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
+  matmul_rows(a, row_begin, row_end, [&](const std::uint8_t* row, const std::uint8_t* x) {
+    return dot_exact_row(reinterpret_cast<const Block*>(row), reinterpret_cast<const float*>(x), a.cols / kQuantBlock);
+  });
+}
+
+// ---- Elementwise -----------------------------------------------------------
+
+void quantize_activations(const float* x, std::size_t n, BlockQ8_F32* out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (std::size_t k = 0; k < n / kQuantBlock; ++k) {
+    const float* v = x + k * kQuantBlock;
+    __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+    __m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+    const __m256 amax8 = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                       _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+    // The same scalar steps as the portable kernel, so the blocks match bit for bit.
+    const float d = hmax(amax8) / 127.0f;
+    const float inverse = d != 0 ? 1.0f / d : 0.0f;
+    out[k].d = d;
+    const __m256 scale = _mm256_set1_ps(inverse);
+    // cvtps rounds to nearest, ties to even (the default MXCSR mode).
+    const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, scale));
+    const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, scale));
+    const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, scale));
+    const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, scale));
+    // The packs interleave 128-bit lanes; the permute puts the values back in order.
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[k].qs), ordered);
+  }
+}
+
+void rmsnorm(const float* x, const float* weight, std::size_t n, float eps, float* out) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+    acc0 = _mm256_fmadd_ps(a, a, acc0);
+    acc1 = _mm256_fmadd_ps(b, b, acc1);
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 a = _mm256_loadu_ps(x + i);
+    acc0 = _mm256_fmadd_ps(a, a, acc0);
+  }
+  float sum = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) sum += x[i] * x[i];
+  const float scale = 1.0f / __builtin_sqrtf(sum / static_cast<float>(n) + eps);
+  const __m256 s = _mm256_set1_ps(scale);
+  i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), s), _mm256_loadu_ps(weight + i)));
+  }
+  for (; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+void softmax(float* x, std::size_t n) {
+  const std::size_t full = n / 8 * 8;
+  const __m256i mask = tail_mask(n - full);
+  const __m256 minus_infinity = _mm256_set1_ps(-__builtin_inff());
+  __m256 max8 = minus_infinity;
+  for (std::size_t i = 0; i < full; i += 8) max8 = _mm256_max_ps(max8, _mm256_loadu_ps(x + i));
+  if (full < n) {
+    const __m256 tail = _mm256_blendv_ps(minus_infinity, _mm256_maskload_ps(x + full, mask), _mm256_castsi256_ps(mask));
+    max8 = _mm256_max_ps(max8, tail);
+  }
+  const __m256 max = _mm256_set1_ps(hmax(max8));
+  __m256 sum8 = _mm256_setzero_ps();
+  for (std::size_t i = 0; i < full; i += 8) {
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), max));
+    _mm256_storeu_ps(x + i, e);
+    sum8 = _mm256_add_ps(sum8, e);
+  }
+  if (full < n) {
+    const __m256 e =
+        _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(x + full, mask), max)), _mm256_castsi256_ps(mask));
+    _mm256_maskstore_ps(x + full, mask, e);
+    sum8 = _mm256_add_ps(sum8, e);
+  }
+  const __m256 inverse = _mm256_set1_ps(1.0f / hsum(sum8));
+  for (std::size_t i = 0; i < full; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inverse));
+  if (full < n) _mm256_maskstore_ps(x + full, mask, _mm256_mul_ps(_mm256_maskload_ps(x + full, mask), inverse));
+}
+
+inline __m256 silu_mul8(__m256 g, __m256 u) {
+  const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
+  return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
+void silu_mul(const float* gate, const float* up, std::size_t n, float* out) {
+  const std::size_t full = n / 8 * 8;
+  for (std::size_t i = 0; i < full; i += 8) {
+    _mm256_storeu_ps(out + i, silu_mul8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  }
+  if (full < n) {
+    const __m256i mask = tail_mask(n - full);
+    _mm256_maskstore_ps(out + full, mask,
+                        silu_mul8(_mm256_maskload_ps(gate + full, mask), _mm256_maskload_ps(up + full, mask)));
+  }
+}
+
+void add(const float* a, const float* b, std::size_t n, float* out) {
+  const std::size_t full = n / 8 * 8;
+  for (std::size_t i = 0; i < full; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+  }
+  if (full < n) {
+    const __m256i mask = tail_mask(n - full);
+    _mm256_maskstore_ps(out + full, mask,
+                        _mm256_add_ps(_mm256_maskload_ps(a + full, mask), _mm256_maskload_ps(b + full, mask)));
+  }
+}
+
+void rope(float* x, std::size_t heads, const RopeAngles& angles) {
+  const std::size_t pairs = angles.head_dim / 2;
+  const std::size_t full = pairs / 4 * 4;
+  // Each pair's cos and sin, spread over its two lanes; the sine's sign
+  // alternates: (x0, x1) -> (x0 c - x1 s, x1 c + x0 s).
+  const __m256i spread = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  const __m256 signs = _mm256_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1);
+  for (std::size_t h = 0; h < heads; ++h) {
+    float* head = x + h * angles.head_dim;
+    for (std::size_t i = 0; i < full; i += 4) {
+      const __m256 c = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(angles.cos + i)), spread);
+      const __m256 s =
+          _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(angles.sin + i)), spread), signs);
+      const __m256 v = _mm256_loadu_ps(head + 2 * i);
+      const __m256 swapped = _mm256_permute_ps(v, 0xb1);  // (x1, x0) in each pair
+      _mm256_storeu_ps(head + 2 * i, _mm256_fmadd_ps(v, c, _mm256_mul_ps(swapped, s)));
+    }
+    for (std::size_t i = full; i < pairs; ++i) {
+      const float x0 = head[2 * i], x1 = head[2 * i + 1];
+      head[2 * i] = x0 * angles.cos[i] - x1 * angles.sin[i];
+      head[2 * i + 1] = x0 * angles.sin[i] + x1 * angles.cos[i];
+    }
+  }
+}
+
+void attention(const float* q, const float* k, const float* v, std::size_t n_kv, std::size_t head_dim,
+               std::size_t kv_stride, float scale, float* scores, float* out) {
+  const std::size_t full = head_dim / 8 * 8;
+  const __m256i mask = tail_mask(head_dim - full);
+  for (std::size_t t = 0; t < n_kv; ++t) {
+    const float* kt = k + t * kv_stride;
+    __m256 acc = _mm256_setzero_ps();
+    for (std::size_t i = 0; i < full; i += 8)
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), acc);
+    if (full < head_dim) {
+      acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + full, mask), _mm256_maskload_ps(kt + full, mask), acc);
+    }
+    scores[t] = hsum(acc) * scale;
+  }
+  softmax(scores, n_kv);
+  for (std::size_t i = 0; i < full; i += 8) _mm256_storeu_ps(out + i, _mm256_setzero_ps());
+  if (full < head_dim) _mm256_maskstore_ps(out + full, mask, _mm256_setzero_ps());
+  for (std::size_t t = 0; t < n_kv; ++t) {
+    const float* vt = v + t * kv_stride;
+    const __m256 p = _mm256_set1_ps(scores[t]);
+    for (std::size_t i = 0; i < full; i += 8) {
+      _mm256_storeu_ps(out + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + i), _mm256_loadu_ps(out + i)));
+    }
+    if (full < head_dim) {
+      _mm256_maskstore_ps(
+          out + full, mask,
+          _mm256_fmadd_ps(p, _mm256_maskload_ps(vt + full, mask), _mm256_maskload_ps(out + full, mask)));
+    }
+  }
+}
+
+constexpr KernelTable kAvx2 = {
+    .isa = Isa::kAvx2,
+    .matmul_f32 = matmul_float<LoadF32>,
+    .matmul_f16 = matmul_float<LoadF16>,
+    .matmul_bf16 = matmul_float<LoadBF16>,
+    .matmul_q8_0_fast = matmul_quantized_fast<BlockQ8_0>,
+    .matmul_q4_0_fast = matmul_quantized_fast<BlockQ4_0>,
+    .matmul_q8_0_exact = matmul_quantized_exact<BlockQ8_0>,
+    .matmul_q4_0_exact = matmul_quantized_exact<BlockQ4_0>,
+    .quantize_activations = quantize_activations,
+    .rmsnorm = rmsnorm,
+    .softmax = softmax,
+    .silu_mul = silu_mul,
+    .add = add,
+    .rope = rope,
+    .attention = attention,
+};
+
+}  // namespace
+
+const KernelTable* avx2_table() { return &kAvx2; }
+
+}  // namespace headroom::infer::detail
+
+#else  // not x86-64: no AVX2 table.
+
+#include "infer/kernels/kernel_table.h"
+
+namespace headroom::infer::detail {
+const KernelTable* avx2_table() { return nullptr; }
+}  // namespace headroom::infer::detail
+
+#endif
