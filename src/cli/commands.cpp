@@ -2,7 +2,9 @@
 // invoices...): say which arguments it takes, which call they make, and
 // which columns show the answer; api_command.cpp does the rest. The jobs
 // and `run` are in job_commands.cpp, the fleet's in fleet_commands.cpp,
-// balance, usage, invoices and credits in billing_commands.cpp.
+// balance, usage, invoices and credits in billing_commands.cpp; `generate`,
+// which runs a model locally rather than calling the API, in
+// generate_command.cpp.
 #include "cli/commands.h"
 
 #include <CLI/CLI.hpp>
@@ -13,6 +15,7 @@
 #include "cli/api_command.h"
 #include "cli/billing_commands.h"
 #include "cli/fleet_commands.h"
+#include "cli/generate_command.h"
 #include "cli/job_commands.h"
 #include "common/time.h"
 
@@ -246,6 +249,7 @@ void add_client_commands(CLI::App& app, int& exit_code, std::shared_ptr<const Cl
     add_job_commands(app, exit_code, env);
     add_fleet_commands(app, exit_code, env);
     add_billing_commands(app, exit_code, env);
+    add_generate_command(app, exit_code, env);
   } catch (const std::exception& e) {
     CHECK(false) << "cannot add the client commands: " << e.what();
   }

@@ -1,0 +1,274 @@
+#include "infer/model/llama_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+namespace headroom::infer {
+namespace {
+
+// A hyperparameter that must be present and in [1, max].
+Result<std::size_t> required_count(const GgufFile& file, const std::string& key, std::uint64_t max) {
+  HR_ASSIGN_OR_RETURN(std::uint64_t value, file.get_unsigned(key));
+  if (value == 0 || value > max) {
+    return Status::invalid_argument(file.name() + ": " + key + " is " + std::to_string(value) + ", must be in [1, " +
+                                    std::to_string(max) + "]");
+  }
+  return static_cast<std::size_t>(value);
+}
+
+Result<WeightMatrix> matrix(const GgufFile& file, const std::string& name, std::size_t cols, std::size_t rows) {
+  HR_ASSIGN_OR_RETURN(TensorView view, file.tensor(name, {cols, rows}));
+  return WeightMatrix{view.data, view.type, rows, cols};
+}
+
+Result<const float*> norm(const GgufFile& file, const std::string& name, std::size_t dim) {
+  HR_ASSIGN_OR_RETURN(TensorView view, file.tensor(name, {dim}));
+  if (view.type != TensorType::kF32) {
+    return Status::invalid_argument(file.name() + ": tensor " + name + " is " +
+                                    std::string(tensor_type_name(view.type)) + ", norm weights must be f32");
+  }
+  // The mapping is aligned to the file's alignment (>= 8), so f32 data is aligned.
+  return reinterpret_cast<const float*>(view.data);
+}
+
+// Sizes a scratch vector for at least n floats (it only grows).
+float* scratch(std::vector<float>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+}  // namespace
+
+KvCache::KvCache(const LlamaConfig& config, std::size_t context_tokens)
+    : context_tokens_(context_tokens), kv_dim_(config.kv_dim) {
+  keys_.assign(config.n_layers * context_tokens * config.kv_dim, 0.0f);
+  values_.assign(keys_.size(), 0.0f);
+}
+
+Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const GgufFile& file, LlamaModelOptions options) {
+  HR_ASSIGN_OR_RETURN(std::string_view architecture, file.get_string("general.architecture"));
+  if (architecture != "llama") {
+    return Status::invalid_argument(file.name() + ": general.architecture is '" + std::string(architecture) +
+                                    "', the engine runs llama");
+  }
+  constexpr std::uint64_t kMaxDim = 1 << 16;
+  constexpr std::uint64_t kMaxLayers = 1024;
+  LlamaConfig c;
+  HR_ASSIGN_OR_RETURN(c.dim, required_count(file, "llama.embedding_length", kMaxDim));
+  HR_ASSIGN_OR_RETURN(c.hidden_dim, required_count(file, "llama.feed_forward_length", kMaxDim * 8));
+  HR_ASSIGN_OR_RETURN(c.n_layers, required_count(file, "llama.block_count", kMaxLayers));
+  HR_ASSIGN_OR_RETURN(c.n_heads, required_count(file, "llama.attention.head_count", c.dim));
+  c.n_kv_heads = c.n_heads;
+  if (file.has("llama.attention.head_count_kv")) {
+    HR_ASSIGN_OR_RETURN(c.n_kv_heads, required_count(file, "llama.attention.head_count_kv", c.n_heads));
+  }
+  HR_ASSIGN_OR_RETURN(c.context_length, required_count(file, "llama.context_length", std::uint64_t{1} << 24));
+  if (file.has("llama.rope.freq_base")) {
+    HR_ASSIGN_OR_RETURN(double base, file.get_real("llama.rope.freq_base"));
+    if (!(base > 1.0) || !std::isfinite(base)) {
+      return Status::invalid_argument(file.name() + ": llama.rope.freq_base is " + std::to_string(base) +
+                                      ", must be a finite number > 1");
+    }
+    c.rope_base = static_cast<float>(base);
+  }
+  HR_ASSIGN_OR_RETURN(double eps, file.get_real("llama.attention.layer_norm_rms_epsilon"));
+  if (!(eps > 0.0) || !(eps < 1.0)) {
+    return Status::invalid_argument(file.name() + ": llama.attention.layer_norm_rms_epsilon is " +
+                                    std::to_string(eps) + ", must be in (0, 1)");
+  }
+  c.rms_epsilon = static_cast<float>(eps);
+  if (c.dim % c.n_heads != 0) {
+    return Status::invalid_argument(file.name() + ": llama.attention.head_count " + std::to_string(c.n_heads) +
+                                    " does not divide llama.embedding_length " + std::to_string(c.dim));
+  }
+  if (c.n_heads % c.n_kv_heads != 0) {
+    return Status::invalid_argument(file.name() + ": llama.attention.head_count_kv " + std::to_string(c.n_kv_heads) +
+                                    " does not divide llama.attention.head_count " + std::to_string(c.n_heads));
+  }
+  c.head_dim = c.dim / c.n_heads;
+  if (c.head_dim % 2 != 0 || c.head_dim > kMaxHeadDim) {
+    return Status::invalid_argument(file.name() + ": head dimension " + std::to_string(c.head_dim) +
+                                    " (embedding_length / head_count) must be even and at most " +
+                                    std::to_string(kMaxHeadDim));
+  }
+  c.kv_dim = c.n_kv_heads * c.head_dim;
+  // Partial rotary embeddings (fewer rotated dimensions than a head) are
+  // another architecture: refuse them rather than rotate the wrong pairs.
+  if (file.has("llama.rope.dimension_count")) {
+    HR_ASSIGN_OR_RETURN(std::uint64_t rope_dims, file.get_unsigned("llama.rope.dimension_count"));
+    if (rope_dims != c.head_dim) {
+      return Status::invalid_argument(file.name() + ": llama.rope.dimension_count is " + std::to_string(rope_dims) +
+                                      ", the engine rotates whole heads of " + std::to_string(c.head_dim));
+    }
+  }
+
+  HR_ASSIGN_OR_RETURN(TensorView embd, file.tensor("token_embd.weight"));
+  if (embd.n_dims != 2 || embd.dims[0] != c.dim) {
+    return Status::invalid_argument(file.name() + ": tensor token_embd.weight has shape " +
+                                    format_shape(embd.shape()) + ", expected [" + std::to_string(c.dim) +
+                                    ", vocab]");
+  }
+  c.vocab = static_cast<std::size_t>(embd.dims[1]);
+
+  auto model = std::unique_ptr<LlamaModel>(new LlamaModel());
+  model->token_embd_ = WeightMatrix{embd.data, embd.type, c.vocab, c.dim};
+  HR_ASSIGN_OR_RETURN(model->output_norm_, norm(file, "output_norm.weight", c.dim));
+  c.tied_output = file.find("output.weight") == nullptr;
+  if (c.tied_output) {
+    model->output_ = model->token_embd_;
+  } else {
+    HR_ASSIGN_OR_RETURN(model->output_, matrix(file, "output.weight", c.dim, c.vocab));
+  }
+  model->layers_.resize(c.n_layers);
+  for (std::size_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    Layer& L = model->layers_[l];
+    HR_ASSIGN_OR_RETURN(L.attn_norm, norm(file, p + "attn_norm.weight", c.dim));
+    HR_ASSIGN_OR_RETURN(L.wq, matrix(file, p + "attn_q.weight", c.dim, c.dim));
+    HR_ASSIGN_OR_RETURN(L.wk, matrix(file, p + "attn_k.weight", c.dim, c.kv_dim));
+    HR_ASSIGN_OR_RETURN(L.wv, matrix(file, p + "attn_v.weight", c.dim, c.kv_dim));
+    HR_ASSIGN_OR_RETURN(L.wo, matrix(file, p + "attn_output.weight", c.dim, c.dim));
+    HR_ASSIGN_OR_RETURN(L.ffn_norm, norm(file, p + "ffn_norm.weight", c.dim));
+    HR_ASSIGN_OR_RETURN(L.w_gate, matrix(file, p + "ffn_gate.weight", c.dim, c.hidden_dim));
+    HR_ASSIGN_OR_RETURN(L.w_up, matrix(file, p + "ffn_up.weight", c.dim, c.hidden_dim));
+    HR_ASSIGN_OR_RETURN(L.w_down, matrix(file, p + "ffn_down.weight", c.hidden_dim, c.dim));
+  }
+  // Every type GgufFile opens (F32, F16, BF16, Q8_0, Q4_0) is one the
+  // kernels multiply, and it has already checked that each row is whole
+  // blocks; nothing more to check on the types of the matrices.
+  model->config_ = c;
+  model->kernels_ = options.kernels != nullptr ? options.kernels : &Kernels::best();
+  model->precision_ = options.precision;
+  return model;
+}
+
+KvCache LlamaModel::new_cache(std::size_t context_tokens) const {
+  if (context_tokens == 0) context_tokens = config_.context_length;
+  return KvCache(config_, std::min(context_tokens, kMaxContextTokens));
+}
+
+void LlamaModel::embed(std::int32_t token, float* out) const {
+  const std::size_t dim = config_.dim;
+  const auto* row = static_cast<const std::uint8_t*>(token_embd_.data) + token_embd_.row_bytes() * token;
+  switch (token_embd_.type) {
+    case TensorType::kF32:
+      std::memcpy(out, row, dim * sizeof(float));
+      break;
+    case TensorType::kF16:
+    case TensorType::kBF16:
+      for (std::size_t i = 0; i < dim; ++i) {
+        std::uint16_t bits;
+        std::memcpy(&bits, row + 2 * i, 2);
+        out[i] = token_embd_.type == TensorType::kF16 ? f16_to_f32(bits) : bf16_to_f32(bits);
+      }
+      break;
+    case TensorType::kQ8_0:
+      for (std::size_t b = 0; b < dim / kQuantBlock; ++b) {
+        BlockQ8_0 block;
+        std::memcpy(&block, row + b * sizeof(BlockQ8_0), sizeof block);
+        dequantize_q8_0(block, out + b * kQuantBlock);
+      }
+      break;
+    case TensorType::kQ4_0:
+      for (std::size_t b = 0; b < dim / kQuantBlock; ++b) {
+        BlockQ4_0 block;
+        std::memcpy(&block, row + b * sizeof(BlockQ4_0), sizeof block);
+        dequantize_q4_0(block, out + b * kQuantBlock);
+      }
+      break;
+  }
+}
+
+Status LlamaModel::forward(std::int32_t token, std::size_t pos, KvCache& cache, std::span<float> logits,
+                           ThreadPool* pool) const {
+  return forward(std::span<const std::int32_t>(&token, 1), pos, cache, logits, pool);
+}
+
+Status LlamaModel::forward(std::span<const std::int32_t> tokens, std::size_t start_pos, KvCache& cache,
+                           std::span<float> logits, ThreadPool* pool) const {
+  const LlamaConfig& c = config_;
+  const std::size_t batch = tokens.size();
+  if (batch == 0 || batch > kMaxBatchTokens) {
+    return Status::invalid_argument("a forward batch holds 1 to " + std::to_string(kMaxBatchTokens) +
+                                    " tokens, got " + std::to_string(batch));
+  }
+  if (start_pos + batch > cache.context_tokens()) {
+    return Status::invalid_argument("positions up to " + std::to_string(start_pos + batch - 1) +
+                                    " do not fit a cache of " + std::to_string(cache.context_tokens()));
+  }
+  if (logits.size() != c.vocab) {
+    return Status::invalid_argument("logits hold " + std::to_string(logits.size()) + " values, the vocabulary " +
+                                    std::to_string(c.vocab));
+  }
+  for (std::int32_t token : tokens) {
+    if (token < 0 || static_cast<std::size_t>(token) >= c.vocab) {
+      return Status::invalid_argument("token " + std::to_string(token) + " is outside the vocabulary of " +
+                                      std::to_string(c.vocab));
+    }
+  }
+  const Kernels& k = *kernels_;
+  const std::size_t dim = c.dim, hd = c.head_dim, kv_dim = c.kv_dim;
+  float* x = scratch(cache.x_, batch * dim);
+  float* h = scratch(cache.h_, batch * dim);
+  float* q = scratch(cache.q_, batch * dim);
+  float* attended = scratch(cache.attended_, batch * dim);
+  float* out = scratch(cache.out_, batch * dim);
+  float* gate = scratch(cache.gate_, batch * c.hidden_dim);
+  float* up = scratch(cache.up_, batch * c.hidden_dim);
+  for (std::size_t b = 0; b < batch; ++b) embed(tokens[b], x + b * dim);
+
+  std::vector<RopeAngles> angles(batch);
+  for (std::size_t b = 0; b < batch; ++b) angles[b] = rope_angles(start_pos + b, hd, c.rope_base);
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  const std::size_t group = c.n_heads / c.n_kv_heads;
+
+  for (std::size_t l = 0; l < c.n_layers; ++l) {
+    const Layer& L = layers_[l];
+    // Consecutive positions are contiguous in the cache: the batch's keys
+    // and values are written in place.
+    float* keys = cache.key(l, start_pos);
+    float* values = cache.value(l, start_pos);
+    for (std::size_t b = 0; b < batch; ++b) k.rmsnorm(x + b * dim, L.attn_norm, dim, c.rms_epsilon, h + b * dim);
+    k.matmul(L.wq, h, batch, q, pool, precision_);
+    k.matmul(L.wk, h, batch, keys, pool, precision_);
+    k.matmul(L.wv, h, batch, values, pool, precision_);
+    for (std::size_t b = 0; b < batch; ++b) {
+      k.rope(q + b * dim, c.n_heads, angles[b]);
+      k.rope(keys + b * kv_dim, c.n_kv_heads, angles[b]);
+    }
+    const float* layer_keys = cache.key(l, 0);
+    const float* layer_values = cache.value(l, 0);
+    auto attend = [&](std::size_t begin, std::size_t end) {
+      thread_local std::vector<float> scores;
+      for (std::size_t task = begin; task < end; ++task) {
+        const std::size_t b = task / c.n_heads, head = task % c.n_heads;
+        const std::size_t n_kv = start_pos + b + 1;
+        if (scores.size() < n_kv) scores.resize(n_kv);
+        const std::size_t kv_offset = (head / group) * hd;
+        k.attention(q + b * dim + head * hd, layer_keys + kv_offset, layer_values + kv_offset, n_kv, hd, kv_dim,
+                    scale, scores.data(), attended + b * dim + head * hd);
+      }
+    };
+    if (pool != nullptr) {
+      pool->parallel_for(batch * c.n_heads, attend);
+    } else {
+      attend(0, batch * c.n_heads);
+    }
+    k.matmul(L.wo, attended, batch, out, pool, precision_);
+    k.add(x, out, batch * dim, x);
+    for (std::size_t b = 0; b < batch; ++b) k.rmsnorm(x + b * dim, L.ffn_norm, dim, c.rms_epsilon, h + b * dim);
+    k.matmul(L.w_gate, h, batch, gate, pool, precision_);
+    k.matmul(L.w_up, h, batch, up, pool, precision_);
+    k.silu_mul(gate, up, batch * c.hidden_dim, gate);
+    k.matmul(L.w_down, gate, batch, out, pool, precision_);
+    k.add(x, out, batch * dim, x);
+  }
+  const float* last = x + (batch - 1) * dim;
+  k.rmsnorm(last, output_norm_, dim, c.rms_epsilon, h);
+  k.matmul(output_, h, 1, logits.data(), pool, precision_);
+  return Status::ok();
+}
+
+}  // namespace headroom::infer
