@@ -305,7 +305,8 @@ TEST_F(BillingTest, ManyJobsRacingForTheLastDollarsNeverOverdraw) {
     running = failed = 0;
     for (const std::string& id : ids) {
       if (id.empty()) continue;
-      std::string_view state = get("/v1/jobs/" + id, key).json().at("state").as_string();
+      const Reply job = get("/v1/jobs/" + id, key);
+      const std::string_view state = job.json().at("state").as_string();
       running += state == "running";
       failed += state == "failed";
     }
