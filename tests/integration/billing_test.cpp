@@ -10,27 +10,16 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
-#include "server_process.h"
+#include "fleet_server.h"
 
 namespace headroom::testing {
 namespace {
 
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
-
-std::string write_config(const std::string& dir) {
-  std::string path = dir + "/headroom.toml";
-  std::ofstream(path) << "[compute]\nspot_grace_s = 2\nusage_interval_s = 1\n"
-                      << "[compute.prices.t4]\non_demand = \"3.60\"\nspot = \"0.36\"\n"
-                      << "[billing]\njob_hold_window_s = 100\n"
-                      << "[billing.token_prices.tiny]\ninput = \"0.05\"\noutput = \"0.20\"\n"
-                      << "[[fleet.gpu_types]]\nname = \"t4\"\nmemory_gib = 16\n"
-                      << "[[fleet.nodes]]\nname = \"node-1\"\nregion = \"r\"\nsite = \"s\"\ncluster = \"c\"\n"
-                      << "gpu_type = \"t4\"\ngpus = 8\n";
-  return path;
-}
 
 std::string now_text() {
   std::time_t t = std::time(nullptr);
@@ -39,49 +28,26 @@ std::string now_text() {
   return out;
 }
 
-class BillingTest : public ::testing::Test {
+class BillingTest : public FleetServerTest {
  protected:
-  void SetUp() override { start(make_temp_dir()); }
-  void TearDown() override {
-    if (!server_) return;
-    for (const char* state : {"running", "queued", "preempting", "starting"}) {
-      Reply live = get(std::string("/v1/jobs?state=") + state, admin_);
-      if (!live.json().is_object()) continue;
-      for (const auto& job : live.json().at("data").as_array()) {
-        post("/v1/jobs/" + std::string(job.at("id").as_string()) + "/cancel", admin_, "");
-      }
-    }
-    std::string dir = server_->data_dir();
-    server_->stop(SIGTERM);
-    server_.reset();
-    std::error_code ignored;
-    std::filesystem::remove_all(dir, ignored);
-  }
-
-  void start(const std::string& data_dir) {
-    ServerConfig config;
-    config.data_dir = data_dir;
-    config.extra_args = {"--config", write_config(data_dir)};
-    if (!admin_.empty()) config.env["HEADROOM_ADMIN_KEY"] = admin_;
-    server_ = ServerProcess::start(config);
-    ASSERT_NE(server_, nullptr);
-    if (admin_.empty()) admin_ = server_->printed_admin_key();
-  }
-
-  Reply get(std::string_view target, const std::string& key, const net::HttpHeaders& headers = {}) {
-    return call(server_->url(), "GET", target, key, {}, headers);
-  }
-  Reply post(std::string_view target, const std::string& key, std::string_view body,
-             const net::HttpHeaders& headers = {}) {
-    return call(server_->url(), "POST", target, key, body, headers);
+  std::string config_toml() const override {
+    std::ostringstream out;
+    out << "[compute]\nspot_grace_s = 2\nusage_interval_s = 1\n"
+        << "[compute.prices.t4]\non_demand = \"3.60\"\nspot = \"0.36\"\n"
+        << "[billing]\njob_hold_window_s = 100\n"
+        << "[billing.token_prices.tiny]\ninput = \"0.05\"\noutput = \"0.20\"\n"
+        << "[[fleet.gpu_types]]\nname = \"t4\"\nmemory_gib = 16\n"
+        << "[[fleet.nodes]]\nname = \"node-1\"\nregion = \"r\"\nsite = \"s\"\ncluster = \"c\"\n"
+        << "gpu_type = \"t4\"\ngpus = 8\n";
+    return out.str();
   }
 
   // A new external tenant; its id, and a compute key in `key`.
   std::string tenant(std::string& key) {
     static int n = 0;
-    Reply t = post("/v1/tenants", admin_,
-                   R"({"name":"billing-)" + std::to_string(getpid()) + "-" + std::to_string(++n) +
-                       R"(","kind":"external"})");
+    Reply t =
+        post("/v1/tenants", admin_,
+             R"({"name":"billing-)" + std::to_string(getpid()) + "-" + std::to_string(++n) + R"(","kind":"external"})");
     EXPECT_EQ(t.status, 201) << t.body;
     std::string id(t.json().at("id").as_string());
     Reply k = post("/v1/tenants/" + id + "/keys", admin_, R"({"name":"k","scopes":["compute"]})");
@@ -117,8 +83,8 @@ class BillingTest : public ::testing::Test {
   std::string gpu_event(const std::string& id, const std::string& tenant, std::int64_t ms,
                         std::string_view tier = "on-demand", std::string_view source = "meter") {
     return R"({"id":")" + id + R"(","tenant_id":")" + tenant + R"(","product":"gpu_time","gpu_type":"t4","tier":")" +
-           std::string(tier) + R"(","quantity":)" + std::to_string(ms) + R"(,"start":")" + now_text() +
-           R"(","end":")" + now_text() + R"(","source_id":")" + std::string(source) + R"("})";
+           std::string(tier) + R"(","quantity":)" + std::to_string(ms) + R"(,"start":")" + now_text() + R"(","end":")" +
+           now_text() + R"(","source_id":")" + std::string(source) + R"("})";
   }
 
   json::object wait_job(const std::string& id, const std::string& key, std::string_view state, double timeout_s = 20) {
@@ -134,9 +100,6 @@ class BillingTest : public ::testing::Test {
     ADD_FAILURE() << "job " << id << " did not reach " << state << ": " << json::serialize(last);
     return last;
   }
-
-  std::unique_ptr<ServerProcess> server_;
-  std::string admin_;
 };
 
 TEST_F(BillingTest, CreditsAreIdempotentAndOnlyForAdmins) {
@@ -175,8 +138,7 @@ TEST_F(BillingTest, IngestedUsageIsRatedReportedAndInvoiced) {
   std::string t = tenant(key);
   credit(t, "50.00");
   std::string batch = R"({"events":[)" + gpu_event("m-1", t, 3'600'000, "on-demand", "job_a") + "," +
-                      gpu_event("m-2", t, 1'800'000, "spot", "job_b") + "," +
-                      R"({"id":"m-3","tenant_id":")" + t +
+                      gpu_event("m-2", t, 1'800'000, "spot", "job_b") + "," + R"({"id":"m-3","tenant_id":")" + t +
                       R"(","product":"tokens","model":"tiny","direction":"output","quantity":1000000,"start":")" +
                       now_text() + R"(","end":")" + now_text() + R"(","source_id":"req_1"}]})";
   Reply r = post("/v1/usage", admin_, batch);
@@ -198,8 +160,8 @@ TEST_F(BillingTest, IngestedUsageIsRatedReportedAndInvoiced) {
   EXPECT_EQ(conflict.json().at("data").at(0).at("error").at("code").as_string(), "conflict");
 
   // A bad event refuses the whole batch, naming it; nothing of it is recorded.
-  Reply bad = post("/v1/usage", admin_, R"({"events":[)" + gpu_event("m-4", t, 5) + "," +
-                                            gpu_event("m-5", t, 5, "platinum") + "]}");
+  Reply bad = post("/v1/usage", admin_,
+                   R"({"events":[)" + gpu_event("m-4", t, 5) + "," + gpu_event("m-5", t, 5, "platinum") + "]}");
   EXPECT_EQ(bad.status, 400) << bad.body;
   EXPECT_NE(bad.body.find("events[1]"), std::string::npos) << bad.body;
   EXPECT_NE(bad.body.find("no price"), std::string::npos) << bad.body;
@@ -255,8 +217,9 @@ TEST_F(BillingTest, ATenantWithoutMoneyGets402UntilItTopsUp) {
   EXPECT_EQ(refused.status, 402) << refused.body;
   EXPECT_EQ(refused.error_code(), "insufficient_funds");
   EXPECT_NE(refused.body.find("/credits"), std::string::npos) << refused.body;
-  EXPECT_EQ(post("/v1/jobs", key, R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":"1.00","command":["true"]})").status,
-            402);
+  EXPECT_EQ(
+      post("/v1/jobs", key, R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":"1.00","command":["true"]})").status,
+      402);
   credit(t, "1.00");
   Reply ok = post("/v1/jobs", key, R"({"gpus":1,"command":["true"]})");
   EXPECT_EQ(ok.status, 201) << ok.body;
@@ -333,8 +296,8 @@ TEST_F(BillingTest, SpentMoneyPreemptsSpotJobsWithNotice) {
   credit(t, "1.00");
   ASSERT_EQ(call(server_->url(), "PUT", "/v1/tenants/" + t + "/billing", admin_, R"({"monthly_budget":"1.50"})").status,
             200);
-  Reply r = post("/v1/jobs", key,
-                 R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":"0.50","command":["sleep","60"]})");
+  Reply r =
+      post("/v1/jobs", key, R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":"0.50","command":["sleep","60"]})");
   ASSERT_EQ(r.status, 201) << r.body;
   std::string job(r.json().at("id").as_string());
   wait_job(job, key, "running");

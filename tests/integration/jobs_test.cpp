@@ -5,12 +5,13 @@
 
 #include <chrono>
 #include <ctime>
-#include <map>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <thread>
 
-#include "server_process.h"
+#include "fleet_server.h"
 
 namespace headroom::testing {
 namespace {
@@ -20,50 +21,15 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kGraceS = 2;
 
-std::string write_config(const std::string& dir) {
-  std::string path = dir + "/headroom.toml";
-  std::ofstream(path) << "[compute]\nspot_grace_s = " << kGraceS << "\n"
-                      << "[[fleet.gpu_types]]\nname = \"t4\"\nmemory_gib = 16\n"
-                      << "[[fleet.nodes]]\nname = \"node-1\"\nregion = \"r\"\nsite = \"s\"\ncluster = \"c\"\n"
-                      << "gpu_type = \"t4\"\ngpus = 4\n";
-  return path;
-}
-
-class JobsTest : public ::testing::Test {
+class JobsTest : public FleetServerTest {
  protected:
-  void SetUp() override { start(make_temp_dir()); }
-  // No job outlives its test: what still runs is cancelled, then the data goes.
-  void TearDown() override {
-    if (server_) {
-      for (const char* state : {"running", "queued", "preempting", "starting"}) {
-        Reply live = get(std::string("/v1/jobs?state=") + state, admin_);
-        if (!live.json().is_object()) continue;
-        for (const auto& job : live.json().at("data").as_array()) {
-          post("/v1/jobs/" + std::string(job.at("id").as_string()) + "/cancel", admin_, "");
-        }
-      }
-      std::string dir = server_->data_dir();
-      server_->stop(SIGTERM);
-      server_.reset();
-      std::error_code ignored;
-      std::filesystem::remove_all(dir, ignored);
-    }
-  }
-
-  void start(const std::string& data_dir) {
-    ServerConfig config;
-    config.data_dir = data_dir;
-    config.extra_args = {"--config", write_config(data_dir)};
-    if (!admin_.empty()) config.env["HEADROOM_ADMIN_KEY"] = admin_;
-    server_ = ServerProcess::start(config);
-    ASSERT_NE(server_, nullptr);
-    if (admin_.empty()) admin_ = server_->printed_admin_key();
-  }
-
-  Reply get(std::string_view target, const std::string& key) { return call(server_->url(), "GET", target, key); }
-  Reply post(std::string_view target, const std::string& key, std::string_view body,
-             const net::HttpHeaders& headers = {}) {
-    return call(server_->url(), "POST", target, key, body, headers);
+  std::string config_toml() const override {
+    std::ostringstream out;
+    out << "[compute]\nspot_grace_s = " << kGraceS << "\n"
+        << "[[fleet.gpu_types]]\nname = \"t4\"\nmemory_gib = 16\n"
+        << "[[fleet.nodes]]\nname = \"node-1\"\nregion = \"r\"\nsite = \"s\"\ncluster = \"c\"\n"
+        << "gpu_type = \"t4\"\ngpus = 4\n";
+    return out.str();
   }
 
   // A tenant of `kind` and a compute key for it.
@@ -100,7 +66,8 @@ class JobsTest : public ::testing::Test {
       if (r.status != 200) break;
       last = r.json().as_object();
       std::string_view now = last.at("state").as_string();
-      bool terminal = now == "succeeded" || now == "failed" || now == "cancelled" || now == "lost" || now == "preempted";
+      bool terminal =
+          now == "succeeded" || now == "failed" || now == "cancelled" || now == "lost" || now == "preempted";
       if (now == state || (state.empty() && terminal)) return last;
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
@@ -110,9 +77,6 @@ class JobsTest : public ::testing::Test {
   }
 
   std::string logs(const std::string& id, const std::string& key) { return get("/v1/jobs/" + id + "/logs", key).body; }
-
-  std::unique_ptr<ServerProcess> server_;
-  std::string admin_;
 };
 
 TEST_F(JobsTest, AJobRunsWithItsEnvironmentAndExitsWithItsCode) {
@@ -301,7 +265,6 @@ TEST_F(JobsTest, RestartAdoptsRunningJobs) {
   EXPECT_EQ(wait_for(queued, key, "").at("state").as_string(), "succeeded");
 }
 
-
 TEST_F(JobsTest, MaxRuntimeIsEnforced) {
   std::string key = tenant_key("external");
   std::string id = submit(key, R"({"gpus":1,"max_runtime_s":1,"command":["sleep","60"]})");
@@ -331,8 +294,8 @@ TEST_F(JobsTest, ReservationsHoldGpusForTheirTenant) {
   std::string reservation(r.json().at("id").as_string());
   // Another booking of the same GPUs is refused: only 1 is left beside it.
   Reply full = post("/v1/reservations", admin_,
-                    R"({"tenant_id":")" + holder_tenant + R"(","gpu_type":"t4","gpus":2,"start":")" +
-                        rfc3339(now) + R"(","end":")" + rfc3339(now + std::chrono::hours(2)) + R"("})");
+                    R"({"tenant_id":")" + holder_tenant + R"(","gpu_type":"t4","gpus":2,"start":")" + rfc3339(now) +
+                        R"(","end":")" + rfc3339(now + std::chrono::hours(2)) + R"("})");
   EXPECT_EQ(full.status, 409) << full.body;
 
   // Only one GPU is left for the others: a 2-GPU job waits, a 1-GPU one runs.
@@ -342,11 +305,11 @@ TEST_F(JobsTest, ReservationsHoldGpusForTheirTenant) {
   EXPECT_EQ(get("/v1/jobs/" + too_big, other).json().at("state").as_string(), "queued");
   EXPECT_EQ(post("/v1/jobs/" + too_big + "/cancel", other, "").status, 200);
   // The holder's reserved job runs on the reserved GPUs; the other tenant may not name the reservation.
-  std::string reserved = submit(holder, R"({"gpus":3,"tier":"reserved","reservation_id":")" + reservation +
-                                           R"(","command":["true"]})");
+  std::string reserved =
+      submit(holder, R"({"gpus":3,"tier":"reserved","reservation_id":")" + reservation + R"(","command":["true"]})");
   EXPECT_EQ(wait_for(reserved, holder, "").at("state").as_string(), "succeeded");
-  Reply foreign = post("/v1/jobs", other, R"({"gpus":1,"tier":"reserved","reservation_id":")" + reservation +
-                                               R"(","command":["true"]})");
+  Reply foreign = post("/v1/jobs", other,
+                       R"({"gpus":1,"tier":"reserved","reservation_id":")" + reservation + R"(","command":["true"]})");
   EXPECT_EQ(foreign.status, 400) << foreign.body;
   EXPECT_EQ(get("/v1/reservations/" + reservation, other).status, 404);
   EXPECT_EQ(get("/v1/reservations", holder).json().at("data").as_array().size(), 1u);
@@ -355,7 +318,8 @@ TEST_F(JobsTest, ReservationsHoldGpusForTheirTenant) {
 
 TEST_F(JobsTest, DrainGivesSpotJobsNotice) {
   std::string key = tenant_key("external");
-  std::string spot = submit(key, R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":"2.00","command":["sleep","60"]})");
+  std::string spot =
+      submit(key, R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":"2.00","command":["sleep","60"]})");
   std::string on_demand = submit(key, R"({"gpus":1,"command":["sh","-c","sleep 1"]})");
   wait_for(spot, key, "running");
   wait_for(on_demand, key, "running");
