@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -18,7 +20,9 @@ class GenerateTest : public ::testing::Test {
     model.vocab_size = 400;
     model.n_layers = 2;
     model.context_length = 64;
-    path_ = ::testing::TempDir() + "/generate_test.gguf";
+    // A file per test and process: ctest runs the tests of this binary in parallel.
+    path_ = ::testing::TempDir() + "/generate_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".gguf";
     ASSERT_TRUE(infer::write_random_llama(model, path_).is_ok());
   }
   void TearDown() override { std::filesystem::remove(path_); }
