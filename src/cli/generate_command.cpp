@@ -1,27 +1,19 @@
 #include "cli/generate_command.h"
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <ostream>
 #include <random>
-#include <thread>
-#include <vector>
+
 
 #include "cli/api_command.h"
-#include "infer/gguf/gguf_file.h"
-#include "infer/model/llama_model.h"
-#include "infer/sampling/sampler.h"
-#include "infer/sampling/sampling_params.h"
-#include "infer/tokenizer/detokenizer.h"
-#include "infer/tokenizer/gguf_vocabulary.h"
-#include "infer/tokenizer/tokenizer.h"
+#include "infer/engine/engine.h"
 
 namespace headroom::cli {
 namespace {
 
-using infer::TokenId;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
@@ -53,58 +45,43 @@ Status validate(const GenerateOptions& options) {
 
 Result<GenerateStats> generate(const GenerateOptions& options, std::ostream& out) {
   HR_RETURN_IF_ERROR(validate(options));
-  const infer::SamplingParams params = sampling_params(options);
+  // One sequence: a cache for the model's whole context (at most 2 GiB).
+  HR_ASSIGN_OR_RETURN(std::unique_ptr<infer::Engine> engine,
+                      infer::Engine::open(options.model_path, {.threads = options.threads,
+                                                               .kv_cache_bytes = std::size_t{2} << 30,
+                                                               .max_step_tokens = infer::kMaxBatchTokens,
+                                                               .max_running = 1,
+                                                               .max_waiting = 1}));
+  infer::GenerationRequest request;
+  HR_ASSIGN_OR_RETURN(request.prompt, engine->tokenizer().encode(options.prompt, infer::AddSpecial::kYes,
+                                                                 infer::ParseSpecial::kNo));
+  if (request.prompt.empty()) return Status::invalid_argument("the prompt has no tokens (and the model adds no bos)");
+  request.sampling = sampling_params(options);
+  request.seed = options.seed.has_value() ? *options.seed : std::random_device{}();
 
-  HR_ASSIGN_OR_RETURN(std::unique_ptr<infer::GgufFile> file, infer::GgufFile::open(options.model_path));
-  HR_ASSIGN_OR_RETURN(std::unique_ptr<infer::LlamaModel> model, infer::LlamaModel::load(*file));
-  HR_ASSIGN_OR_RETURN(infer::Vocabulary vocabulary, infer::vocabulary_from_gguf(*file));
-  HR_ASSIGN_OR_RETURN(infer::Tokenizer tokenizer, infer::Tokenizer::create(std::move(vocabulary)));
-  HR_ASSIGN_OR_RETURN(std::vector<TokenId> prompt,
-                      tokenizer.encode(options.prompt, infer::AddSpecial::kYes, infer::ParseSpecial::kNo));
-  if (prompt.empty()) return Status::invalid_argument("the prompt has no tokens (and the model adds no bos)");
-
-  const infer::LlamaConfig& config = model->config();
-  const std::size_t context = std::min(config.context_length, infer::kMaxContextTokens);
-  if (prompt.size() >= context) {
-    return Status::invalid_argument("the prompt is " + std::to_string(prompt.size()) +
-                                    " tokens, the model's context " + std::to_string(context));
-  }
-  const std::size_t max_tokens =
-      std::min(static_cast<std::size_t>(options.max_tokens), context - prompt.size());
-
-  std::size_t threads = options.threads;
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  infer::ThreadPool pool({.threads = threads});
-  infer::KvCache cache = model->new_cache(prompt.size() + max_tokens);
-  std::vector<float> logits(config.vocab);
-
+  // The callbacks run on the engine's thread while this one waits.
   GenerateStats stats;
-  stats.prompt_tokens = prompt.size();
-  const Clock::time_point prompt_start = Clock::now();
-  for (std::size_t at = 0; at < prompt.size(); at += infer::kMaxBatchTokens) {
-    const std::size_t n = std::min(infer::kMaxBatchTokens, prompt.size() - at);
-    HR_RETURN_IF_ERROR(model->forward(std::span(prompt).subspan(at, n), at, cache, logits, &pool));
-  }
-  stats.prompt_seconds = seconds_since(prompt_start);
-
-  const std::uint64_t seed = options.seed.has_value() ? *options.seed : std::random_device{}();
-  infer::Sampler sampler(params, seed);
-  infer::Detokenizer detokenizer(tokenizer);
-  std::vector<std::int32_t> generated;
-  generated.reserve(max_tokens);
-  const std::optional<TokenId> eos = tokenizer.eos();
-  const Clock::time_point generate_start = Clock::now();
-  for (std::size_t i = 0; i < max_tokens; ++i) {
-    const infer::Sample sample = sampler.sample(logits, generated);
-    generated.push_back(sample.token);
-    ++stats.generated_tokens;
-    if (eos.has_value() && sample.token == *eos) break;
-    out << detokenizer.push(sample.token) << std::flush;
-    if (i + 1 == max_tokens) break;
-    HR_RETURN_IF_ERROR(model->forward(sample.token, prompt.size() + i, cache, logits, &pool));
-  }
-  out << detokenizer.finish() << '\n' << std::flush;
-  stats.generate_seconds = seconds_since(generate_start);
+  stats.prompt_tokens = request.prompt.size();
+  const Clock::time_point start = Clock::now();
+  Clock::time_point first_token = start;
+  request.on_token = [&](const infer::GeneratedToken& token) {
+    if (first_token == start) first_token = Clock::now();
+    out << token.text << std::flush;
+    return true;
+  };
+  std::promise<infer::GenerationResult> finished;
+  request.on_finish = [&](const infer::GenerationResult& result) {
+    if (first_token == start) first_token = Clock::now();
+    out << result.text << '\n' << std::flush;
+    finished.set_value(result);
+  };
+  HR_RETURN_IF_ERROR(engine->submit(std::move(request)).status());
+  const infer::GenerationResult result = finished.get_future().get();
+  HR_RETURN_IF_ERROR(result.error);
+  // The first token comes with the prompt's step; the rest are decoding.
+  stats.prompt_seconds = std::chrono::duration<double>(first_token - start).count();
+  stats.generated_tokens = result.completion_tokens;
+  stats.generate_seconds = seconds_since(first_token);
   return stats;
 }
 

@@ -1,9 +1,9 @@
 // `headroom generate`: runs a GGUF llama model on this machine's CPU with
-// the built-in engine, no server involved. It loads the model, tokenizes the
-// prompt (with bos), runs it as a batch, then samples up to --max-tokens
-// tokens (ending early at the model's eos), streaming the text to stdout as
-// each token completes a character, and prints the prompt's and the
-// generation's tokens per second to stderr.
+// the built-in engine (infer/engine/engine.h), no server involved. It loads
+// the model, tokenizes the prompt (with bos), submits it as the engine's one
+// request, and streams the text to stdout as each token completes a
+// character: up to --max-tokens tokens, ending early at the model's eos.
+// The prompt's and the generation's tokens per second go to stderr.
 #pragma once
 
 #include <cstdint>

@@ -38,8 +38,8 @@ struct KernelTable {
   void (*silu_mul)(const float* gate, const float* up, std::size_t n, float* out);
   void (*add)(const float* a, const float* b, std::size_t n, float* out);
   void (*rope)(float* x, std::size_t heads, const RopeAngles& angles);
-  void (*attention)(const float* q, const float* k, const float* v, std::size_t n_kv, std::size_t head_dim,
-                    std::size_t kv_stride, float scale, float* scores, float* out);
+  void (*attention)(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv,
+                    std::size_t head_dim, float scale, float* scores, float* out);
 };
 
 const KernelTable& portable_table();

@@ -166,10 +166,11 @@ void Kernels::rope(float* x, std::size_t heads, const RopeAngles& angles) const 
   table_->rope(x, heads, angles);
 }
 
-void Kernels::attention(const float* q, const float* k, const float* v, std::size_t n_kv, std::size_t head_dim,
-                        std::size_t kv_stride, float scale, float* scores, float* out) const {
-  CHECK(n_kv >= 1 && head_dim >= 1 && kv_stride >= head_dim) << "n_kv " << n_kv << " head_dim " << head_dim;
-  table_->attention(q, k, v, n_kv, head_dim, kv_stride, scale, scores, out);
+void Kernels::attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv,
+                        std::size_t head_dim, float scale, float* scores, float* out) const {
+  CHECK(n_kv >= 1 && head_dim >= 1 && kv.page_tokens >= 1 && kv.stride >= head_dim)
+      << "n_kv " << n_kv << " head_dim " << head_dim << " page_tokens " << kv.page_tokens;
+  table_->attention(q, kv, head_offset, n_kv, head_dim, scale, scores, out);
 }
 
 }  // namespace headroom::infer

@@ -82,6 +82,18 @@ struct RopeAngles {
   float cos[kMaxHeadDim / 2];
   float sin[kMaxHeadDim / 2];
 };
+// Where attention() finds one sequence's cached keys and values: in pages of
+// page_tokens consecutive positions, position t's row at
+//   keys[t / page_tokens] + (t % page_tokens) * stride
+// (values likewise), each row holding every kv head. A contiguous cache is
+// a single page of page_tokens >= its length.
+struct KvPages {
+  const float* const* keys = nullptr;
+  const float* const* values = nullptr;
+  std::size_t page_tokens = 0;
+  std::size_t stride = 0;  // floats from one position's row to the next in a page
+};
+
 // theta_i = pos * base^(-2i / head_dim) for i < head_dim / 2, in double,
 // rounded to float. head_dim is even and at most kMaxHeadDim.
 RopeAngles rope_angles(std::size_t pos, std::size_t head_dim, float base);
@@ -126,12 +138,14 @@ class Kernels {
   // Rotates, in each of `heads` heads of angles.head_dim values, the pairs
   // (x[2i], x[2i+1]) by theta_i (llama's GGUF layout).
   void rope(float* x, std::size_t heads, const RopeAngles& angles) const;
-  // One query head over n_kv cached positions: scores[t] = scale * q . k_t,
-  // softmax, out = sum_t scores[t] v_t, where k_t = k + t * kv_stride (and
-  // v_t likewise) each hold head_dim values. `scores` (n_kv floats) is
-  // scratch, left holding the probabilities. n_kv >= 1.
-  void attention(const float* q, const float* k, const float* v, std::size_t n_kv, std::size_t head_dim,
-                 std::size_t kv_stride, float scale, float* scores, float* out) const;
+  // One query head over positions 0 .. n_kv - 1 of a cache: scores[t] =
+  // scale * q . k_t, softmax, out = sum_t scores[t] v_t, where k_t is the
+  // head_dim values at head_offset in position t's key row (v_t likewise).
+  // `scores` (n_kv floats) is scratch, left holding the probabilities.
+  // n_kv >= 1. Each score is computed alone, so the result does not depend
+  // on how the positions are paged.
+  void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv,
+                 std::size_t head_dim, float scale, float* scores, float* out) const;
 
  private:
   explicit Kernels(const detail::KernelTable* table) : table_(table) {}

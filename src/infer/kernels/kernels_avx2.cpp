@@ -413,33 +413,39 @@ void rope(float* x, std::size_t heads, const RopeAngles& angles) {
   }
 }
 
-void attention(const float* q, const float* k, const float* v, std::size_t n_kv, std::size_t head_dim,
-               std::size_t kv_stride, float scale, float* scores, float* out) {
+void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
+               float scale, float* scores, float* out) {
   const std::size_t full = head_dim / 8 * 8;
   const __m256i mask = tail_mask(head_dim - full);
-  for (std::size_t t = 0; t < n_kv; ++t) {
-    const float* kt = k + t * kv_stride;
-    __m256 acc = _mm256_setzero_ps();
-    for (std::size_t i = 0; i < full; i += 8)
-      acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), acc);
-    if (full < head_dim) {
-      acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + full, mask), _mm256_maskload_ps(kt + full, mask), acc);
+  for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
+    const float* k = kv.keys[page] + head_offset;
+    for (std::size_t j = 0; j < kv.page_tokens && t < n_kv; ++j, ++t) {
+      const float* kt = k + j * kv.stride;
+      __m256 acc = _mm256_setzero_ps();
+      for (std::size_t i = 0; i < full; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), acc);
+      if (full < head_dim) {
+        acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + full, mask), _mm256_maskload_ps(kt + full, mask), acc);
+      }
+      scores[t] = hsum(acc) * scale;
     }
-    scores[t] = hsum(acc) * scale;
   }
   softmax(scores, n_kv);
   for (std::size_t i = 0; i < full; i += 8) _mm256_storeu_ps(out + i, _mm256_setzero_ps());
   if (full < head_dim) _mm256_maskstore_ps(out + full, mask, _mm256_setzero_ps());
-  for (std::size_t t = 0; t < n_kv; ++t) {
-    const float* vt = v + t * kv_stride;
-    const __m256 p = _mm256_set1_ps(scores[t]);
-    for (std::size_t i = 0; i < full; i += 8) {
-      _mm256_storeu_ps(out + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + i), _mm256_loadu_ps(out + i)));
-    }
-    if (full < head_dim) {
-      _mm256_maskstore_ps(
-          out + full, mask,
-          _mm256_fmadd_ps(p, _mm256_maskload_ps(vt + full, mask), _mm256_maskload_ps(out + full, mask)));
+  for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
+    const float* v = kv.values[page] + head_offset;
+    for (std::size_t j = 0; j < kv.page_tokens && t < n_kv; ++j, ++t) {
+      const float* vt = v + j * kv.stride;
+      const __m256 p = _mm256_set1_ps(scores[t]);
+      for (std::size_t i = 0; i < full; i += 8) {
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + i), _mm256_loadu_ps(out + i)));
+      }
+      if (full < head_dim) {
+        _mm256_maskstore_ps(
+            out + full, mask,
+            _mm256_fmadd_ps(p, _mm256_maskload_ps(vt + full, mask), _mm256_maskload_ps(out + full, mask)));
+      }
     }
   }
 }

@@ -154,19 +154,25 @@ void rope(float* x, std::size_t heads, const RopeAngles& angles) {
   }
 }
 
-void attention(const float* q, const float* k, const float* v, std::size_t n_kv, std::size_t head_dim,
-               std::size_t kv_stride, float scale, float* scores, float* out) {
-  for (std::size_t t = 0; t < n_kv; ++t) {
-    const float* kt = k + t * kv_stride;
-    float dot = 0;
-    for (std::size_t i = 0; i < head_dim; ++i) dot += q[i] * kt[i];
-    scores[t] = dot * scale;
+void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
+               float scale, float* scores, float* out) {
+  for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
+    const float* k = kv.keys[page] + head_offset;
+    for (std::size_t j = 0; j < kv.page_tokens && t < n_kv; ++j, ++t) {
+      const float* kt = k + j * kv.stride;
+      float dot = 0;
+      for (std::size_t i = 0; i < head_dim; ++i) dot += q[i] * kt[i];
+      scores[t] = dot * scale;
+    }
   }
   softmax(scores, n_kv);
   std::fill(out, out + head_dim, 0.0f);
-  for (std::size_t t = 0; t < n_kv; ++t) {
-    const float* vt = v + t * kv_stride;
-    for (std::size_t i = 0; i < head_dim; ++i) out[i] += scores[t] * vt[i];
+  for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
+    const float* v = kv.values[page] + head_offset;
+    for (std::size_t j = 0; j < kv.page_tokens && t < n_kv; ++j, ++t) {
+      const float* vt = v + j * kv.stride;
+      for (std::size_t i = 0; i < head_dim; ++i) out[i] += scores[t] * vt[i];
+    }
   }
 }
 

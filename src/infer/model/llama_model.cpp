@@ -33,8 +33,9 @@ Result<const float*> norm(const GgufFile& file, const std::string& name, std::si
   return reinterpret_cast<const float*>(view.data);
 }
 
-// Sizes a scratch vector for at least n floats (it only grows).
-float* scratch(std::vector<float>& v, std::size_t n) {
+// Sizes a scratch vector for at least n values (it only grows).
+template <typename T>
+T* grow(std::vector<T>& v, std::size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
 }
@@ -42,9 +43,10 @@ float* scratch(std::vector<float>& v, std::size_t n) {
 }  // namespace
 
 KvCache::KvCache(const LlamaConfig& config, std::size_t context_tokens)
-    : context_tokens_(context_tokens), kv_dim_(config.kv_dim) {
-  keys_.assign(config.n_layers * context_tokens * config.kv_dim, 0.0f);
-  values_.assign(keys_.size(), 0.0f);
+    : context_tokens_(context_tokens),
+      pool_(std::make_unique<KvPool>(config, (context_tokens + kKvPageTokens - 1) / kKvPageTokens)),
+      sequence_(*pool_) {
+  CHECK(sequence_.reserve(context_tokens));
 }
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const GgufFile& file, LlamaModelOptions options) {
@@ -188,67 +190,100 @@ Status LlamaModel::forward(std::int32_t token, std::size_t pos, KvCache& cache, 
 
 Status LlamaModel::forward(std::span<const std::int32_t> tokens, std::size_t start_pos, KvCache& cache,
                            std::span<float> logits, ThreadPool* pool) const {
+  if (start_pos + tokens.size() > cache.context_tokens()) {
+    return Status::invalid_argument("positions up to " + std::to_string(start_pos + tokens.size() - 1) +
+                                    " do not fit a cache of " + std::to_string(cache.context_tokens()));
+  }
+  if (logits.size() != config_.vocab) {
+    return Status::invalid_argument("logits hold " + std::to_string(logits.size()) + " values, the vocabulary " +
+                                    std::to_string(config_.vocab));
+  }
+  const SequenceSlice slice{&cache.sequence_, tokens, start_pos, logits};
+  return forward(std::span(&slice, 1), cache.scratch_, pool);
+}
+
+Status LlamaModel::forward(std::span<const SequenceSlice> slices, ForwardScratch& scratch, ThreadPool* pool) const {
   const LlamaConfig& c = config_;
-  const std::size_t batch = tokens.size();
+  std::size_t batch = 0, n_logits = 0;
+  for (const SequenceSlice& slice : slices) {
+    if (slice.kv == nullptr || slice.tokens.empty()) {
+      return Status::invalid_argument("a forward slice needs a sequence and at least one token");
+    }
+    batch += slice.tokens.size();
+    if (slice.start_pos + slice.tokens.size() > slice.kv->capacity()) {
+      return Status::invalid_argument("positions up to " + std::to_string(slice.start_pos + slice.tokens.size() - 1) +
+                                      " do not fit the sequence's " + std::to_string(slice.kv->capacity()));
+    }
+    if (!slice.logits.empty()) {
+      if (slice.logits.size() != c.vocab) {
+        return Status::invalid_argument("logits hold " + std::to_string(slice.logits.size()) +
+                                        " values, the vocabulary " + std::to_string(c.vocab));
+      }
+      ++n_logits;
+    }
+    for (std::int32_t token : slice.tokens) {
+      if (token < 0 || static_cast<std::size_t>(token) >= c.vocab) {
+        return Status::invalid_argument("token " + std::to_string(token) + " is outside the vocabulary of " +
+                                        std::to_string(c.vocab));
+      }
+    }
+  }
   if (batch == 0 || batch > kMaxBatchTokens) {
     return Status::invalid_argument("a forward batch holds 1 to " + std::to_string(kMaxBatchTokens) +
                                     " tokens, got " + std::to_string(batch));
   }
-  if (start_pos + batch > cache.context_tokens()) {
-    return Status::invalid_argument("positions up to " + std::to_string(start_pos + batch - 1) +
-                                    " do not fit a cache of " + std::to_string(cache.context_tokens()));
-  }
-  if (logits.size() != c.vocab) {
-    return Status::invalid_argument("logits hold " + std::to_string(logits.size()) + " values, the vocabulary " +
-                                    std::to_string(c.vocab));
-  }
-  for (std::int32_t token : tokens) {
-    if (token < 0 || static_cast<std::size_t>(token) >= c.vocab) {
-      return Status::invalid_argument("token " + std::to_string(token) + " is outside the vocabulary of " +
-                                      std::to_string(c.vocab));
-    }
-  }
   const Kernels& k = *kernels_;
   const std::size_t dim = c.dim, hd = c.head_dim, kv_dim = c.kv_dim;
-  float* x = scratch(cache.x_, batch * dim);
-  float* h = scratch(cache.h_, batch * dim);
-  float* q = scratch(cache.q_, batch * dim);
-  float* attended = scratch(cache.attended_, batch * dim);
-  float* out = scratch(cache.out_, batch * dim);
-  float* gate = scratch(cache.gate_, batch * c.hidden_dim);
-  float* up = scratch(cache.up_, batch * c.hidden_dim);
-  for (std::size_t b = 0; b < batch; ++b) embed(tokens[b], x + b * dim);
-
-  std::vector<RopeAngles> angles(batch);
-  for (std::size_t b = 0; b < batch; ++b) angles[b] = rope_angles(start_pos + b, hd, c.rope_base);
+  float* x = grow(scratch.x_, batch * dim);
+  float* h = grow(scratch.h_, batch * dim);
+  float* q = grow(scratch.q_, batch * dim);
+  float* keys = grow(scratch.k_, batch * kv_dim);
+  float* values = grow(scratch.v_, batch * kv_dim);
+  float* attended = grow(scratch.attended_, batch * dim);
+  float* out = grow(scratch.out_, batch * dim);
+  float* gate = grow(scratch.gate_, batch * c.hidden_dim);
+  float* up = grow(scratch.up_, batch * c.hidden_dim);
+  RopeAngles* angles = grow(scratch.angles_, batch);
+  // Row r of the batch belongs to slice row_slice[r], at position row_pos[r].
+  std::uint32_t* row_slice = grow(scratch.row_slice_, batch);
+  std::size_t* row_pos = grow(scratch.row_pos_, batch);
+  for (std::size_t s = 0, r = 0; s < slices.size(); ++s) {
+    const SequenceSlice& slice = slices[s];
+    for (std::size_t i = 0; i < slice.tokens.size(); ++i, ++r) {
+      row_slice[r] = static_cast<std::uint32_t>(s);
+      row_pos[r] = slice.start_pos + i;
+      embed(slice.tokens[i], x + r * dim);
+      angles[r] = rope_angles(row_pos[r], hd, c.rope_base);
+    }
+  }
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   const std::size_t group = c.n_heads / c.n_kv_heads;
 
   for (std::size_t l = 0; l < c.n_layers; ++l) {
     const Layer& L = layers_[l];
-    // Consecutive positions are contiguous in the cache: the batch's keys
-    // and values are written in place.
-    float* keys = cache.key(l, start_pos);
-    float* values = cache.value(l, start_pos);
-    for (std::size_t b = 0; b < batch; ++b) k.rmsnorm(x + b * dim, L.attn_norm, dim, c.rms_epsilon, h + b * dim);
+    for (std::size_t r = 0; r < batch; ++r) k.rmsnorm(x + r * dim, L.attn_norm, dim, c.rms_epsilon, h + r * dim);
     k.matmul(L.wq, h, batch, q, pool, precision_);
     k.matmul(L.wk, h, batch, keys, pool, precision_);
     k.matmul(L.wv, h, batch, values, pool, precision_);
-    for (std::size_t b = 0; b < batch; ++b) {
-      k.rope(q + b * dim, c.n_heads, angles[b]);
-      k.rope(keys + b * kv_dim, c.n_kv_heads, angles[b]);
+    for (std::size_t s = 0, r = 0; s < slices.size(); ++s) {
+      const SequenceSlice& slice = slices[s];
+      for (std::size_t i = 0; i < slice.tokens.size(); ++i, ++r) {
+        k.rope(q + r * dim, c.n_heads, angles[r]);
+        k.rope(keys + r * kv_dim, c.n_kv_heads, angles[r]);
+        std::memcpy(slice.kv->key_row(l, slice.start_pos + i), keys + r * kv_dim, kv_dim * sizeof(float));
+        std::memcpy(slice.kv->value_row(l, slice.start_pos + i), values + r * kv_dim, kv_dim * sizeof(float));
+      }
     }
-    const float* layer_keys = cache.key(l, 0);
-    const float* layer_values = cache.value(l, 0);
     auto attend = [&](std::size_t begin, std::size_t end) {
       thread_local std::vector<float> scores;
       for (std::size_t task = begin; task < end; ++task) {
-        const std::size_t b = task / c.n_heads, head = task % c.n_heads;
-        const std::size_t n_kv = start_pos + b + 1;
+        const std::size_t r = task / c.n_heads, head = task % c.n_heads;
+        const SequenceSlice& slice = slices[row_slice[r]];
+        const std::size_t n_kv = row_pos[r] + 1;  // the positions it sees, itself included
         if (scores.size() < n_kv) scores.resize(n_kv);
-        const std::size_t kv_offset = (head / group) * hd;
-        k.attention(q + b * dim + head * hd, layer_keys + kv_offset, layer_values + kv_offset, n_kv, hd, kv_dim,
-                    scale, scores.data(), attended + b * dim + head * hd);
+        const std::size_t offset = l * slice.kv->layer_stride() + (head / group) * hd;
+        k.attention(q + r * dim + head * hd, slice.kv->pages(), offset, n_kv, hd, scale, scores.data(),
+                    attended + r * dim + head * hd);
       }
     };
     if (pool != nullptr) {
@@ -258,16 +293,27 @@ Status LlamaModel::forward(std::span<const std::int32_t> tokens, std::size_t sta
     }
     k.matmul(L.wo, attended, batch, out, pool, precision_);
     k.add(x, out, batch * dim, x);
-    for (std::size_t b = 0; b < batch; ++b) k.rmsnorm(x + b * dim, L.ffn_norm, dim, c.rms_epsilon, h + b * dim);
+    for (std::size_t r = 0; r < batch; ++r) k.rmsnorm(x + r * dim, L.ffn_norm, dim, c.rms_epsilon, h + r * dim);
     k.matmul(L.w_gate, h, batch, gate, pool, precision_);
     k.matmul(L.w_up, h, batch, up, pool, precision_);
     k.silu_mul(gate, up, batch * c.hidden_dim, gate);
     k.matmul(L.w_down, gate, batch, out, pool, precision_);
     k.add(x, out, batch * dim, x);
   }
-  const float* last = x + (batch - 1) * dim;
-  k.rmsnorm(last, output_norm_, dim, c.rms_epsilon, h);
-  k.matmul(output_, h, 1, logits.data(), pool, precision_);
+
+  // The logits, for the last row of each slice that asks: one matmul for all.
+  if (n_logits == 0) return Status::ok();
+  float* logits = grow(scratch.logits_, n_logits * c.vocab);
+  std::size_t n = 0;
+  for (std::size_t s = 0, end = 0; s < slices.size(); ++s) {
+    end += slices[s].tokens.size();
+    if (!slices[s].logits.empty()) k.rmsnorm(x + (end - 1) * dim, output_norm_, dim, c.rms_epsilon, h + n++ * dim);
+  }
+  k.matmul(output_, h, n_logits, logits, pool, precision_);
+  n = 0;
+  for (const SequenceSlice& slice : slices) {
+    if (!slice.logits.empty()) std::memcpy(slice.logits.data(), logits + n++ * c.vocab, c.vocab * sizeof(float));
+  }
   return Status::ok();
 }
 

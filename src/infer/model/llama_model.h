@@ -18,9 +18,9 @@
 //
 // Ownership and threads: a LlamaModel holds views into the GgufFile, which
 // must outlive it. It is immutable after load(), so any number of threads
-// may run forward() at once, each on its own KvCache. A KvCache is one
-// sequence's state (its keys and values, and the scratch activations of a
-// step) and is not thread-safe. The ThreadPool passed to forward() splits
+// may run forward() at once, each on its own sequences and ForwardScratch
+// (a KvCache holds both for one sequence). Keys and values live in pages
+// (kv_cache.h), whether of one sequence or of a batch. The ThreadPool passed to forward() splits
 // each step's loops; null runs them on the calling thread.
 #pragma once
 
@@ -34,6 +34,7 @@
 #include "infer/gguf/gguf_file.h"
 #include "infer/kernels/kernels.h"
 #include "infer/kernels/thread_pool.h"
+#include "infer/model/kv_cache.h"
 
 namespace headroom::infer {
 
@@ -58,22 +59,45 @@ struct LlamaConfig {
   bool tied_output = false;        // no output.weight: logits use token_embd
 };
 
-// One sequence's keys and values, F32, laid out [layer][pos][kv_dim], for
-// positions 0 .. context_tokens() - 1, and the scratch of a forward step.
+// The scratch activations of a forward step, sized for the largest batch
+// seen so far. One per thread that calls forward(); not thread-safe.
+class ForwardScratch {
+ private:
+  friend class LlamaModel;
+  std::vector<float> x_, h_, q_, k_, v_, attended_, out_, gate_, up_, logits_;
+  std::vector<RopeAngles> angles_;
+  std::vector<std::uint32_t> row_slice_;  // each row's slice
+  std::vector<std::size_t> row_pos_;      // each row's position
+};
+
+// One sequence's part of a batched forward step: tokens[i] runs at position
+// start_pos + i of the sequence whose keys and values `kv` holds (positions
+// before start_pos already there, room up to start_pos + tokens.size()).
+// With non-empty `logits` (the vocabulary's size), the logits that follow
+// the last token are written there.
+struct SequenceSlice {
+  KvSequence* kv = nullptr;
+  std::span<const std::int32_t> tokens;
+  std::size_t start_pos = 0;
+  std::span<float> logits;
+};
+
+// One sequence with a cache of its own: what a caller that runs a single
+// sequence needs (the CLI, tests, benchmarks). Movable.
 class KvCache {
  public:
   KvCache(const LlamaConfig& config, std::size_t context_tokens);
   std::size_t context_tokens() const { return context_tokens_; }
-  float* key(std::size_t layer, std::size_t pos) { return &keys_[(layer * context_tokens_ + pos) * kv_dim_]; }
-  float* value(std::size_t layer, std::size_t pos) { return &values_[(layer * context_tokens_ + pos) * kv_dim_]; }
+  // Position pos's row of kv_dim keys (values) at `layer`.
+  const float* key(std::size_t layer, std::size_t pos) const { return sequence_.key_row(layer, pos); }
+  const float* value(std::size_t layer, std::size_t pos) const { return sequence_.value_row(layer, pos); }
 
  private:
   friend class LlamaModel;
   std::size_t context_tokens_;
-  std::size_t kv_dim_;
-  std::vector<float> keys_, values_;
-  // Scratch of forward(), sized for the largest batch seen so far.
-  std::vector<float> x_, h_, q_, attended_, out_, gate_, up_;
+  std::unique_ptr<KvPool> pool_;
+  KvSequence sequence_;
+  ForwardScratch scratch_;
 };
 
 struct LlamaModelOptions {
@@ -106,6 +130,16 @@ class LlamaModel {
   // last one. At most kMaxBatchTokens tokens; the same errors as above.
   [[nodiscard]] Status forward(std::span<const std::int32_t> tokens, std::size_t start_pos, KvCache& cache,
                                std::span<float> logits, ThreadPool* pool) const;
+
+  // One step of several sequences at once: the tokens of every slice form
+  // one batch for the weight matrices (each read once), and each attends to
+  // its own sequence. At most kMaxBatchTokens tokens in all; no two slices
+  // of one sequence. Every value is computed as it would be for that
+  // sequence alone (the kernels compute each row alone), so the logits are
+  // the same bits batched or not. invalid_argument, before anything runs,
+  // for a slice that breaks the rules above.
+  [[nodiscard]] Status forward(std::span<const SequenceSlice> slices, ForwardScratch& scratch,
+                               ThreadPool* pool) const;
 
   // The embedding row of `token`, dequantized to dim floats.
   void embed(std::int32_t token, float* out) const;

@@ -1,0 +1,91 @@
+#include "infer/model/kv_cache.h"
+
+#include <utility>
+
+#include "common/check.h"
+#include "infer/model/llama_model.h"
+
+namespace headroom::infer {
+
+KvPool::KvPool(const LlamaConfig& config, std::size_t pages)
+    : pages_(pages),
+      kv_dim_(config.kv_dim),
+      page_floats_(kKvPageTokens * config.kv_dim),
+      layer_stride_(pages * page_floats_),
+      keys_(std::make_unique_for_overwrite<float[]>(config.n_layers * layer_stride_)),
+      values_(std::make_unique_for_overwrite<float[]>(config.n_layers * layer_stride_)),
+      in_use_(pages, 0) {
+  CHECK(pages <= UINT32_MAX) << pages << " pages";
+  free_.reserve(pages);
+  for (std::size_t p = pages; p > 0; --p) free_.push_back(static_cast<std::uint32_t>(p - 1));
+}
+
+std::size_t KvPool::page_bytes(const LlamaConfig& config) {
+  return 2 * config.n_layers * kKvPageTokens * config.kv_dim * sizeof(float);
+}
+
+std::int64_t KvPool::allocate() {
+  if (free_.empty()) return -1;
+  const std::uint32_t page = free_.back();
+  free_.pop_back();
+  in_use_[page] = 1;
+  return page;
+}
+
+void KvPool::release(std::uint32_t page) {
+  // A page freed twice would be handed to two sequences, each overwriting
+  // the other's keys.
+  CHECK(page < pages_ && in_use_[page]) << "page " << page << " released but not in use";
+  in_use_[page] = 0;
+  free_.push_back(page);
+}
+
+KvSequence::KvSequence(KvSequence&& other) noexcept
+    : pool_(other.pool_),
+      ids_(std::move(other.ids_)),
+      key_pages_(std::move(other.key_pages_)),
+      value_pages_(std::move(other.value_pages_)) {
+  other.ids_.clear();
+  other.key_pages_.clear();
+  other.value_pages_.clear();
+}
+
+KvSequence& KvSequence::operator=(KvSequence&& other) noexcept {
+  if (this != &other) {
+    clear();
+    pool_ = other.pool_;
+    ids_ = std::move(other.ids_);
+    key_pages_ = std::move(other.key_pages_);
+    value_pages_ = std::move(other.value_pages_);
+    other.ids_.clear();
+    other.key_pages_.clear();
+    other.value_pages_.clear();
+  }
+  return *this;
+}
+
+std::size_t KvSequence::pages_needed(std::size_t tokens) const {
+  const std::size_t want = (tokens + kKvPageTokens - 1) / kKvPageTokens;
+  return want > ids_.size() ? want - ids_.size() : 0;
+}
+
+bool KvSequence::reserve(std::size_t tokens) {
+  const std::size_t needed = pages_needed(tokens);
+  if (needed > pool_->free_pages()) return false;
+  for (std::size_t i = 0; i < needed; ++i) {
+    const auto page = static_cast<std::uint32_t>(pool_->allocate());
+    ids_.push_back(page);
+    key_pages_.push_back(pool_->keys(page));
+    value_pages_.push_back(pool_->values(page));
+  }
+  return true;
+}
+
+void KvSequence::clear() {
+  for (std::uint32_t page : ids_) pool_->release(page);
+  ids_.clear();
+  key_pages_.clear();
+  value_pages_.clear();
+}
+
+}  // namespace headroom::infer

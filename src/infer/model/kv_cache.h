@@ -1,0 +1,112 @@
+// The paged KV cache: every sequence's keys and values in one pool of
+// fixed-size pages, so that the engine's memory for them is bounded and
+// shared, and a sequence grows a page at a time instead of reserving its
+// whole context up front (vLLM's PagedAttention, without the GPU).
+//
+// A page holds kKvPageTokens consecutive positions of one sequence, for every
+// layer. The pool lays its memory out as
+//
+//   keys:   [layer][page][position in page][kv_dim]   floats
+//   values: [layer][page][position in page][kv_dim]   floats
+//
+// so that page p's keys at layer l lie at keys + l * layer_stride + p *
+// page_floats. A KvSequence keeps the layer-0 address of each of its pages,
+// in position order; attention reaches layer l by adding l * layer_stride to
+// each (KvPages and the head offset, infer/kernels/kernels.h). Keys and values
+// share the layout, so one offset serves both.
+//
+// Not thread-safe: the engine's scheduler thread allocates and frees pages;
+// forward() only reads and writes the pages of the sequences it is given.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "infer/kernels/kernels.h"
+
+namespace headroom::infer {
+
+struct LlamaConfig;
+
+inline constexpr std::size_t kKvPageTokens = 16;
+
+class KvPool {
+ public:
+  // A pool of `pages` pages for a model of `config`'s shape.
+  KvPool(const LlamaConfig& config, std::size_t pages);
+  KvPool(const KvPool&) = delete;
+  KvPool& operator=(const KvPool&) = delete;
+
+  // The bytes one page takes (keys and values, every layer).
+  static std::size_t page_bytes(const LlamaConfig& config);
+
+  std::size_t pages() const { return pages_; }
+  std::size_t free_pages() const { return free_.size(); }
+  std::size_t layer_stride() const { return layer_stride_; }
+  std::size_t kv_dim() const { return kv_dim_; }
+
+  // A free page's index, or -1 when none is left.
+  std::int64_t allocate();
+  void release(std::uint32_t page);
+
+  float* keys(std::uint32_t page) { return keys_.get() + std::size_t{page} * page_floats_; }
+  float* values(std::uint32_t page) { return values_.get() + std::size_t{page} * page_floats_; }
+
+ private:
+  std::size_t pages_;
+  std::size_t kv_dim_;
+  std::size_t page_floats_;   // kKvPageTokens * kv_dim
+  std::size_t layer_stride_;  // pages_ * page_floats_
+  // Left uninitialised: the allocator maps large blocks lazily, so memory is
+  // committed as pages are first written, not for the whole limit up front.
+  // A position is always written before attention reads it.
+  std::unique_ptr<float[]> keys_, values_;
+  std::vector<std::uint32_t> free_;  // a stack: the most recently freed page is reused first
+  std::vector<std::uint8_t> in_use_;
+};
+
+// One sequence's pages in a pool, in position order. Returns them to the pool
+// when destroyed or cleared. Move-only; the pool must outlive it.
+class KvSequence {
+ public:
+  explicit KvSequence(KvPool& pool) : pool_(&pool) {}
+  ~KvSequence() { clear(); }
+  KvSequence(KvSequence&& other) noexcept;
+  KvSequence& operator=(KvSequence&& other) noexcept;
+  KvSequence(const KvSequence&) = delete;
+  KvSequence& operator=(const KvSequence&) = delete;
+
+  // Positions 0 .. capacity() - 1 have room.
+  std::size_t capacity() const { return key_pages_.size() * kKvPageTokens; }
+  // The pages that room for `tokens` positions takes beyond those held.
+  std::size_t pages_needed(std::size_t tokens) const;
+
+  // Takes pages until positions 0 .. tokens - 1 have room. False, having
+  // taken none, when the pool has too few free pages.
+  bool reserve(std::size_t tokens);
+  // Returns every page to the pool.
+  void clear();
+
+  // Position pos's row of kv_dim keys (values) at `layer`.
+  float* key_row(std::size_t layer, std::size_t pos) const { return row(key_pages_, layer, pos); }
+  float* value_row(std::size_t layer, std::size_t pos) const { return row(value_pages_, layer, pos); }
+
+  // The layer-0 view attention reads (add layer * layer_stride() to the
+  // head offset for another layer).
+  KvPages pages() const { return {key_pages_.data(), value_pages_.data(), kKvPageTokens, pool_->kv_dim()}; }
+  std::size_t layer_stride() const { return pool_->layer_stride(); }
+
+ private:
+  float* row(const std::vector<const float*>& pages, std::size_t layer, std::size_t pos) const {
+    return const_cast<float*>(pages[pos / kKvPageTokens]) + layer * pool_->layer_stride() +
+           (pos % kKvPageTokens) * pool_->kv_dim();
+  }
+
+  KvPool* pool_;
+  std::vector<std::uint32_t> ids_;
+  std::vector<const float*> key_pages_, value_pages_;  // layer-0 addresses, one per page
+};
+
+}  // namespace headroom::infer
