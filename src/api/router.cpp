@@ -175,14 +175,14 @@ void Router::dispatch(const net::HttpRequest& request, net::HttpResponse& respon
     auto caller = authenticator_.authenticate(request.header("authorization"));
     if (!caller) {
       response.headers.emplace_back("www-authenticate", "Bearer");
-      write_error(response, caller.status(), request.request_id);
+      route.errors(response, caller.status(), request.request_id);
       return;
     }
     ctx.caller = std::move(*caller);
     if (!ctx.caller.has_scope(route.scope)) {
       std::string needed;
       for (auto name : store::scope_names(route.scope)) needed += (needed.empty() ? "" : ", ") + std::string(name);
-      write_error(response, Status::permission_denied("this route needs a key with the " + needed + " scope"),
+      route.errors(response, Status::permission_denied("this route needs a key with the " + needed + " scope"),
                   request.request_id);
       return;
     }
@@ -192,12 +192,12 @@ void Router::dispatch(const net::HttpRequest& request, net::HttpResponse& respon
                                          " not found");
       auto owner = route.ownership->owner_of(id);
       if (!owner) {
-        write_error(response, owner.status(), request.request_id);
+        route.errors(response, owner.status(), request.request_id);
         return;
       }
       // The same answer for "no such object" and "not yours": reveal nothing.
       if (!*owner || !ctx.caller.may_access(**owner)) {
-        write_error(response, not_found, request.request_id);
+        route.errors(response, not_found, request.request_id);
         return;
       }
     }
@@ -211,7 +211,7 @@ void Router::dispatch(const net::HttpRequest& request, net::HttpResponse& respon
       response.deferred->abandon();
       response.deferred.reset();
     }
-    write_error(response, status, request.request_id);
+    route.errors(response, status, request.request_id);
   }
 }
 

@@ -74,6 +74,10 @@ struct RouteDoc {
   std::vector<std::string> query_params;
 };
 
+// Writes an error response; a route picks the shape of its errors.
+using ErrorWriter = void (*)(net::HttpResponse& response, const Status& status, std::string_view request_id);
+void write_error(net::HttpResponse& response, const Status& status, std::string_view request_id);
+
 struct Route {
   std::string method;
   std::string pattern;  // "/v1/tenants/{id}/keys"
@@ -82,6 +86,9 @@ struct Route {
   std::optional<Ownership> ownership;
   Handler handler;
   RouteDoc doc;
+  // Every error of the route, the router's (authentication, scope,
+  // ownership) included: Headroom's shape, or OpenAI's on its API's routes.
+  ErrorWriter errors = write_error;
 };
 
 // Thread-safe once sealed. Must outlive the server, and every response it

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "api/router.h"
@@ -20,6 +21,8 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "fleet/detect.h"
+#include "gateway/builtin_model.h"
+#include "gateway/model_service.h"
 #include "net/server.h"
 
 namespace headroom::api {
@@ -94,7 +97,8 @@ Result<compute::ComputeOptions> compute_options_of(const config::ComputeConfig& 
 // GPU type in every tier ([compute.prices], internal work free) and the
 // configured token prices.
 std::vector<ledger::PriceEntry> price_list(const config::ServeConfig& config, const fleet::FleetSpec& fleet,
-                                           const compute::ComputeOptions& compute) {
+                                           const compute::ComputeOptions& compute,
+                                           const std::vector<gateway::Deployment>& deployments) {
   std::vector<ledger::PriceEntry> out;
   for (const auto& type : fleet.gpu_types) {
     auto it = compute.prices.find(type.name);
@@ -107,6 +111,49 @@ std::vector<ledger::PriceEntry> price_list(const config::ServeConfig& config, co
   for (const auto& [model, p] : config.billing.token_prices) {
     out.push_back({ledger::Product::kTokens, model, "input", {}, p.input});
     out.push_back({ledger::Product::kTokens, model, "output", {}, p.output});
+  }
+  for (const gateway::Deployment& d : deployments) {
+    out.push_back({ledger::Product::kTokens, d.name, "input", {}, d.input_price});
+    out.push_back({ledger::Product::kTokens, d.name, "output", {}, d.output_price});
+  }
+  return out;
+}
+
+// The hosted models: those of [models], or the built-in one (written to
+// DATA/models from the binary) when the config names none.
+Result<std::vector<gateway::Deployment>> deployments_of(const config::ServeConfig& config,
+                                                        const std::filesystem::path& data_dir) {
+  std::map<std::string, config::ModelConfig> models;
+  if (config.models) {
+    models = *config.models;
+  } else {
+    config::ModelConfig builtin;
+    builtin.file = std::string(config::kBuiltinModelScheme) + std::string(gateway::kBuiltinModelName);
+    builtin.input_price = Money::from_nanos(50'000'000);    // $0.05 per million tokens
+    builtin.output_price = Money::from_nanos(100'000'000);  // $0.10
+    models[std::string(gateway::kBuiltinModelName)] = builtin;
+  }
+  std::vector<gateway::Deployment> out;
+  for (const auto& [name, m] : models) {
+    gateway::Deployment d;
+    d.name = name;
+    d.file = m.file;
+    if (m.file.starts_with(config::kBuiltinModelScheme)) {
+      if (m.file.substr(config::kBuiltinModelScheme.size()) != gateway::kBuiltinModelName) {
+        return Status::invalid_argument("models." + name + ".file: the built-in model is " +
+                                        std::string(config::kBuiltinModelScheme) +
+                                        std::string(gateway::kBuiltinModelName));
+      }
+      HR_ASSIGN_OR_RETURN(d.file, gateway::materialize_builtin_model((data_dir / "models").string()));
+    }
+    d.input_price = m.input_price;
+    d.output_price = m.output_price;
+    d.engine.threads = m.threads;
+    d.engine.kv_cache_bytes = std::size_t{m.kv_cache_mb} << 20;
+    d.engine.context_tokens = m.context_tokens;
+    d.engine.max_running = m.max_running;
+    d.engine.max_step_tokens = std::max<std::size_t>(d.engine.max_step_tokens, m.max_running);
+    out.push_back(std::move(d));
   }
   return out;
 }
@@ -174,7 +221,8 @@ Status serve(const ServeFlags& flags) {
   // The money: the ledger under DATA/ledger, rating the usage log.
   billing::BillingOptions billing_options;
   billing_options.dir = (data_dir / "ledger").string();
-  billing_options.prices = price_list(config, fleet, compute_options);
+  HR_ASSIGN_OR_RETURN(std::vector<gateway::Deployment> deployments, deployments_of(config, data_dir));
+  billing_options.prices = price_list(config, fleet, compute_options, deployments);
   billing_options.is_internal = [&authenticator](std::string_view tenant_id) {
     return authenticator.tenant_kind(std::string(tenant_id)) == store::TenantKind::kInternal;
   };
@@ -184,7 +232,14 @@ Status serve(const ServeFlags& flags) {
   HR_ASSIGN_OR_RETURN(auto compute,
                       compute::ComputeService::start(*store, fleet, *executor, *usage, clock, compute_options));
 
+  // Hosted models, metered into the usage log and checked against budgets.
+  HR_ASSIGN_OR_RETURN(auto models, gateway::ModelService::open(std::move(deployments), {.usage = usage.get(),
+                                                                                        .wallet = billing.get(),
+                                                                                        .clock = &clock,
+                                                                                        .random = &random}));
+
   Services services{*store, authenticator, clock, random, fleet, admin_tenant_id};
+  services.models = models.get();
   services.compute = compute.get();
   services.billing = billing.get();
   services.usage = usage.get();
@@ -205,6 +260,9 @@ Status serve(const ServeFlags& flags) {
   std::printf("headroom %s\n", HEADROOM_VERSION);
   std::printf("  data:    %s (SQLite, schema v%d)\n", config.data_dir.c_str(), store->schema_version());
   std::printf("  fleet:   %s\n", describe_fleet(fleet).c_str());
+  std::string model_names;
+  for (const gateway::ModelInfo& m : models->models()) model_names += (model_names.empty() ? "" : ", ") + m.id;
+  std::printf("  models:  %s\n", model_names.empty() ? "none" : model_names.c_str());
   std::printf("  threads: %zu\n", options.threads);
   if (!new_admin_key.empty()) {
     std::printf("  admin key (shown once, keep it safe): %s\n", new_admin_key.c_str());
@@ -221,6 +279,7 @@ Status serve(const ServeFlags& flags) {
   spdlog::info("received {}: finishing in-flight requests", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   services.ready.store(false);
   server->stop();
+  models.reset();   // after the server; meters what its engines were running
   compute.reset();  // after the server: no request waits on it any more; jobs run on, adopted at next start
   billing.reset();  // after compute, which holds and releases through it; rates what is recorded
   spdlog::info("stopped");

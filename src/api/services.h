@@ -11,6 +11,7 @@
 #include "billing/billing_service.h"
 #include "compute/compute_service.h"
 #include "fleet/fleet.h"
+#include "gateway/model_service.h"
 #include "store/store.h"
 
 namespace headroom::api {
@@ -27,6 +28,7 @@ struct Services {
   compute::ComputeService* compute = nullptr;  // raw compute; set before the server starts
   billing::BillingService* billing = nullptr;  // the money; set before the server starts
   ledger::UsageLog* usage = nullptr;           // where usage is recorded
+  gateway::ModelService* models = nullptr;     // hosted models; set before the server starts
   std::atomic<bool> ready{false};  // false while starting and once shutting down
 };
 
@@ -46,6 +48,7 @@ void add_tenant_routes(Router& router, Services& services);
 void add_fleet_routes(Router& router, Services& services);
 void add_compute_routes(Router& router, Services& services);
 void add_billing_routes(Router& router, Services& services);
+void add_model_routes(Router& router, Services& services);  // the OpenAI API
 
 // The OpenAPI 3 document of every route in `router`.
 std::string openapi_document(const Router& router);

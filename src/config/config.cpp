@@ -454,6 +454,45 @@ Status read_billing(const TableReader& billing, ServeConfig& config) {
   return Status::ok();
 }
 
+Status read_models(const TableReader& models, ServeConfig& config) {
+  auto& out = config.models.emplace();
+  for (auto&& [key, node] : models.table()) {
+    const std::string_view name = key.str();
+    if (name.empty() || name.size() > limits::kModelNameBytes) {
+      return models.error(name, "a model name is 1 to " + std::to_string(limits::kModelNameBytes) + " bytes");
+    }
+    HR_ASSIGN_OR_RETURN(const toml::table* table, models.optional_table(name));
+    if (!table) return models.error(name, "expected a table such as { file = \"model.gguf\" }");
+    TableReader entry(models.source(), *table, models.path_of(name));
+    HR_RETURN_IF_ERROR(entry.check_keys(
+        {"file", "input_price", "output_price", "threads", "kv_cache_mb", "context_tokens", "max_running"}));
+    ModelConfig& m = out[std::string(name)];
+    HR_ASSIGN_OR_RETURN(m.file, entry.required_string("file", 4096));
+    for (auto [field, slot] : {std::pair{"input_price", &m.input_price}, std::pair{"output_price", &m.output_price}}) {
+      HR_ASSIGN_OR_RETURN(auto text, entry.optional_string(field, 32));
+      if (!text) continue;
+      auto money = Money::parse(*text);
+      if (!money || money->nanos() < 0) {
+        return entry.error(field, "expected a price per million tokens such as \"0.05\", got " + quote_for_message(*text));
+      }
+      *slot = *money;
+    }
+    HR_ASSIGN_OR_RETURN(auto threads, entry.optional_integer("threads", 1, 256));
+    if (threads) m.threads = static_cast<std::uint32_t>(*threads);
+    HR_ASSIGN_OR_RETURN(auto kv, entry.optional_integer("kv_cache_mb", 1, 1 << 20));
+    if (kv) m.kv_cache_mb = static_cast<std::uint32_t>(*kv);
+    HR_ASSIGN_OR_RETURN(auto context, entry.optional_integer("context_tokens", 2, 1 << 20));
+    if (context) m.context_tokens = static_cast<std::uint32_t>(*context);
+    HR_ASSIGN_OR_RETURN(auto running, entry.optional_integer("max_running", 1, 256));
+    if (running) m.max_running = static_cast<std::uint32_t>(*running);
+    if (config.billing.token_prices.contains(std::string(name))) {
+      return entry.error("input_price", "model " + std::string(name) +
+                                            " is priced here and in [billing.token_prices]: keep one");
+    }
+  }
+  return Status::ok();
+}
+
 struct FleetBuilder {
   fleet::FleetSpec fleet;
   std::unordered_map<std::string, std::uint32_t> type_lines;  // GPU type name -> line declared
@@ -629,11 +668,13 @@ Result<ServeConfig> parse(std::string_view toml_text, std::string_view source_na
   ServeConfig config;
   config.source = std::string(source_name);
   const TableReader top(source, root, "");
-  HR_RETURN_IF_ERROR(top.check_keys({"server", "log", "compute", "billing", "fleet"}));
+  HR_RETURN_IF_ERROR(top.check_keys({"server", "log", "compute", "billing", "models", "fleet"}));
   HR_ASSIGN_OR_RETURN(const toml::table* compute, top.optional_table("compute"));
   if (compute) HR_RETURN_IF_ERROR(read_compute(TableReader(source, *compute, "compute"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* billing, top.optional_table("billing"));
   if (billing) HR_RETURN_IF_ERROR(read_billing(TableReader(source, *billing, "billing"), config));
+  HR_ASSIGN_OR_RETURN(const toml::table* models, top.optional_table("models"));
+  if (models) HR_RETURN_IF_ERROR(read_models(TableReader(source, *models, "models"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* server, top.optional_table("server"));
   if (server) HR_RETURN_IF_ERROR(read_server(TableReader(source, *server, "server"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* log, top.optional_table("log"));

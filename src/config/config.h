@@ -89,6 +89,28 @@ struct BillingConfig {
   std::map<std::string, TokenPriceConfig> token_prices;  // by model name
 };
 
+// [models.<name>]: hosted models served by the built-in engine. Without a
+// [models] table the server deploys the built-in model "stories260K"
+// (shipped inside the binary); with one, exactly the models it names.
+//
+//   [models.tinyllama]
+//   file = "/srv/models/tinyllama-1.1b-chat.Q8_0.gguf"   # "builtin:stories260K": the shipped one
+//   input_price = "0.05"       # per million tokens
+//   output_price = "0.20"
+//   threads = 8                # default: one per core
+//   kv_cache_mb = 1024         # the paged KV cache (default 512)
+//   context_tokens = 4096      # default: the model's
+//   max_running = 32           # sequences batched together (default 64)
+struct ModelConfig {
+  std::string file;
+  Money input_price, output_price;
+  std::uint32_t threads = 0;
+  std::uint32_t kv_cache_mb = 512;
+  std::uint32_t context_tokens = 0;
+  std::uint32_t max_running = 64;
+};
+inline constexpr std::string_view kBuiltinModelScheme = "builtin:";
+
 struct ServeConfig {
   std::string listen = "127.0.0.1:8080";     // accepted by parse_listen_address
   std::string data_dir = "./headroom-data";  // relative paths are relative to the working directory
@@ -98,6 +120,8 @@ struct ServeConfig {
   LogOptions log;
   ComputeConfig compute;
   BillingConfig billing;
+  // Absent: the built-in stories260K alone.
+  std::optional<std::map<std::string, ModelConfig>> models;
   // The declared fleet, validated by fleet::validate (source "config"); absent:
   // the server runs fleet::detect_local_fleet().
   std::optional<fleet::FleetSpec> fleet;

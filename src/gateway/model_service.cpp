@@ -1,0 +1,491 @@
+#include "gateway/model_service.h"
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <utility>
+
+#include "common/check.h"
+#include "common/ids.h"
+#include "common/text.h"
+#include "infer/sampling/chat_template.h"
+#include "ledger/ledger_limits.h"
+
+namespace headroom::gateway {
+namespace json = boost::json;
+
+struct ModelService::Model {
+  ModelInfo info;
+  Deployment deployment;
+  std::unique_ptr<infer::Engine> engine;
+  infer::ChatTemplate chat_template = infer::ChatTemplate::recognise("");
+  infer::SpecialTokens special;  // bos left empty: encode() adds the BOS token itself
+};
+
+// One request: its choices, and what is owed to its client.
+struct ModelService::Call {
+  struct Choice {
+    infer::RequestId engine_id = 0;
+    std::string text;
+    json::array logprobs;  // chat: the "content" entries; completions: see completion_logprobs()
+    std::string finish_reason;
+    std::size_t completion_tokens = 0;
+    bool started = false;  // a stream's first chunk (the role) is sent
+    bool done = false;
+  };
+
+  ModelService* service = nullptr;
+  Model* model = nullptr;
+  CompletionRequest request;
+  Caller caller;
+  std::string id;  // the completion's, and so the usage events'
+  std::int64_t created = 0;
+  Timestamp started;
+  std::size_t prompt_tokens = 0;
+
+  std::mutex mutex;
+  std::vector<Choice> choices;
+  std::size_t remaining = 0;  // choices not done
+  Status error;               // the first failure of a choice
+  // A stream's bytes not yet taken by the server, and whether they end it.
+  std::string pending;
+  bool ended = false;
+  std::weak_ptr<EventStream> stream;
+  std::shared_ptr<net::DeferredResponse> deferred;  // a whole answer
+  std::atomic<bool> client_gone{false};
+};
+
+// The server's side of a stream: takes what the call has written.
+class ModelService::EventStream final : public net::BodyStream {
+ public:
+  explicit EventStream(std::shared_ptr<Call> call) : call_(std::move(call)) {}
+  // The server lets go of the stream when it ends or the client leaves:
+  // whatever still runs is cancelled (ended choices ignore it).
+  ~EventStream() override {
+    call_->client_gone = true;
+    std::vector<infer::RequestId> ids;
+    {
+      std::lock_guard lock(call_->mutex);
+      for (const Call::Choice& c : call_->choices) {
+        if (!c.done) ids.push_back(c.engine_id);
+      }
+    }
+    for (infer::RequestId id : ids) call_->model->engine->cancel(id);
+  }
+
+  Next next(std::string& out) override {
+    std::lock_guard lock(call_->mutex);
+    out.append(call_->pending);
+    call_->pending.clear();
+    return call_->ended ? Next::kEnd : Next::kWait;
+  }
+
+ private:
+  std::shared_ptr<Call> call_;
+};
+
+namespace {
+
+json::array byte_array(std::string_view s) {
+  json::array bytes;
+  for (unsigned char c : s) bytes.emplace_back(static_cast<int>(c));
+  return bytes;
+}
+
+json::object usage_json(std::size_t prompt, std::size_t completion) {
+  return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+}
+
+void append_event(std::string& out, const json::value& v) {
+  out += "data: ";
+  out += json::serialize(v);
+  out += "\n\n";
+}
+
+}  // namespace
+
+void write_api_error(net::HttpResponse& response, const ApiError& error) {
+  response.status = error.status;
+  response.content_type = "application/json";
+  response.body = error_body(error);
+  response.stream.reset();
+}
+
+Result<std::unique_ptr<ModelService>> ModelService::open(std::vector<Deployment> deployments,
+                                                         ModelServiceOptions options) {
+  CHECK(options.usage != nullptr && options.clock != nullptr && options.random != nullptr);
+  auto service = std::unique_ptr<ModelService>(new ModelService());
+  service->options_ = options;
+  for (Deployment& d : deployments) {
+    for (const auto& m : service->models_) {
+      if (m->info.id == d.name) return Status::invalid_argument("model " + d.name + " is deployed twice");
+    }
+    Result<std::unique_ptr<infer::Engine>> engine = infer::Engine::open(d.file, d.engine);
+    if (!engine.is_ok()) {
+      return Status::invalid_argument("model " + d.name + ": " + engine.status().message());
+    }
+    auto model = std::make_unique<Model>();
+    model->engine = std::move(*engine);
+    const infer::Tokenizer& tokenizer = model->engine->tokenizer();
+    Result<std::string_view> chat_template = model->engine->file().get_string("tokenizer.chat_template");
+    model->chat_template = infer::ChatTemplate::recognise(chat_template.is_ok() ? *chat_template : "");
+    if (std::optional<infer::TokenId> eos = tokenizer.eos()) {
+      model->special.eos = tokenizer.token_to_piece(*eos, infer::RenderSpecial::kYes);
+    }
+    model->info = {d.name, options.clock->now().unix_seconds(), options.owned_by, model->engine->context_tokens(),
+                   d.input_price, d.output_price};
+    spdlog::info("model {}: {} ({} context tokens, chat template {})", d.name, d.file, model->info.context_tokens,
+                 infer::chat_family_name(model->chat_template.family()));
+    model->deployment = std::move(d);
+    service->models_.push_back(std::move(model));
+  }
+  service->meter_thread_ = std::thread([s = service.get()] { s->run_metering(); });
+  return service;
+}
+
+ModelService::~ModelService() {
+  // The engines first: each ends its requests, which are metered.
+  for (auto& model : models_) model->engine.reset();
+  {
+    std::lock_guard lock(meter_mutex_);
+    meter_stopping_ = true;
+  }
+  meter_wake_.notify_one();
+  if (meter_thread_.joinable()) meter_thread_.join();
+}
+
+std::vector<ModelInfo> ModelService::models() const {
+  std::vector<ModelInfo> out;
+  for (const auto& m : models_) out.push_back(m->info);
+  return out;
+}
+
+const ModelInfo* ModelService::find(std::string_view model) const {
+  for (const auto& m : models_) {
+    if (m->info.id == model) return &m->info;
+  }
+  return nullptr;
+}
+
+void ModelService::handle(const Caller& caller, CompletionRequest request, net::HttpResponse& response) {
+  Model* model = nullptr;
+  for (const auto& m : models_) {
+    if (m->info.id == request.model) model = m.get();
+  }
+  if (model == nullptr) {
+    write_api_error(response, {404, "invalid_request_error",
+                               "The model '" + request.model + "' does not exist or you do not have access to it.",
+                               "model", "model_not_found"});
+    return;
+  }
+  if (options_.wallet != nullptr) {
+    if (Status status = options_.wallet->admit(caller.tenant_id); !status.is_ok()) {
+      write_api_error(response, api_error(status));
+      return;
+    }
+  }
+
+  // The prompt, as the model reads it.
+  const infer::Tokenizer& tokenizer = model->engine->tokenizer();
+  std::string chat_text;
+  if (request.endpoint == Endpoint::kChat) {
+    Result<std::string> text =
+        model->chat_template.render(request.messages, infer::GenerationPrompt::kAdd, model->special);
+    if (!text.is_ok()) {
+      write_api_error(response, ApiError::invalid("messages", text.status().message()));
+      return;
+    }
+    chat_text = std::move(*text);
+  }
+  // A chat's template writes the model's special tokens as text: they are
+  // parsed; a completion's prompt is the client's text only.
+  Result<std::vector<infer::TokenId>> prompt =
+      request.endpoint == Endpoint::kChat
+          ? tokenizer.encode(chat_text, infer::AddSpecial::kYes, infer::ParseSpecial::kYes)
+          : tokenizer.encode(request.prompt, infer::AddSpecial::kYes, infer::ParseSpecial::kNo);
+  if (!prompt.is_ok()) {
+    write_api_error(response, ApiError::invalid(request.endpoint == Endpoint::kChat ? "messages" : "prompt",
+                                                prompt.status().message()));
+    return;
+  }
+  if (prompt->empty()) {
+    write_api_error(response, ApiError::invalid("prompt", "the prompt has no tokens"));
+    return;
+  }
+  const std::size_t context = model->engine->context_tokens();
+  if (prompt->size() >= context) {
+    ApiError error = ApiError::invalid(
+        request.endpoint == Endpoint::kChat ? "messages" : "prompt",
+        "This model's maximum context length is " + std::to_string(context) + " tokens. However, your " +
+            (request.endpoint == Endpoint::kChat ? "messages" : "prompt") + " resulted in " +
+            std::to_string(prompt->size()) + " tokens.");
+    error.code = "context_length_exceeded";
+    write_api_error(response, error);
+    return;
+  }
+
+  auto call = std::make_shared<Call>();
+  call->service = this;
+  call->model = model;
+  call->caller = caller;
+  call->id = make_id("cmpl", *options_.random);
+  call->started = options_.clock->now();
+  call->created = call->started.unix_seconds();
+  call->prompt_tokens = prompt->size();
+  call->choices.resize(static_cast<std::size_t>(request.n));
+  call->remaining = call->choices.size();
+  call->request = std::move(request);
+  const CompletionRequest& r = call->request;
+
+  std::shared_ptr<EventStream> stream;
+  if (r.stream) {
+    stream = std::make_shared<EventStream>(call);
+    call->stream = stream;
+  } else {
+    call->deferred = response.defer();
+  }
+
+  const bool chat = r.endpoint == Endpoint::kChat;
+  for (std::size_t i = 0; i < call->choices.size(); ++i) {
+    infer::GenerationRequest g;
+    g.prompt = *prompt;
+    g.sampling = r.sampling;
+    if (r.sampling.seed.has_value()) g.sampling.seed = *r.sampling.seed + i;  // n choices, n draws
+    g.seed = options_.random->next_u64();
+    g.on_token = [call, i, chat, &tokenizer](const infer::GeneratedToken& token) {
+      std::lock_guard lock(call->mutex);
+      Call::Choice& choice = call->choices[i];
+      ++choice.completion_tokens;
+      json::value logprob_entry;
+      if (call->request.sampling.logprobs) {
+        const std::string piece(tokenizer.token_to_piece(token.token));
+        json::array top;
+        for (const infer::TokenLogprob& t : token.top_logprobs) {
+          const std::string top_piece(tokenizer.token_to_piece(t.token));
+          top.push_back(json::object{{"token", to_valid_utf8(top_piece)},
+                                     {"logprob", t.logprob},
+                                     {"bytes", byte_array(top_piece)}});
+        }
+        logprob_entry = json::object{{"token", to_valid_utf8(piece)},
+                                     {"logprob", token.logprob},
+                                     {"bytes", byte_array(piece)},
+                                     {"top_logprobs", std::move(top)}};
+      }
+      if (!call->request.stream) {
+        choice.text += token.text;
+        if (!logprob_entry.is_null()) choice.logprobs.push_back(std::move(logprob_entry));
+        return true;
+      }
+      if (token.text.empty() && logprob_entry.is_null()) return !call->client_gone;
+      json::object c{{"index", i}};
+      if (chat) {
+        json::object delta;
+        if (!choice.started) delta["role"] = "assistant";
+        delta["content"] = token.text;
+        c["delta"] = std::move(delta);
+        c["logprobs"] = logprob_entry.is_null() ? json::value(nullptr)
+                                                : json::value(json::object{{"content", json::array{logprob_entry}}});
+      } else {
+        c["text"] = token.text;
+        c["logprobs"] = nullptr;
+      }
+      choice.started = true;
+      c["finish_reason"] = nullptr;
+      json::object chunk{{"id", call->id},
+                         {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                         {"created", call->created},
+                         {"model", call->request.model},
+                         {"choices", json::array{std::move(c)}}};
+      if (call->request.include_usage) chunk["usage"] = nullptr;
+      append_event(call->pending, chunk);
+      if (auto s = call->stream.lock()) s->wake();
+      return !call->client_gone;
+    };
+    g.on_finish = [call, i, chat](const infer::GenerationResult& result) {
+      bool last = false;
+      {
+        std::lock_guard lock(call->mutex);
+        Call::Choice& choice = call->choices[i];
+        choice.done = true;
+        choice.completion_tokens = result.completion_tokens;
+        choice.text += result.text;
+        if (!result.error.is_ok() && call->error.is_ok()) call->error = result.error;
+        // A cancelled choice (its client left) reports "stop": nobody reads it.
+        choice.finish_reason = result.finish == infer::FinishReason::kLength ? "length" : "stop";
+        if (call->request.stream && !call->client_gone) {
+          json::object c{{"index", i}, {"logprobs", nullptr}, {"finish_reason", choice.finish_reason}};
+          if (chat) {
+            json::object delta;
+            if (!choice.started) delta["role"] = "assistant";
+            if (!result.text.empty()) delta["content"] = result.text;
+            c["delta"] = std::move(delta);
+          } else {
+            c["text"] = result.text;
+          }
+          json::object chunk{{"id", call->id},
+                             {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                             {"created", call->created},
+                             {"model", call->request.model},
+                             {"choices", json::array{std::move(c)}}};
+          if (call->request.include_usage) chunk["usage"] = nullptr;
+          append_event(call->pending, chunk);
+        }
+        last = --call->remaining == 0;
+      }
+      if (auto s = call->stream.lock()) s->wake();
+      if (last) call->service->call_finished(call);
+    };
+    Result<infer::RequestId> id = model->engine->submit(std::move(g));
+    if (!id.is_ok()) {
+      if (i == 0) {  // nothing runs: answer now
+        const ApiError error = api_error(id.status());
+        if (call->deferred) {
+          net::HttpResponse failed;
+          write_api_error(failed, error);
+          call->deferred->complete(std::move(failed));
+        } else {
+          write_api_error(response, error);
+        }
+        return;
+      }
+      // Some choices run: they end now, are metered, and the answer is the error.
+      bool last = false;
+      {
+        std::lock_guard lock(call->mutex);
+        if (call->error.is_ok()) call->error = id.status();
+        for (std::size_t k = i; k < call->choices.size(); ++k) call->choices[k].done = true;
+        call->remaining -= call->choices.size() - i;
+        last = call->remaining == 0;
+        for (std::size_t k = 0; k < i; ++k) model->engine->cancel(call->choices[k].engine_id);
+      }
+      if (last) call_finished(call);
+      break;
+    }
+    std::lock_guard lock(call->mutex);
+    call->choices[i].engine_id = *id;
+  }
+  if (stream) {
+    response.status = 200;
+    response.content_type = "text/event-stream";
+    response.headers.emplace_back("cache-control", "no-cache");
+    response.stream = std::move(stream);
+  }
+}
+
+void ModelService::call_finished(const std::shared_ptr<Call>& call) {
+  // Every choice is done: nothing else touches the choices now.
+  std::size_t completion = 0;
+  for (const Call::Choice& c : call->choices) completion += c.completion_tokens;
+  const Model& model = *call->model;
+  const Timestamp now = options_.clock->now();
+  MeterJob job;
+  for (bool input : {true, false}) {
+    ledger::UsageEvent e;
+    e.id = call->id + (input ? ":input" : ":output");
+    e.tenant_id = call->caller.tenant_id;
+    e.product = ledger::Product::kTokens;
+    e.item = model.info.id;
+    e.variant = input ? "input" : "output";
+    e.quantity = static_cast<std::int64_t>(input ? call->prompt_tokens * call->choices.size() : completion);
+    e.unit_price = input ? model.info.input_price : model.info.output_price;
+    e.start = call->started;
+    e.end = now;
+    e.source_id = call->id;
+    job.events.push_back(std::move(e));
+  }
+  job.done = [call, completion](const Status& metered) {
+    const CompletionRequest& r = call->request;
+    const bool chat = r.endpoint == Endpoint::kChat;
+    Status failure = call->error;
+    if (failure.is_ok() && !metered.is_ok()) {
+      failure = Status::unavailable("the usage of this request could not be recorded: " + metered.message());
+    }
+    if (r.stream) {
+      {
+        std::lock_guard lock(call->mutex);
+        if (!failure.is_ok()) {
+          const ApiError e = api_error(failure);
+          call->pending += "data: " + error_body(e) + "\n\n";
+        } else if (r.include_usage) {
+          append_event(call->pending, json::object{{"id", call->id},
+                                                   {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                                                   {"created", call->created},
+                                                   {"model", r.model},
+                                                   {"choices", json::array()},
+                                                   {"usage", usage_json(call->prompt_tokens, completion)}});
+        }
+        call->pending += "data: [DONE]\n\n";
+        call->ended = true;
+      }
+      if (auto s = call->stream.lock()) s->wake();
+      return;
+    }
+    net::HttpResponse response;
+    if (!failure.is_ok()) {
+      write_api_error(response, api_error(failure));
+    } else {
+      json::array choices;
+      for (std::size_t i = 0; i < call->choices.size(); ++i) {
+        Call::Choice& c = call->choices[i];
+        json::object choice{{"index", i}, {"finish_reason", c.finish_reason}};
+        if (chat) {
+          choice["message"] = json::object{{"role", "assistant"}, {"content", c.text}};
+          choice["logprobs"] = r.sampling.logprobs ? json::value(json::object{{"content", std::move(c.logprobs)}})
+                                                   : json::value(nullptr);
+        } else {
+          choice["text"] = c.text;
+          choice["logprobs"] = nullptr;
+        }
+        choices.push_back(std::move(choice));
+      }
+      response.status = 200;
+      response.content_type = "application/json";
+      response.body = json::serialize(json::object{{"id", call->id},
+                                                   {"object", chat ? "chat.completion" : "text_completion"},
+                                                   {"created", call->created},
+                                                   {"model", r.model},
+                                                   {"choices", std::move(choices)},
+                                                   {"usage", usage_json(call->prompt_tokens, completion)}});
+    }
+    call->deferred->complete(std::move(response));
+  };
+  meter(std::move(job));
+}
+
+void ModelService::meter(MeterJob job) {
+  {
+    std::lock_guard lock(meter_mutex_);
+    meter_jobs_.push_back(std::move(job));
+  }
+  meter_wake_.notify_one();
+}
+
+// Records usage off the engines' threads: an fsync must not stall a step.
+void ModelService::run_metering() {
+  std::unique_lock lock(meter_mutex_);
+  for (;;) {
+    meter_wake_.wait(lock, [&] { return meter_stopping_ || !meter_jobs_.empty(); });
+    if (meter_jobs_.empty()) return;  // stopping, and everything recorded
+    std::deque<MeterJob> jobs;
+    jobs.swap(meter_jobs_);
+    lock.unlock();
+    // The jobs waiting together share a batch, and so a group commit.
+    std::vector<ledger::UsageEvent> events;
+    for (auto begin = jobs.begin(); begin != jobs.end();) {
+      events.clear();
+      auto end = begin;
+      for (; end != jobs.end() && events.size() + end->events.size() <= limits::kUsageBatchEvents; ++end) {
+        events.insert(events.end(), end->events.begin(), end->events.end());
+      }
+      const Status status = options_.usage->record(events);
+      if (!status.is_ok()) spdlog::error("model usage not recorded ({} events): {}", events.size(), status.message());
+      for (; begin != end; ++begin) begin->done(status);
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace headroom::gateway

@@ -1,0 +1,129 @@
+// ModelService: hosted models behind the OpenAI API, on the built-in engine.
+//
+// It holds one infer::Engine per deployment and turns each chat or
+// completion request into engine requests (one per choice, n of them),
+// answering either at once, when every choice is done, or as server-sent
+// events exactly as OpenAI streams them:
+//
+//   data: {"id":...,"object":"chat.completion.chunk",...,"choices":[{"index":0,"delta":{"role":"assistant","content":""},...}]}
+//   data: {... "delta":{"content":"Once"} ...}
+//   data: {... "delta":{},"finish_reason":"stop"}
+//   data: {... "choices":[],"usage":{...}}          (with stream_options.include_usage)
+//   data: [DONE]
+//
+// Metering, exactly once: when a request's last choice ends, however it
+// ended (finished, cut short by max_tokens, cancelled because the client
+// left mid-stream), its input and output tokens become two usage events
+// whose ids derive from the completion's id, made here from the CSPRNG (not
+// the client's request id, which a client could repeat). They are recorded
+// in the durable usage log before the answer completes: the JSON answer is
+// sent, and a stream's usage chunk and [DONE] written, only once the usage
+// is on disk. Token counts are our tokenizer's: the prompt as rendered and
+// encoded, and every token the model generated.
+//
+// A client that leaves a stream cancels its choices in the engine at once;
+// the tokens already generated are still metered.
+//
+// Budgets: a tenant whose balance and credit are spent gets 402 before
+// anything runs (ledger::Wallet::admit).
+//
+// Thread-safety: handle() is called on the server's I/O threads; engine
+// callbacks run on each engine's scheduler thread; usage is recorded on the
+// service's metering thread. Destroying the service stops the engines (which
+// ends every request, cancelled, and meters it) and then the metering thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/money.h"
+#include "common/random.h"
+#include "common/status.h"
+#include "common/time.h"
+#include "gateway/openai_request.h"
+#include "infer/engine/engine.h"
+#include "ledger/usage.h"
+#include "ledger/wallet.h"
+#include "net/http.h"
+
+namespace headroom::gateway {
+
+// A model served by the built-in engine.
+struct Deployment {
+  std::string name;  // the API's model id
+  std::string file;  // a GGUF file
+  Money input_price, output_price;  // per million tokens
+  infer::EngineOptions engine;
+};
+
+struct ModelInfo {
+  std::string id;
+  std::int64_t created = 0;  // unix seconds: when this server loaded it
+  std::string owned_by;
+  std::size_t context_tokens = 0;
+  Money input_price, output_price;  // per million tokens
+};
+
+// Who is calling, as the router authenticated them.
+struct Caller {
+  std::string tenant_id;
+  std::string key_id;
+  std::string request_id;  // the HTTP request's, for logs
+};
+
+struct ModelServiceOptions {
+  ledger::UsageSink* usage = nullptr;  // required
+  ledger::Wallet* wallet = nullptr;    // null: no budget checks
+  const Clock* clock = nullptr;        // required
+  Random* random = nullptr;            // required: completion ids and unseeded sampling
+  std::string owned_by = "headroom";
+};
+
+class ModelService {
+ public:
+  // Opens every deployment's engine. invalid_argument naming the deployment
+  // and what is wrong with its file or options.
+  static Result<std::unique_ptr<ModelService>> open(std::vector<Deployment> deployments, ModelServiceOptions options);
+  ~ModelService();
+
+  std::vector<ModelInfo> models() const;
+  const ModelInfo* find(std::string_view model) const;
+
+  // Runs a chat or completion request: fills `response` with a stream, a
+  // deferred answer, or an OpenAI error.
+  void handle(const Caller& caller, CompletionRequest request, net::HttpResponse& response);
+
+ private:
+  struct Model;
+  struct Call;
+  class EventStream;
+  struct MeterJob {
+    std::vector<ledger::UsageEvent> events;
+    std::function<void(const Status&)> done;
+  };
+
+  ModelService() = default;
+  void meter(MeterJob job);
+  void run_metering();
+  void call_finished(const std::shared_ptr<Call>& call);
+
+  ModelServiceOptions options_;
+  std::vector<std::unique_ptr<Model>> models_;
+
+  std::mutex meter_mutex_;
+  std::condition_variable meter_wake_;
+  std::deque<MeterJob> meter_jobs_;
+  bool meter_stopping_ = false;
+  std::thread meter_thread_;
+};
+
+// The error response, in OpenAI's shape.
+void write_api_error(net::HttpResponse& response, const ApiError& error);
+
+}  // namespace headroom::gateway
