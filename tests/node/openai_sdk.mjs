@@ -1,0 +1,205 @@
+// The OpenAI API as the official Node SDK (npm "openai") sees it: the real
+// `headroom serve` on port 0 with its built-in model, a customer tenant
+// with an inference key, and every route and error the SDK meets.
+//   node openai_sdk.mjs PATH_TO_HEADROOM
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import OpenAI from "openai";
+
+const binary = process.argv[2];
+const data = mkdtempSync(join(tmpdir(), "headroom-openai-"));
+const adminKey = execFileSync(binary, ["keygen"]).toString().trim();
+const server = spawn(binary, ["serve", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "warning"], {
+  stdio: ["ignore", "pipe", "inherit"],
+  env: { ...process.env, HEADROOM_ADMIN_KEY: adminKey },
+});
+const stop = () => {
+  server.kill("SIGTERM");
+  rmSync(data, { recursive: true, force: true });
+};
+// Whatever goes wrong, the server does not outlive the test.
+for (const event of ["uncaughtException", "unhandledRejection"]) {
+  process.on(event, (error) => {
+    console.error(error);
+    stop();
+    process.exit(1);
+  });
+}
+const timer = setTimeout(() => {
+  console.error("timed out");
+  stop();
+  process.exit(1);
+}, 90000);
+
+const url = await new Promise((resolve) => {
+  let out = "";
+  server.stdout.on("data", (chunk) => {
+    out += chunk;
+    const match = out.match(/listening on (http:\/\/[0-9.:]+)\n/);
+    if (match) resolve(match[1]);
+  });
+});
+
+async function admin(method, path, body, headers = {}) {
+  const response = await fetch(url + path, {
+    method,
+    headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json", ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await response.json();
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function newTenant(name) {
+  const tenant = await admin("POST", "/v1/tenants", { name });
+  const key = await admin("POST", `/v1/tenants/${tenant.id}/keys`, { name: "sdk", scopes: ["inference", "billing"] });
+  return { id: tenant.id, key: key.key, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: key.key, maxRetries: 0 }) };
+}
+
+async function expectError(promise, status, check = () => {}) {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof OpenAI.APIError, `an APIError, got ${error}`);
+    assert.equal(error.status, status, error.message);
+    check(error);
+    return;
+  }
+  assert.fail(`expected HTTP ${status}`);
+}
+
+const tests = [];
+const test = (name, fn) => tests.push([name, fn]);
+const model = "stories260K";
+let acme;
+
+test("a tenant with an inference key", async () => {
+  acme = await newTenant("acme");
+});
+
+test("402 until the tenant has credit", async () => {
+  await expectError(acme.client.chat.completions.create({ model, messages: [{ role: "user", content: "Hi" }] }), 402,
+    (e) => assert.equal(e.code, "insufficient_funds"));
+  await admin("POST", `/v1/tenants/${acme.id}/credits`, { amount: "10.00" }, { "idempotency-key": "sdk-test-credit" });
+});
+
+test("models: list and retrieve", async () => {
+  const list = await acme.client.models.list();
+  assert.deepEqual(list.data.map((m) => m.id), [model]);
+  const one = await acme.client.models.retrieve(model);
+  assert.equal(one.id, model);
+  assert.equal(one.object, "model");
+  await expectError(acme.client.models.retrieve("gpt-9"), 404, (e) => assert.equal(e.code, "model_not_found"));
+});
+
+test("chat completion, then the same streamed with usage", async () => {
+  const request = { model, messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 24, temperature: 0 };
+  const whole = await acme.client.chat.completions.create(request);
+  assert.equal(whole.object, "chat.completion");
+  assert.equal(whole.choices.length, 1);
+  assert.equal(whole.choices[0].message.role, "assistant");
+  assert.ok(whole.choices[0].message.content.length > 0);
+  assert.equal(whole.choices[0].finish_reason, "length");
+  assert.equal(whole.usage.completion_tokens, 24);
+  assert.equal(whole.usage.total_tokens, whole.usage.prompt_tokens + 24);
+
+  const stream = await acme.client.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
+  let text = "";
+  let usage = null;
+  let finish = null;
+  let role = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, "chat.completion.chunk");
+    if (chunk.usage) usage = chunk.usage;
+    for (const choice of chunk.choices) {
+      if (choice.delta.role) role = choice.delta.role;
+      text += choice.delta.content ?? "";
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+  }
+  assert.equal(role, "assistant");
+  assert.equal(text, whole.choices[0].message.content, "greedy: streamed text equals the whole answer");
+  assert.equal(finish, "length");
+  assert.deepEqual(usage, whole.usage);
+});
+
+test("text completion continues the story", async () => {
+  const c = await acme.client.completions.create({ model, prompt: "Once upon a time", max_tokens: 12, temperature: 0 });
+  assert.equal(c.object, "text_completion");
+  assert.ok(c.choices[0].text.startsWith(", there was a little girl"), c.choices[0].text);
+});
+
+test("n choices, stop sequences, seeds", async () => {
+  const c = await acme.client.chat.completions.create({
+    model, messages: [{ role: "user", content: "A story" }], n: 3, max_tokens: 30, temperature: 1, seed: 7, stop: ["."],
+  });
+  assert.equal(c.choices.length, 3);
+  for (const choice of c.choices) assert.ok(!choice.message.content.includes("."), choice.message.content);
+  const again = await acme.client.chat.completions.create({
+    model, messages: [{ role: "user", content: "A story" }], n: 3, max_tokens: 30, temperature: 1, seed: 7, stop: ["."],
+  });
+  assert.deepEqual(again.choices.map((x) => x.message.content), c.choices.map((x) => x.message.content));
+});
+
+test("errors in OpenAI's shape: 400, 401, 404", async () => {
+  await expectError(acme.client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }], temperature: 5 }),
+    400, (e) => assert.equal(e.param, "temperature"));
+  await expectError(acme.client.chat.completions.create({ model, messages: [] }), 400, (e) => assert.equal(e.param, "messages"));
+  await expectError(acme.client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "x" }] }), 404,
+    (e) => assert.equal(e.code, "model_not_found"));
+  await expectError(acme.client.embeddings.create({ model, input: "x" }), 400);
+  const stranger = new OpenAI({ baseURL: `${url}/v1`, apiKey: "hr_notakey", maxRetries: 0 });
+  await expectError(stranger.models.list(), 401, (e) => assert.equal(e.type, "authentication_error"));
+});
+
+test("a client that leaves mid-stream is still billed for what it got", async () => {
+  const quitter = await newTenant("quitter");
+  await admin("POST", `/v1/tenants/${quitter.id}/credits`, { amount: "1.00" }, { "idempotency-key": "sdk-test-quitter" });
+  const controller = new AbortController();
+  const stream = await quitter.client.completions.create(
+    { model, prompt: "Once upon a time", max_tokens: 1500, temperature: 0.8, seed: 1, stream: true },
+    { signal: controller.signal });
+  let chunks = 0;
+  try {
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.text) chunks++;
+      if (chunks === 5) {
+        controller.abort();
+        break;
+      }
+    }
+  } catch (error) {
+    assert.ok(error.name === "AbortError" || error instanceof OpenAI.APIUserAbortError, String(error));
+  }
+  assert.equal(chunks, 5);
+  // The usage lands once the engine has seen the client go.
+  let tokens = 0;
+  for (let i = 0; i < 50 && tokens === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const response = await fetch(`${url}/v1/usage?group_by=model`, { headers: { authorization: `Bearer ${quitter.key}` } });
+    const report = await response.json();
+    tokens = report.data.reduce((n, row) => n + row.quantity, 0);
+  }
+  const prompt = 5;  // bos + "Once upon a time"
+  assert.ok(tokens - prompt >= 5, `metered ${tokens} tokens`);
+  assert.ok(tokens - prompt < 1500, `generation was cancelled (${tokens} tokens)`);
+});
+
+let failed = 0;
+for (const [name, fn] of tests) {
+  try {
+    await fn();
+    console.log(`ok   ${name}`);
+  } catch (error) {
+    failed++;
+    console.log(`FAIL ${name}\n     ${error.stack ?? error}`);
+  }
+}
+clearTimeout(timer);
+stop();
+console.log(`${tests.length - failed} of ${tests.length} passed`);
+process.exit(failed === 0 ? 0 : 1);
