@@ -233,10 +233,17 @@ Status serve(const ServeFlags& flags) {
                       compute::ComputeService::start(*store, fleet, *executor, *usage, clock, compute_options));
 
   // Hosted models, metered into the usage log and checked against budgets.
-  HR_ASSIGN_OR_RETURN(auto models, gateway::ModelService::open(std::move(deployments), {.usage = usage.get(),
-                                                                                        .wallet = billing.get(),
-                                                                                        .clock = &clock,
-                                                                                        .random = &random}));
+  const auto limits = [](const config::LimitsConfig& l) {
+    return gateway::RateLimits{l.requests_per_minute, l.tokens_per_minute, l.concurrent};
+  };
+  HR_ASSIGN_OR_RETURN(auto models,
+                      gateway::ModelService::open(std::move(deployments),
+                                                  {.usage = usage.get(),
+                                                   .wallet = billing.get(),
+                                                   .clock = &clock,
+                                                   .random = &random,
+                                                   .tenant_limits = limits(config.gateway.tenant_limits),
+                                                   .key_limits = limits(config.gateway.key_limits)}));
 
   Services services{*store, authenticator, clock, random, fleet, admin_tenant_id};
   services.models = models.get();

@@ -493,6 +493,24 @@ Status read_models(const TableReader& models, ServeConfig& config) {
   return Status::ok();
 }
 
+Status read_gateway(const TableReader& gateway, ServeConfig& config) {
+  HR_RETURN_IF_ERROR(gateway.check_keys({"tenant_limits", "key_limits"}));
+  for (auto [name, out] : {std::pair{"tenant_limits", &config.gateway.tenant_limits},
+                           std::pair{"key_limits", &config.gateway.key_limits}}) {
+    HR_ASSIGN_OR_RETURN(const toml::table* table, gateway.optional_table(name));
+    if (!table) continue;
+    TableReader limits(gateway.source(), *table, gateway.path_of(name));
+    HR_RETURN_IF_ERROR(limits.check_keys({"requests_per_minute", "tokens_per_minute", "concurrent"}));
+    for (auto [field, slot] : {std::pair{"requests_per_minute", &out->requests_per_minute},
+                               std::pair{"tokens_per_minute", &out->tokens_per_minute},
+                               std::pair{"concurrent", &out->concurrent}}) {
+      HR_ASSIGN_OR_RETURN(auto value, limits.optional_integer(field, 0, std::int64_t{1} << 40));
+      if (value) *slot = *value;
+    }
+  }
+  return Status::ok();
+}
+
 struct FleetBuilder {
   fleet::FleetSpec fleet;
   std::unordered_map<std::string, std::uint32_t> type_lines;  // GPU type name -> line declared
@@ -668,11 +686,13 @@ Result<ServeConfig> parse(std::string_view toml_text, std::string_view source_na
   ServeConfig config;
   config.source = std::string(source_name);
   const TableReader top(source, root, "");
-  HR_RETURN_IF_ERROR(top.check_keys({"server", "log", "compute", "billing", "models", "fleet"}));
+  HR_RETURN_IF_ERROR(top.check_keys({"server", "log", "compute", "billing", "models", "gateway", "fleet"}));
   HR_ASSIGN_OR_RETURN(const toml::table* compute, top.optional_table("compute"));
   if (compute) HR_RETURN_IF_ERROR(read_compute(TableReader(source, *compute, "compute"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* billing, top.optional_table("billing"));
   if (billing) HR_RETURN_IF_ERROR(read_billing(TableReader(source, *billing, "billing"), config));
+  HR_ASSIGN_OR_RETURN(const toml::table* gateway, top.optional_table("gateway"));
+  if (gateway) HR_RETURN_IF_ERROR(read_gateway(TableReader(source, *gateway, "gateway"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* models, top.optional_table("models"));
   if (models) HR_RETURN_IF_ERROR(read_models(TableReader(source, *models, "models"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* server, top.optional_table("server"));

@@ -111,6 +111,25 @@ struct ModelConfig {
 };
 inline constexpr std::string_view kBuiltinModelScheme = "builtin:";
 
+// [gateway]: limits on the OpenAI API, per tenant (across its keys) and per
+// key. 0 is no limit.
+//
+//   [gateway.tenant_limits]
+//   requests_per_minute = 600
+//   tokens_per_minute = 1000000
+//   concurrent = 64
+//   [gateway.key_limits]
+//   requests_per_minute = 0
+struct LimitsConfig {
+  std::int64_t requests_per_minute = 0;
+  std::int64_t tokens_per_minute = 0;
+  std::int64_t concurrent = 0;
+};
+struct GatewayConfig {
+  LimitsConfig tenant_limits{600, 1'000'000, 64};
+  LimitsConfig key_limits;
+};
+
 struct ServeConfig {
   std::string listen = "127.0.0.1:8080";     // accepted by parse_listen_address
   std::string data_dir = "./headroom-data";  // relative paths are relative to the working directory
@@ -120,6 +139,7 @@ struct ServeConfig {
   LogOptions log;
   ComputeConfig compute;
   BillingConfig billing;
+  GatewayConfig gateway;
   // Absent: the built-in stories260K alone.
   std::optional<std::map<std::string, ModelConfig>> models;
   // The declared fleet, validated by fleet::validate (source "config"); absent:

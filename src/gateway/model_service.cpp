@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cmath>
 #include <utility>
 
 #include "common/check.h"
@@ -56,6 +57,8 @@ struct ModelService::Call {
   std::weak_ptr<EventStream> stream;
   std::shared_ptr<net::DeferredResponse> deferred;  // a whole answer
   std::atomic<bool> client_gone{false};
+  std::unique_ptr<RateLimiter::Ticket> ticket;
+  RateState rate;
 };
 
 // The server's side of a stream: takes what the call has written.
@@ -97,6 +100,24 @@ json::array byte_array(std::string_view s) {
 
 json::object usage_json(std::size_t prompt, std::size_t completion) {
   return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+}
+
+// OpenAI's x-ratelimit-* headers, and retry-after on a refusal.
+void add_rate_headers(net::HttpResponse& response, const RateState& state, bool refused) {
+  auto add = [&](const char* name, std::string value) { response.headers.emplace_back(name, std::move(value)); };
+  if (state.limit_requests >= 0) {
+    add("x-ratelimit-limit-requests", std::to_string(state.limit_requests));
+    add("x-ratelimit-remaining-requests", std::to_string(state.remaining_requests));
+    add("x-ratelimit-reset-requests", format_reset(state.reset_requests_s));
+  }
+  if (state.limit_tokens >= 0) {
+    add("x-ratelimit-limit-tokens", std::to_string(state.limit_tokens));
+    add("x-ratelimit-remaining-tokens", std::to_string(state.remaining_tokens));
+    add("x-ratelimit-reset-tokens", format_reset(state.reset_tokens_s));
+  }
+  if (refused && state.retry_after_s > 0) {
+    add("retry-after", std::to_string(static_cast<std::int64_t>(std::ceil(state.retry_after_s))));
+  }
 }
 
 void append_event(std::string& out, const json::value& v) {
@@ -142,6 +163,7 @@ Result<std::unique_ptr<ModelService>> ModelService::open(std::vector<Deployment>
     model->deployment = std::move(d);
     service->models_.push_back(std::move(model));
   }
+  service->limiter_ = std::make_unique<RateLimiter>(options.tenant_limits, options.key_limits, *options.clock);
   service->meter_thread_ = std::thread([s = service.get()] { s->run_metering(); });
   return service;
 }
@@ -227,7 +249,24 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
     return;
   }
 
+  // Limits: the prompt and the most each choice may generate.
+  const std::int64_t room = static_cast<std::int64_t>(context - prompt->size());
+  const std::int64_t per_choice = request.sampling.max_tokens.has_value()
+                                      ? std::min<std::int64_t>(*request.sampling.max_tokens, room)
+                                      : std::min(options_.default_reserved_tokens, room);
+  const std::int64_t reserved = request.n * (static_cast<std::int64_t>(prompt->size()) + per_choice);
+  RateState rate;
+  Result<std::unique_ptr<RateLimiter::Ticket>> ticket =
+      limiter_->admit(caller.tenant_id, caller.key_id, reserved, rate);
+  if (!ticket.is_ok()) {
+    write_api_error(response, api_error(ticket.status()));
+    add_rate_headers(response, rate, /*refused=*/true);
+    return;
+  }
+
   auto call = std::make_shared<Call>();
+  call->ticket = std::move(*ticket);
+  call->rate = rate;
   call->service = this;
   call->model = model;
   call->caller = caller;
@@ -342,12 +381,15 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
     if (!id.is_ok()) {
       if (i == 0) {  // nothing runs: answer now
         const ApiError error = api_error(id.status());
+        call->ticket->settle(0);
         if (call->deferred) {
           net::HttpResponse failed;
           write_api_error(failed, error);
+          add_rate_headers(failed, call->rate, false);
           call->deferred->complete(std::move(failed));
         } else {
           write_api_error(response, error);
+          add_rate_headers(response, call->rate, false);
         }
         return;
       }
@@ -371,6 +413,7 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
     response.status = 200;
     response.content_type = "text/event-stream";
     response.headers.emplace_back("cache-control", "no-cache");
+    add_rate_headers(response, call->rate, false);
     response.stream = std::move(stream);
   }
 }
@@ -379,6 +422,7 @@ void ModelService::call_finished(const std::shared_ptr<Call>& call) {
   // Every choice is done: nothing else touches the choices now.
   std::size_t completion = 0;
   for (const Call::Choice& c : call->choices) completion += c.completion_tokens;
+  call->ticket->settle(static_cast<std::int64_t>(call->prompt_tokens * call->choices.size() + completion));
   const Model& model = *call->model;
   const Timestamp now = options_.clock->now();
   MeterJob job;
@@ -399,6 +443,8 @@ void ModelService::call_finished(const std::shared_ptr<Call>& call) {
   job.done = [call, completion](const Status& metered) {
     const CompletionRequest& r = call->request;
     const bool chat = r.endpoint == Endpoint::kChat;
+    // The concurrency slot is free before the client hears the end.
+    call->ticket.reset();
     Status failure = call->error;
     if (failure.is_ok() && !metered.is_ok()) {
       failure = Status::unavailable("the usage of this request could not be recorded: " + metered.message());
@@ -450,6 +496,7 @@ void ModelService::call_finished(const std::shared_ptr<Call>& call) {
                                                    {"choices", std::move(choices)},
                                                    {"usage", usage_json(call->prompt_tokens, completion)}});
     }
+    add_rate_headers(response, call->rate, false);
     call->deferred->complete(std::move(response));
   };
   meter(std::move(job));

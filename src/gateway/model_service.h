@@ -27,6 +27,12 @@
 // Budgets: a tenant whose balance and credit are spent gets 402 before
 // anything runs (ledger::Wallet::admit).
 //
+// Limits (rate_limiter.h): requests and tokens per minute and concurrent
+// requests, per tenant and per key; a request reserves its prompt and its
+// max_tokens (per choice) on admission and is corrected to what it used
+// when it ends. Every answer carries OpenAI's x-ratelimit-* headers; a
+// refusal is 429 with retry-after.
+//
 // Thread-safety: handle() is called on the server's I/O threads; engine
 // callbacks run on each engine's scheduler thread; usage is recorded on the
 // service's metering thread. Destroying the service stops the engines (which
@@ -47,6 +53,7 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "gateway/openai_request.h"
+#include "gateway/rate_limiter.h"
 #include "infer/engine/engine.h"
 #include "ledger/usage.h"
 #include "ledger/wallet.h"
@@ -83,6 +90,11 @@ struct ModelServiceOptions {
   const Clock* clock = nullptr;        // required
   Random* random = nullptr;            // required: completion ids and unseeded sampling
   std::string owned_by = "headroom";
+  RateLimits tenant_limits;  // per tenant, across its keys
+  RateLimits key_limits;     // per key
+  // Tokens a choice without max_tokens reserves against tokens per minute
+  // (at most what its context leaves); corrected when it ends.
+  std::int64_t default_reserved_tokens = 1024;
 };
 
 class ModelService {
@@ -115,6 +127,7 @@ class ModelService {
 
   ModelServiceOptions options_;
   std::vector<std::unique_ptr<Model>> models_;
+  std::unique_ptr<RateLimiter> limiter_;
 
   std::mutex meter_mutex_;
   std::condition_variable meter_wake_;

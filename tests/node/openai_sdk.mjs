@@ -4,7 +4,7 @@
 //   node openai_sdk.mjs PATH_TO_HEADROOM
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
@@ -12,7 +12,12 @@ import OpenAI from "openai";
 const binary = process.argv[2];
 const data = mkdtempSync(join(tmpdir(), "headroom-openai-"));
 const adminKey = execFileSync(binary, ["keygen"]).toString().trim();
-const server = spawn(binary, ["serve", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "warning"], {
+// Each key may use 5,000 tokens a minute: enough for every test but the one
+// that runs into it.
+const config = join(data, "headroom.toml");
+writeFileSync(config, "[gateway.key_limits]\ntokens_per_minute = 5000\n");
+const server = spawn(binary, ["serve", "--listen", "127.0.0.1:0", "--data", data, "--config", config,
+                              "--log-level", "warning"], {
   stdio: ["ignore", "pipe", "inherit"],
   env: { ...process.env, HEADROOM_ADMIN_KEY: adminKey },
 });
@@ -154,6 +159,34 @@ test("errors in OpenAI's shape: 400, 401, 404", async () => {
   await expectError(acme.client.embeddings.create({ model, input: "x" }), 400);
   const stranger = new OpenAI({ baseURL: `${url}/v1`, apiKey: "hr_notakey", maxRetries: 0 });
   await expectError(stranger.models.list(), 401, (e) => assert.equal(e.type, "authentication_error"));
+});
+
+test("429 past the key's tokens per minute, with OpenAI's headers", async () => {
+  const limited = await newTenant("limited");
+  await admin("POST", `/v1/tenants/${limited.id}/credits`, { amount: "1.00" }, { "idempotency-key": "sdk-test-limited" });
+  const ask = (max_tokens, n = 1) => limited.client.chat.completions.create({
+    model, messages: [{ role: "user", content: "Hi" }], max_tokens, n, temperature: 0 }).withResponse();
+  // stories260K's context is 2,048 tokens: a choice reserves its prompt and
+  // at most the rest of the context.
+  const { data, response } = await ask(2000);
+  assert.equal(response.headers.get("x-ratelimit-limit-tokens"), "5000");
+  assert.equal(Number(response.headers.get("x-ratelimit-remaining-tokens")), 5000 - data.usage.prompt_tokens - 2000);
+  assert.ok(response.headers.get("x-ratelimit-limit-requests"), "the tenant's requests per minute");
+  assert.ok(response.headers.get("x-ratelimit-reset-tokens").endsWith("s"));
+  // Three choices of 2,000 can never fit a minute of 5,000.
+  await expectError(ask(2000, 3), 429, (e) => {
+    assert.equal(e.code, "rate_limit_exceeded");
+    assert.match(e.message, /Request too large/);
+  });
+  // Six at once reserve 12,000: those past the minute's 5,000 are refused and told when to retry.
+  const results = await Promise.allSettled([1, 2, 3, 4, 5, 6].map(() => ask(2000)));
+  const refused = results.filter((r) => r.status === "rejected");
+  assert.ok(refused.length >= 3, `${refused.length} of 6 refused`);
+  for (const r of refused) {
+    assert.equal(r.reason.status, 429);
+    assert.ok(Number(r.reason.headers["retry-after"]) >= 1, JSON.stringify(r.reason.headers));
+    assert.equal(r.reason.headers["x-ratelimit-limit-tokens"], "5000");
+  }
 });
 
 test("a client that leaves mid-stream is still billed for what it got", async () => {
