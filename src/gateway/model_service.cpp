@@ -294,6 +294,7 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
     g.sampling = r.sampling;
     if (r.sampling.seed.has_value()) g.sampling.seed = *r.sampling.seed + i;  // n choices, n draws
     g.seed = options_.random->next_u64();
+    g.tenant = caller.tenant_id;  // the engine shares its turns among tenants by tokens
     g.on_token = [call, i, chat, &tokenizer](const infer::GeneratedToken& token) {
       std::lock_guard lock(call->mutex);
       Call::Choice& choice = call->choices[i];

@@ -31,7 +31,8 @@
 // requests, per tenant and per key; a request reserves its prompt and its
 // max_tokens (per choice) on admission and is corrected to what it used
 // when it ends. Every answer carries OpenAI's x-ratelimit-* headers; a
-// refusal is 429 with retry-after.
+// refusal is 429 with retry-after. When an engine is saturated, waiting
+// requests are admitted fairly among tenants by tokens (infer::Engine).
 //
 // Thread-safety: handle() is called on the server's I/O threads; engine
 // callbacks run on each engine's scheduler thread; usage is recorded on the

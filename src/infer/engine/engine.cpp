@@ -18,6 +18,7 @@ struct Engine::Sequence {
         on_token(std::move(request.on_token)),
         on_finish(std::move(request.on_finish)),
         ignore_eos(request.ignore_eos),
+        tenant(std::move(request.tenant)),
         kv(pool),
         sampler(params, seed),
         stop(params),
@@ -29,6 +30,8 @@ struct Engine::Sequence {
   std::function<bool(const GeneratedToken&)> on_token;
   std::function<void(const GenerationResult&)> on_finish;
   bool ignore_eos;
+  std::string tenant;
+  bool preempted = false;  // goes before every other waiting sequence
   // Positions whose keys and values are in the cache. The tokens past it
   // are the next step's: a prompt's unread part, or the one token sampled
   // last (its keys are computed when the step after it samples).
@@ -186,6 +189,7 @@ void Engine::run() {
       });
       if (stopping_) break;
       while (!inbox_.empty()) {
+        arrive(*inbox_.front());
         waiting_.push_back(std::move(inbox_.front()));
         inbox_.pop_front();
       }
@@ -204,6 +208,7 @@ void Engine::run() {
   {
     std::lock_guard lock(mutex_);
     while (!inbox_.empty()) {
+      arrive(*inbox_.front());
       waiting_.push_back(std::move(inbox_.front()));
       inbox_.pop_front();
     }
@@ -230,8 +235,37 @@ void Engine::cancel_requested(std::span<const RequestId> ids) {
   std::erase_if(waiting_, [](const std::unique_ptr<Sequence>& s) { return s->done; });
 }
 
+void Engine::arrive(const Sequence& sequence) {
+  TenantShare& share = shares_[sequence.tenant];
+  if (share.sequences++ == 0) {
+    // Level with the least served of the tenants here: no credit for the
+    // time away, no debt from long ago.
+    std::uint64_t least = UINT64_MAX;
+    for (const auto& [tenant, other] : shares_) {
+      if (other.sequences > 0 && &other != &share) least = std::min(least, other.tokens);
+    }
+    share.tokens = least == UINT64_MAX ? 0 : least;
+  }
+}
+
+std::size_t Engine::next_to_admit() const {
+  std::size_t best = 0;
+  std::uint64_t best_tokens = UINT64_MAX;
+  for (std::size_t i = 0; i < waiting_.size(); ++i) {
+    const Sequence& s = *waiting_[i];
+    if (s.preempted) return i;  // preempted ones wait at the front
+    const std::uint64_t tokens = shares_.at(s.tenant).tokens;
+    if (tokens < best_tokens) {  // strictly: the oldest of a tenant wins ties
+      best = i;
+      best_tokens = tokens;
+    }
+  }
+  return best;
+}
+
 void Engine::preempt(std::size_t index) {
   Sequence& sequence = *running_[index];
+  sequence.preempted = true;
   sequence.kv.clear();
   sequence.computed = 0;
   sequence.running = false;
@@ -284,12 +318,14 @@ bool Engine::schedule() {
   // Not in a step that had to preempt: the room just freed is for growing.
   std::size_t admitted = 0;
   while (!preempted && budget > 0 && !waiting_.empty() && running_.size() < options_.max_running) {
-    Sequence& sequence = *waiting_.front();
+    const std::size_t next = next_to_admit();
+    Sequence& sequence = *waiting_[next];
     if (!sequence.kv.reserve(sequence.tokens.size())) break;
     sequence.running = true;
+    sequence.preempted = false;
     running_count_.fetch_add(1, std::memory_order_relaxed);
-    running_.push_back(std::move(waiting_.front()));
-    waiting_.pop_front();
+    running_.push_back(std::move(waiting_[next]));
+    waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(next));
     ++admitted;
   }
   if (admitted > 0) {
@@ -328,6 +364,7 @@ void Engine::step() {
                                         std::memory_order_relaxed);
     }
     sequence.computed += n;
+    shares_[sequence.tenant].tokens += n;
     if (slices_[k].logits.empty()) continue;  // mid-prompt
 
     const Sample sample = sequence.sampler.sample(slices_[k].logits, sequence.generated());
@@ -365,6 +402,9 @@ void Engine::step() {
 void Engine::finish(Sequence& sequence, GenerationResult result) {
   // The stats first: a caller woken by on_finish sees the request gone.
   sequence.kv.clear();
+  if (auto share = shares_.find(sequence.tenant); share != shares_.end() && --share->second.sequences == 0) {
+    shares_.erase(share);  // gone idle: it starts level again when it returns
+  }
   kv_pages_free_.store(kv_pool_->free_pages(), std::memory_order_relaxed);
   if (sequence.running) {
     running_count_.fetch_sub(1, std::memory_order_relaxed);

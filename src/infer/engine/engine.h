@@ -27,6 +27,14 @@
 // vLLM does it. Recomputing gives the same keys and values bit for bit, so a
 // preempted request still produces exactly what it would have produced alone.
 //
+// Fairness: when requests wait, the next admitted is the oldest of the
+// tenant that has had the fewest tokens computed (prompt and generated) so
+// far; a tenant that arrives, or returns after being idle, starts level with
+// the least served of those waiting or running, not at zero, so it cannot
+// claim back the time it was away. So one tenant's long prompts cost it its
+// own turns, not the others' (fair queuing by tokens, not by requests). A
+// preempted sequence goes before all of them: it was admitted already.
+//
 // Exactness: the model computes every row of a batch alone (see
 // LlamaModel::forward), so a request's tokens and log-probabilities do not
 // depend on what else runs beside it, on how its prompt was chunked, or on
@@ -59,6 +67,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -129,6 +138,10 @@ struct GenerationRequest {
   std::uint64_t seed = 0;
   // Run to max_tokens even past the end-of-sequence token (benchmarks).
   bool ignore_eos = false;
+  // Who the tokens are for (a tenant id): when requests wait for room, the
+  // one whose tenant has had the fewest tokens run goes next. Empty is a
+  // tenant like any other.
+  std::string tenant;
   // Each generated token but the end-of-sequence one; return false to
   // cancel (the client has gone). May be empty.
   std::function<bool(const GeneratedToken&)> on_token;
@@ -186,6 +199,10 @@ class Engine {
   void preempt(std::size_t running_index);
   void finish(Sequence& sequence, GenerationResult result);
   void cancel_requested(std::span<const RequestId> ids);
+  // A sequence joins the waiting queue for the first time.
+  void arrive(const Sequence& sequence);
+  // The waiting sequence to admit next (see Fairness).
+  std::size_t next_to_admit() const;
 
   EngineOptions options_;
   std::unique_ptr<GgufFile> file_;
@@ -207,6 +224,12 @@ class Engine {
 
   // The scheduler thread's own.
   std::deque<std::unique_ptr<Sequence>> waiting_;
+  // Tokens computed per tenant, and how many of its sequences are here.
+  struct TenantShare {
+    std::uint64_t tokens = 0;
+    std::size_t sequences = 0;
+  };
+  std::unordered_map<std::string, TenantShare> shares_;
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
   std::vector<SequenceSlice> slices_;
   std::vector<Sequence*> sliced_;  // slices_[i]'s sequence

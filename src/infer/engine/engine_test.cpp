@@ -373,6 +373,59 @@ TEST(Engine, DestroyingTheEngineFinishesEveryRequestOnce) {
   }
 }
 
+// Two tenants, one running at a time: A queued six long prompts first, B six
+// short ones after. Fair by tokens, B's all run after A's first (A has had
+// 100 tokens, B none) instead of after all of A's.
+TEST(Engine, WaitingTenantsAreServedFairlyByTokens) {
+  auto engine = open_engine(random_model_path(), {.threads = 1, .max_running = 1});
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> gate_running;
+  std::mutex mutex;
+  std::vector<std::string> finished;  // tenant and index, in order
+
+  GenerationRequest gate;
+  gate.prompt = {1, 2};
+  gate.sampling.max_tokens = 2;
+  gate.ignore_eos = true;
+  gate.tenant = "gate";
+  std::atomic<bool> once{false};
+  gate.on_token = [&](const GeneratedToken&) {
+    if (!once.exchange(true)) {
+      gate_running.set_value();
+      released.wait();
+    }
+    return true;
+  };
+  ASSERT_TRUE(engine->submit(std::move(gate)).is_ok());
+  gate_running.get_future().wait();
+
+  std::atomic<int> pending{12};
+  std::promise<void> all_done;
+  auto submit = [&](const std::string& tenant, int index, std::size_t prompt_length) {
+    GenerationRequest r;
+    r.prompt.assign(prompt_length, 5);
+    r.prompt[0] = 1;
+    r.sampling.max_tokens = 4;
+    r.ignore_eos = true;
+    r.tenant = tenant;
+    r.on_finish = [&, name = tenant + std::to_string(index)](const GenerationResult&) {
+      {
+        std::lock_guard lock(mutex);
+        finished.push_back(name);
+      }
+      if (--pending == 0) all_done.set_value();
+    };
+    ASSERT_TRUE(engine->submit(std::move(r)).is_ok());
+  };
+  for (int i = 0; i < 6; ++i) submit("A", i, 100);
+  for (int i = 0; i < 6; ++i) submit("B", i, 5);
+  release.set_value();
+  all_done.get_future().wait();
+  const std::vector<std::string> want = {"A0", "B0", "B1", "B2", "B3", "B4", "B5", "A1", "A2", "A3", "A4", "A5"};
+  EXPECT_EQ(finished, want);
+}
+
 TEST(Engine, Stories260KTellsItsStoryAndStops) {
   const std::string path = stories_path();
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is not there";
