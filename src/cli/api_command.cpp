@@ -317,19 +317,28 @@ std::optional<ApiError> ApiSession::call(const ApiCall& call, ApiAnswer& answer,
 
 std::optional<ApiError> ApiSession::get_text(std::string_view target, const std::function<void(std::string_view)>& sink,
                                              std::string_view accept) {
+  return stream("GET", target, "", [&sink](std::string_view chunk) { sink(chunk); return true; }, accept);
+}
+
+std::optional<ApiError> ApiSession::post_stream(std::string_view target, std::string_view body,
+                                                const std::function<bool(std::string_view)>& sink,
+                                                std::string_view accept) {
+  return stream("POST", target, body, sink, accept);
+}
+
+std::optional<ApiError> ApiSession::stream(std::string_view method, std::string_view target, std::string_view body,
+                                           const std::function<bool(std::string_view)>& sink,
+                                           std::string_view accept) {
   // An error's body is read for its message, up to this much.
   constexpr std::size_t kErrorBodyBytes = 64 * 1024;
   net::HttpClientResponse head;
   auto on_head = [&head](const net::HttpClientResponse& received) { head = received; };
   auto on_chunk = [&head, &sink](std::string_view chunk) {
-    if (exit_code_for_http_status(head.status) == ExitCode::kOk) {
-      sink(chunk);
-      return true;
-    }
+    if (exit_code_for_http_status(head.status) == ExitCode::kOk) return sink(chunk);
     head.body.append(chunk.substr(0, kErrorBodyBytes - head.body.size()));
     return head.body.size() < kErrorBodyBytes;
   };
-  const Status status = transport_->request_stream("GET", target, "", headers(accept), on_chunk, on_head);
+  const Status status = transport_->request_stream(method, target, body, headers(accept), on_chunk, on_head);
   if (!status.is_ok()) return transport_error(status, settings_);
   if (exit_code_for_http_status(head.status) != ExitCode::kOk) return http_error(head, settings_);
   return std::nullopt;

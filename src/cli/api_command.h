@@ -202,9 +202,17 @@ class ApiSession {
   // nothing reaches `sink`.
   std::optional<ApiError> get_text(std::string_view target, const std::function<void(std::string_view)>& sink,
                                    std::string_view accept = "text/plain");
+  // POSTs the JSON `body` to `target` and hands a 2xx answer's body to
+  // `sink` as it arrives (server-sent events); `sink` returning false stops
+  // the read. On an error nothing reaches `sink`.
+  std::optional<ApiError> post_stream(std::string_view target, std::string_view body,
+                                      const std::function<bool(std::string_view)>& sink,
+                                      std::string_view accept = "text/event-stream");
 
  private:
   net::HttpHeaders headers(std::string_view accept) const;
+  std::optional<ApiError> stream(std::string_view method, std::string_view target, std::string_view body,
+                                 const std::function<bool(std::string_view)>& sink, std::string_view accept);
 
   ClientSettings settings_;
   std::unique_ptr<Transport> transport_;

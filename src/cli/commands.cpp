@@ -17,6 +17,7 @@
 #include "cli/fleet_commands.h"
 #include "cli/generate_command.h"
 #include "cli/job_commands.h"
+#include "cli/model_commands.h"
 #include "common/time.h"
 
 namespace headroom::cli {
@@ -249,6 +250,7 @@ void add_client_commands(CLI::App& app, int& exit_code, std::shared_ptr<const Cl
     add_job_commands(app, exit_code, env);
     add_fleet_commands(app, exit_code, env);
     add_billing_commands(app, exit_code, env);
+    add_model_commands(app, exit_code, env);
     add_generate_command(app, exit_code, env);
   } catch (const std::exception& e) {
     CHECK(false) << "cannot add the client commands: " << e.what();
