@@ -7,6 +7,7 @@
 #include <boost/json/value.hpp>
 
 #include <cmath>
+#include <cstdio>
 
 namespace headroom::gateway {
 namespace {
@@ -25,6 +26,17 @@ std::string_view kind_name(const json::value& v) {
     case json::kind::object: return "an object";
   }
   return "a value";
+}
+
+// A value as the client wrote it, near enough: numbers as %g, not Boost's
+// "2.5E0".
+std::string show(const json::value& v) {
+  if (v.is_double()) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", v.as_double());
+    return text;
+  }
+  return json::serialize(v);
 }
 
 // Reads the fields of one request object; the first error wins.
@@ -51,7 +63,7 @@ class Fields {
     const double d = v->to_number<double>();
     if (!std::isfinite(d) || d > max || (min_open ? d <= min : d < min)) {
       fail(name, std::string(name) + " must be in " + (min_open ? "(" : "[") + format(min) + ", " + format(max) +
-                     "], got " + json::serialize(*v));
+                     "], got " + show(*v));
       return std::nullopt;
     }
     return d;
@@ -68,7 +80,7 @@ class Fields {
     } else if (v->is_double() && std::trunc(v->as_double()) == v->as_double() && std::fabs(v->as_double()) < 9e18) {
       i = static_cast<std::int64_t>(v->as_double());
     } else {
-      fail(name, std::string(name) + " must be an integer, got " + json::serialize(*v));
+      fail(name, std::string(name) + " must be an integer, got " + show(*v));
       return std::nullopt;
     }
     if (i < min || i > max) {
@@ -98,11 +110,7 @@ class Fields {
   }
 
  private:
-  static std::string format(double d) {
-    std::string s = json::serialize(json::value(d));
-    if (s.size() > 2 && s.ends_with("E0")) s.resize(s.size() - 2);
-    return s;
-  }
+  static std::string format(double d) { return show(json::value(d)); }
 
   const json::object& object_;
   ApiError& error_;
