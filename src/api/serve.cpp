@@ -146,6 +146,17 @@ Result<std::vector<gateway::Deployment>> deployments_of(const config::ServeConfi
       }
       HR_ASSIGN_OR_RETURN(d.file, gateway::materialize_builtin_model((data_dir / "models").string()));
     }
+    d.upstreams = m.upstreams;
+    d.upstream_model = m.upstream_model;
+    d.upstream.workers = m.upstream_workers;
+    if (!m.upstream_api_key_env.empty()) {
+      const char* key = std::getenv(m.upstream_api_key_env.c_str());
+      if (key == nullptr || *key == '\0') {
+        return Status::invalid_argument("models." + name + ".upstream_api_key_env: " + m.upstream_api_key_env +
+                                        " is not set");
+      }
+      d.upstream_api_key = key;
+    }
     d.input_price = m.input_price;
     d.output_price = m.output_price;
     d.engine.threads = m.threads;

@@ -7,6 +7,7 @@
 #include <ostream>
 
 #include "cli/api_command.h"
+#include "net/sse_reader.h"
 
 namespace headroom::cli {
 namespace {
@@ -42,7 +43,7 @@ int run_chat(const ChatArgs& args, const ClientFlags& flags, const ClientEnviron
   if (args.temperature) body["temperature"] = *args.temperature;
 
   std::ostream& out = *env.out;
-  SseReader reader;
+  net::SseReader reader;
   std::string failure;  // an error the server sent inside the stream
   json::value usage;
   auto on_data = [&](std::string_view data) {

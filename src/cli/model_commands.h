@@ -4,8 +4,6 @@
 #pragma once
 
 #include <memory>
-#include <string>
-#include <string_view>
 
 namespace CLI {
 class App;
@@ -14,31 +12,6 @@ class App;
 namespace headroom::cli {
 
 struct ClientEnvironment;
-
-// Splits a server-sent event stream into the payloads of its data lines.
-// Feed it the body as it arrives, in any pieces; it calls `on_data` with
-// each payload ("[DONE]" included) once its line is complete.
-class SseReader {
- public:
-  template <typename OnData>
-  void feed(std::string_view chunk, OnData&& on_data) {
-    buffer_.append(chunk);
-    std::size_t start = 0;
-    for (std::size_t end; (end = buffer_.find('\n', start)) != std::string::npos; start = end + 1) {
-      std::string_view line(buffer_.data() + start, end - start);
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (line.starts_with("data:")) {
-        line.remove_prefix(5);
-        if (line.starts_with(' ')) line.remove_prefix(1);
-        on_data(line);
-      }
-    }
-    buffer_.erase(0, start);
-  }
-
- private:
-  std::string buffer_;
-};
 
 void add_model_commands(CLI::App& app, int& exit_code, const std::shared_ptr<const ClientEnvironment>& env);
 

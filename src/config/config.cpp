@@ -174,6 +174,25 @@ class TableReader {
     return std::optional<bool>(value->get());
   }
 
+  // An array of strings, empty when absent.
+  Result<std::vector<std::string>> string_array(std::string_view key, std::size_t max_count,
+                                                std::size_t max_bytes) const {
+    std::vector<std::string> out;
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return out;
+    const auto* array = node->as_array();
+    if (array == nullptr) return error(key, "expected an array of strings, got " + std::string(type_name(node->type())));
+    if (array->size() > max_count) return error(key, "at most " + std::to_string(max_count) + " entries");
+    for (const toml::node& element : *array) {
+      const auto* text = element.as_string();
+      if (text == nullptr || text->get().empty() || text->get().size() > max_bytes) {
+        return error(key, "expected non-empty strings of at most " + std::to_string(max_bytes) + " bytes");
+      }
+      out.push_back(text->get());
+    }
+    return out;
+  }
+
   // A sub-table, or null when absent.
   Result<const toml::table*> optional_table(std::string_view key) const {
     const toml::node* node = table_.get(key);
@@ -464,10 +483,23 @@ Status read_models(const TableReader& models, ServeConfig& config) {
     HR_ASSIGN_OR_RETURN(const toml::table* table, models.optional_table(name));
     if (!table) return models.error(name, "expected a table such as { file = \"model.gguf\" }");
     TableReader entry(models.source(), *table, models.path_of(name));
-    HR_RETURN_IF_ERROR(entry.check_keys(
-        {"file", "input_price", "output_price", "threads", "kv_cache_mb", "context_tokens", "max_running"}));
+    HR_RETURN_IF_ERROR(entry.check_keys({"file", "upstreams", "upstream_model", "upstream_api_key_env",
+                                         "upstream_workers", "input_price", "output_price", "threads", "kv_cache_mb",
+                                         "context_tokens", "max_running"}));
     ModelConfig& m = out[std::string(name)];
-    HR_ASSIGN_OR_RETURN(m.file, entry.required_string("file", 4096));
+    HR_ASSIGN_OR_RETURN(auto file, entry.optional_string("file", 4096));
+    HR_ASSIGN_OR_RETURN(m.upstreams, entry.string_array("upstreams", 64, 2048));
+    if (file.has_value() == !m.upstreams.empty()) {
+      return entry.table_error("give either file (a GGUF model for the built-in engine) or upstreams (base URLs of "
+                               "OpenAI-compatible servers), not both or neither");
+    }
+    m.file = file.value_or("");
+    HR_ASSIGN_OR_RETURN(auto upstream_model, entry.optional_string("upstream_model", 256));
+    m.upstream_model = upstream_model.value_or("");
+    HR_ASSIGN_OR_RETURN(auto key_env, entry.optional_string("upstream_api_key_env", 256));
+    m.upstream_api_key_env = key_env.value_or("");
+    HR_ASSIGN_OR_RETURN(auto workers, entry.optional_integer("upstream_workers", 1, 4096));
+    if (workers) m.upstream_workers = static_cast<std::uint32_t>(*workers);
     for (auto [field, slot] : {std::pair{"input_price", &m.input_price}, std::pair{"output_price", &m.output_price}}) {
       HR_ASSIGN_OR_RETURN(auto text, entry.optional_string(field, 32));
       if (!text) continue;

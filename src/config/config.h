@@ -101,8 +101,18 @@ struct BillingConfig {
 //   kv_cache_mb = 1024         # the paged KV cache (default 512)
 //   context_tokens = 4096      # default: the model's
 //   max_running = 32           # sequences batched together (default 64)
+//
+//   [models.llama-70b]          # served by external OpenAI-compatible servers
+//   upstreams = ["http://10.0.0.5:8000/v1", "http://10.0.0.6:8000/v1"]
+//   upstream_model = "meta-llama/Llama-3.1-70B-Instruct"   # its name there (default: the table's)
+//   upstream_api_key_env = "VLLM_API_KEY"   # the environment variable holding their key
+//   upstream_workers = 64      # requests in flight to them at most
 struct ModelConfig {
-  std::string file;
+  std::string file;  // or upstreams
+  std::vector<std::string> upstreams;
+  std::string upstream_model;
+  std::string upstream_api_key_env;
+  std::uint32_t upstream_workers = 64;
   Money input_price, output_price;
   std::uint32_t threads = 0;
   std::uint32_t kv_cache_mb = 512;

@@ -2,6 +2,7 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
@@ -14,6 +15,7 @@
 #include "common/text.h"
 #include "infer/sampling/chat_template.h"
 #include "ledger/ledger_limits.h"
+#include "net/sse_reader.h"
 
 namespace headroom::gateway {
 namespace json = boost::json;
@@ -21,7 +23,8 @@ namespace json = boost::json;
 struct ModelService::Model {
   ModelInfo info;
   Deployment deployment;
-  std::unique_ptr<infer::Engine> engine;
+  std::unique_ptr<infer::Engine> engine;      // a built-in model
+  std::unique_ptr<Upstream> upstream;         // or an external one
   infer::ChatTemplate chat_template = infer::ChatTemplate::recognise("");
   infer::SpecialTokens special;  // bos left empty: encode() adds the BOS token itself
 };
@@ -59,6 +62,17 @@ struct ModelService::Call {
   std::atomic<bool> client_gone{false};
   std::unique_ptr<RateLimiter::Ticket> ticket;
   RateState rate;
+
+  // An external model's answer, as the worker thread reads it.
+  struct Upstreamed {
+    int status = 0;         // 0: no replica answered
+    Status failure;         // why none did
+    std::string body;       // a whole answer, or an error's body
+    net::SseReader events;  // a stream's
+    json::value usage;      // the upstream's last usage object
+    std::int64_t content_chunks = 0;
+    std::int64_t estimated_prompt = 0;
+  } upstream;
 };
 
 // The server's side of a stream: takes what the call has written.
@@ -76,7 +90,9 @@ class ModelService::EventStream final : public net::BodyStream {
         if (!c.done) ids.push_back(c.engine_id);
       }
     }
-    for (infer::RequestId id : ids) call_->model->engine->cancel(id);
+    if (call_->model->engine) {
+      for (infer::RequestId id : ids) call_->model->engine->cancel(id);
+    }
   }
 
   Next next(std::string& out) override {
@@ -144,6 +160,21 @@ Result<std::unique_ptr<ModelService>> ModelService::open(std::vector<Deployment>
     for (const auto& m : service->models_) {
       if (m->info.id == d.name) return Status::invalid_argument("model " + d.name + " is deployed twice");
     }
+    if (!d.upstreams.empty()) {
+      Result<std::unique_ptr<Upstream>> upstream = Upstream::create(d.upstreams, d.upstream_api_key, d.upstream);
+      if (!upstream.is_ok()) {
+        return Status::invalid_argument("model " + d.name + ": " + upstream.status().message());
+      }
+      auto model = std::make_unique<Model>();
+      model->upstream = std::move(*upstream);
+      if (d.upstream_model.empty()) d.upstream_model = d.name;
+      model->info = {d.name, options.clock->now().unix_seconds(), options.owned_by, 0, d.input_price, d.output_price};
+      spdlog::info("model {}: {} replica(s) of {} at {}", d.name, d.upstreams.size(), d.upstream_model,
+                   d.upstreams.front());
+      model->deployment = std::move(d);
+      service->models_.push_back(std::move(model));
+      continue;
+    }
     Result<std::unique_ptr<infer::Engine>> engine = infer::Engine::open(d.file, d.engine);
     if (!engine.is_ok()) {
       return Status::invalid_argument("model " + d.name + ": " + engine.status().message());
@@ -169,8 +200,11 @@ Result<std::unique_ptr<ModelService>> ModelService::open(std::vector<Deployment>
 }
 
 ModelService::~ModelService() {
-  // The engines first: each ends its requests, which are metered.
-  for (auto& model : models_) model->engine.reset();
+  // The engines and upstreams first: each ends its requests, which are metered.
+  for (auto& model : models_) {
+    model->engine.reset();
+    model->upstream.reset();
+  }
   {
     std::lock_guard lock(meter_mutex_);
     meter_stopping_ = true;
@@ -208,6 +242,11 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
       write_api_error(response, api_error(status));
       return;
     }
+  }
+
+  if (model->upstream) {
+    handle_upstream(*model, caller, std::move(request), response);
+    return;
   }
 
   // The prompt, as the model reads it.
@@ -496,6 +535,213 @@ void ModelService::call_finished(const std::shared_ptr<Call>& call) {
                                                    {"model", r.model},
                                                    {"choices", std::move(choices)},
                                                    {"usage", usage_json(call->prompt_tokens, completion)}});
+    }
+    add_rate_headers(response, call->rate, false);
+    call->deferred->complete(std::move(response));
+  };
+  meter(std::move(job));
+}
+
+void ModelService::handle_upstream(Model& model, const Caller& caller, CompletionRequest request,
+                                   net::HttpResponse& response) {
+  // No tokenizer for an external model: the prompt is estimated, at a token
+  // per 4 bytes, for the limits (and corrected by the upstream's count).
+  std::size_t bytes = request.prompt.size();
+  for (const infer::ChatMessage& m : request.messages) bytes += m.content.size();
+  const std::int64_t estimated_prompt = static_cast<std::int64_t>(bytes / 4 + 1);
+  const std::int64_t per_choice = request.sampling.max_tokens.value_or(options_.default_reserved_tokens);
+  const std::int64_t reserved = request.n * (estimated_prompt + per_choice);
+  RateState rate;
+  Result<std::unique_ptr<RateLimiter::Ticket>> ticket = limiter_->admit(caller.tenant_id, caller.key_id, reserved, rate);
+  if (!ticket.is_ok()) {
+    write_api_error(response, api_error(ticket.status()));
+    add_rate_headers(response, rate, /*refused=*/true);
+    return;
+  }
+  auto call = std::make_shared<Call>();
+  call->ticket = std::move(*ticket);
+  call->rate = rate;
+  call->service = this;
+  call->model = &model;
+  call->caller = caller;
+  call->id = make_id("cmpl", *options_.random);
+  call->started = options_.clock->now();
+  call->created = call->started.unix_seconds();
+  call->upstream.estimated_prompt = estimated_prompt * request.n;
+
+  // The client's body, for the model's name there, asking for the usage.
+  json::object body = std::move(request.body);
+  body["model"] = model.deployment.upstream_model;
+  if (request.stream) {
+    json::object stream_options;
+    if (const json::value* given = body.if_contains("stream_options"); given != nullptr && given->is_object()) {
+      stream_options = given->as_object();
+    }
+    stream_options["include_usage"] = true;
+    body["stream_options"] = std::move(stream_options);
+  }
+  request.body = {};
+  call->request = std::move(request);
+
+  std::shared_ptr<EventStream> stream;
+  if (call->request.stream) {
+    stream = std::make_shared<EventStream>(call);
+    call->stream = stream;
+    response.status = 200;
+    response.content_type = "text/event-stream";
+    response.headers.emplace_back("cache-control", "no-cache");
+    add_rate_headers(response, call->rate, false);
+  } else {
+    call->deferred = response.defer();
+  }
+  model.upstream->run([this, call, body = json::serialize(body), reserved]() mutable {
+    forward(call, std::move(body), reserved);
+  });
+  if (stream) response.stream = std::move(stream);
+}
+
+// On an upstream worker thread: sends the request to a replica, the next one
+// if it cannot be reached, and passes the answer on.
+void ModelService::forward(const std::shared_ptr<Call>& call, std::string body, std::int64_t reserved) {
+  Call::Upstreamed& u = call->upstream;
+  const bool chat = call->request.endpoint == Endpoint::kChat;
+  const std::string target = chat ? "/chat/completions" : "/completions";
+  constexpr std::size_t kMaxBodyBytes = 64 << 20;
+  auto on_head = [&](const net::HttpClientResponse& head) { u.status = head.status; };
+  auto on_event = [&](std::string_view data) {
+    if (data == "[DONE]") return;  // ours comes once the usage is recorded
+    boost::system::error_code ec;
+    json::value event = json::parse(data, ec);
+    if (ec || !event.is_object()) return;
+    json::object& o = event.as_object();
+    if (const json::value* usage = o.if_contains("usage"); usage != nullptr && usage->is_object()) u.usage = *usage;
+    const json::value* choices = o.if_contains("choices");
+    const bool empty = choices == nullptr || !choices->is_array() || choices->as_array().empty();
+    if (empty && !o.contains("error")) return;  // the usage alone: ours is sent at the end
+    if (!empty) ++u.content_chunks;
+    o["id"] = call->id;
+    o["model"] = call->request.model;
+    if (call->request.include_usage) {
+      o["usage"] = nullptr;
+    } else {
+      o.erase("usage");
+    }
+    std::lock_guard lock(call->mutex);
+    append_event(call->pending, event);
+  };
+  auto on_chunk = [&](std::string_view chunk) {
+    if (u.status != 200 || !call->request.stream) {
+      if (u.body.size() + chunk.size() > kMaxBodyBytes) return false;
+      u.body.append(chunk);
+      return true;
+    }
+    u.events.feed(chunk, on_event);
+    if (auto s = call->stream.lock()) s->wake();
+    return !call->client_gone;
+  };
+  for (Upstream::Replica* replica : call->model->upstream->order()) {
+    replica->outstanding += reserved;
+    const Status status = call->model->upstream->post(*replica, target, body, on_chunk, on_head);
+    replica->outstanding -= reserved;
+    if (u.status != 0) break;  // answered: never sent twice
+    u.failure = status;
+    replica->healthy = false;  // the health check brings it back
+    spdlog::warn("upstream {} for {}: {}", replica->base_url, call->request.model, status.message());
+  }
+  upstream_finished(call);
+}
+
+void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
+  Call::Upstreamed& u = call->upstream;
+  const bool chat = call->request.endpoint == Endpoint::kChat;
+  // The tokens: the upstream's count, else the estimates.
+  json::object answer;
+  if (!call->request.stream && u.status == 200) {
+    boost::system::error_code ec;
+    json::value parsed = json::parse(u.body, ec);
+    if (!ec && parsed.is_object()) {
+      answer = std::move(parsed.as_object());
+      if (const json::value* usage = answer.if_contains("usage"); usage != nullptr && usage->is_object()) u.usage = *usage;
+    }
+  }
+  auto count = [&](const char* field, std::int64_t fallback) {
+    if (u.usage.is_object()) {
+      if (const json::value* v = u.usage.as_object().if_contains(field); v != nullptr && v->is_int64()) {
+        return v->as_int64();
+      }
+    }
+    return u.status == 0 ? 0 : fallback;
+  };
+  const std::int64_t prompt = count("prompt_tokens", u.estimated_prompt);
+  const std::int64_t completion = count("completion_tokens", u.content_chunks);
+  call->ticket->settle(prompt + completion);
+
+  const Model& model = *call->model;
+  const Timestamp now = options_.clock->now();
+  MeterJob job;
+  for (bool input : {true, false}) {
+    ledger::UsageEvent e;
+    e.id = call->id + (input ? ":input" : ":output");
+    e.tenant_id = call->caller.tenant_id;
+    e.product = ledger::Product::kTokens;
+    e.item = model.info.id;
+    e.variant = input ? "input" : "output";
+    e.quantity = std::max<std::int64_t>(0, input ? prompt : completion);
+    e.unit_price = input ? model.info.input_price : model.info.output_price;
+    e.start = call->started;
+    e.end = now;
+    e.source_id = call->id;
+    job.events.push_back(std::move(e));
+  }
+  job.done = [call, chat, prompt, completion, answer = std::move(answer)](const Status& metered) mutable {
+    call->ticket.reset();
+    const Call::Upstreamed& up = call->upstream;
+    const CompletionRequest& r = call->request;
+    // What went wrong, as the client is told: no replica, or the usage not recorded.
+    std::optional<ApiError> failure;
+    if (up.status == 0) {
+      failure = ApiError{502, "server_error", "no replica of " + r.model + " could be reached: " + up.failure.message(),
+                         "", "upstream_unavailable"};
+    } else if (!metered.is_ok()) {
+      failure = api_error(Status::unavailable("the usage of this request could not be recorded: " + metered.message()));
+    }
+    if (r.stream) {
+      {
+        std::lock_guard lock(call->mutex);
+        if (failure) {
+          call->pending += "data: " + error_body(*failure) + "\n\n";
+        } else if (up.status != 200) {
+          // The upstream refused: its error, as an event (the head has gone).
+          call->pending += "data: " + (up.body.empty() ? error_body(api_error(Status::unavailable("upstream error"))) : up.body) + "\n\n";
+        } else if (r.include_usage) {
+          append_event(call->pending,
+                       json::object{{"id", call->id},
+                                    {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                                    {"created", call->created},
+                                    {"model", r.model},
+                                    {"choices", json::array()},
+                                    {"usage", usage_json(static_cast<std::size_t>(prompt), static_cast<std::size_t>(completion))}});
+        }
+        call->pending += "data: [DONE]\n\n";
+        call->ended = true;
+      }
+      if (auto s = call->stream.lock()) s->wake();
+      return;
+    }
+    net::HttpResponse response;
+    if (failure) {
+      write_api_error(response, *failure);
+    } else if (up.status != 200 || answer.empty()) {
+      // The upstream's own error (or an answer we cannot read), passed on.
+      response.status = up.status == 200 ? 502 : up.status;
+      response.content_type = "application/json";
+      response.body = up.body;
+    } else {
+      answer["id"] = call->id;
+      answer["model"] = r.model;
+      response.status = 200;
+      response.content_type = "application/json";
+      response.body = json::serialize(answer);
     }
     add_rate_headers(response, call->rate, false);
     call->deferred->complete(std::move(response));

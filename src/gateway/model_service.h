@@ -24,6 +24,15 @@
 // A client that leaves a stream cancels its choices in the engine at once;
 // the tokens already generated are still metered.
 //
+// External models: the client's body goes to a replica (upstream.h) with
+// the model's name there, and with stream_options.include_usage set when
+// streaming, so that the upstream reports the tokens it counted; those are
+// what is metered. The answer comes back with our completion id and model
+// name; a stream is passed on event by event. Should a stream break off
+// before the upstream's usage (the client left), the prompt is estimated at
+// a token per 4 bytes and the output counted at a token per content chunk,
+// as vLLM and llama.cpp send them.
+//
 // Budgets: a tenant whose balance and credit are spent gets 402 before
 // anything runs (ledger::Wallet::admit).
 //
@@ -55,6 +64,7 @@
 #include "common/time.h"
 #include "gateway/openai_request.h"
 #include "gateway/rate_limiter.h"
+#include "gateway/upstream.h"
 #include "infer/engine/engine.h"
 #include "ledger/usage.h"
 #include "ledger/wallet.h"
@@ -62,12 +72,17 @@
 
 namespace headroom::gateway {
 
-// A model served by the built-in engine.
+// A model served by the built-in engine (`file`) or by external
+// OpenAI-compatible servers (`upstreams`): exactly one of the two.
 struct Deployment {
   std::string name;  // the API's model id
   std::string file;  // a GGUF file
   Money input_price, output_price;  // per million tokens
   infer::EngineOptions engine;
+  std::vector<std::string> upstreams;  // base URLs, "http://10.0.0.5:8000/v1", one per replica
+  std::string upstream_model;          // the model's name there; empty: `name`
+  std::string upstream_api_key;        // sent as a bearer token; may be empty
+  UpstreamOptions upstream;
 };
 
 struct ModelInfo {
@@ -125,6 +140,9 @@ class ModelService {
   void meter(MeterJob job);
   void run_metering();
   void call_finished(const std::shared_ptr<Call>& call);
+  void handle_upstream(Model& model, const Caller& caller, CompletionRequest request, net::HttpResponse& response);
+  void forward(const std::shared_ptr<Call>& call, std::string body, std::int64_t reserved);
+  void upstream_finished(const std::shared_ptr<Call>& call);
 
   ModelServiceOptions options_;
   std::vector<std::unique_ptr<Model>> models_;

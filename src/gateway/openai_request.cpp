@@ -281,6 +281,7 @@ bool parse_completion_request(Endpoint endpoint, std::string_view body, Completi
     error = ApiError::invalid("", status.message());
     return false;
   }
+  out.body = parsed.as_object();
   return true;
 }
 

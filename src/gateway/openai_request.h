@@ -12,6 +12,8 @@
 //   {"error":{"message":"...","type":"invalid_request_error","param":"temperature","code":null}}
 #pragma once
 
+#include <boost/json/object.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -57,6 +59,9 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   std::string user;
+  // The body as the client sent it, for an external upstream, which gets
+  // every field (ours and those we ignore).
+  boost::json::object body;
 };
 
 inline constexpr std::int32_t kMaxChoices = 8;            // n
