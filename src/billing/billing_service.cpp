@@ -84,6 +84,9 @@ TransferId derived_id(std::string_view kind, std::string_view key, std::string_v
 }
 
 // The reference a job's holds and charges share.
+// What a hold is found by when its usage is charged: the job's id for GPU
+// time, the request's (a completion id) for tokens. The two kinds of id
+// never meet (job_..., cmpl_...).
 ledger::Id128 job_reference(std::string_view job_id) { return derived_id("job", job_id); }
 
 Money floor_money(Amount a) { return a.floor_money(); }
@@ -429,8 +432,7 @@ void BillingService::charge(const ledger::RatedCharge& c, Timestamp at) {
     spdlog::error("billing: usage event {} is not charged: its tenant id cannot own an account", c.event_id.substr(0, 64));
     return;
   }
-  const ledger::Id128 reference =
-      c.product == ledger::Product::kGpuTime ? job_reference(c.source_id) : ledger::Id128{};
+  const ledger::Id128 reference = c.source_id.empty() ? ledger::Id128{} : job_reference(c.source_id);
   std::vector<Command> chain;
   chain.reserve(4);
   Amount remaining = c.amount;
@@ -752,6 +754,32 @@ Status BillingService::hold_run(std::string_view tenant_id, std::string_view job
                                       " available");
   }
   return ledger::status_of(outcome, "the run's hold was refused");
+}
+
+Status BillingService::hold_request(std::string_view tenant_id, std::string_view request_id, Money input_price,
+                                    std::int64_t input_tokens, Money output_price, std::int64_t output_tokens,
+                                    std::int64_t timeout_ms, Timestamp now) {
+  const auto clamp = [](std::int64_t tokens) { return std::clamp<std::int64_t>(tokens, 0, limits::kRatingQuantityMax); };
+  const Amount amount = ledger::exact_cost(ledger::Product::kTokens, clamp(input_tokens), input_price) +
+                        ledger::exact_cost(ledger::Product::kTokens, clamp(output_tokens), output_price);
+  if (amount == Amount()) return Status::ok();  // a free model holds nothing
+  std::lock_guard lock(mu_);
+  HR_RETURN_IF_ERROR(failed_);
+  const AccountId tenant = tenant_account(tenant_id, now);
+  if (tenant == 0) return Status::invalid_argument("tenant id too long");
+  const Command hold{now, ledger::CreateHold{derived_id("hold", request_id), tenant, accounts_.token_revenue, amount,
+                                             TransferCode::kUsage, job_reference(request_id),
+                                             std::clamp<std::int64_t>(timeout_ms, 1, limits::kLedgerHoldTimeoutMsMax)}};
+  const Outcome outcome = apply_chain(std::span(&hold, 1));
+  (void)journal_pending(0);  // not waited for, as a run's hold
+  if (outcome == Outcome::kInsufficientFunds) {
+    const ledger::Account* a = ledger_.account(tenant);
+    return Status::insufficient_funds("tenant " + std::string(tenant_id) + " cannot cover this request's hold of " +
+                                      dollars(amount) + " (its prompt and max_tokens); it has " +
+                                      dollars(a->available()) + " available: add credits with POST /v1/tenants/" +
+                                      std::string(tenant_id) + "/credits");
+  }
+  return ledger::status_of(outcome, "the request's hold was refused");
 }
 
 void BillingService::release_run(std::string_view job_id) {

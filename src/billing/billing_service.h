@@ -174,6 +174,10 @@ class BillingService final : public ledger::Wallet {
   Status hold_run(std::string_view tenant_id, std::string_view job_id, std::string_view run_key, Money per_gpu_hour,
                   std::uint32_t gpus, std::int64_t window_ms, std::int64_t timeout_ms, Timestamp now) override;
   void release_run(std::string_view job_id) override;
+  Status hold_request(std::string_view tenant_id, std::string_view request_id, Money input_price,
+                      std::int64_t input_tokens, Money output_price, std::int64_t output_tokens, std::int64_t timeout_ms,
+                      Timestamp now) override;
+  void release_request(std::string_view request_id) override { release_run(request_id); }
   std::uint64_t exhausted_generation() const override;
   std::vector<std::string> exhausted_tenants() const override;
 

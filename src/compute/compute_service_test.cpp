@@ -100,6 +100,12 @@ class FakeWallet final : public ledger::Wallet {
     std::lock_guard lock(mutex_);
     released.emplace_back(job_id);
   }
+  // Model requests are not the compute service's.
+  Status hold_request(std::string_view, std::string_view, Money, std::int64_t, Money, std::int64_t, std::int64_t,
+                      Timestamp) override {
+    return Status::internal("the compute service holds no model request");
+  }
+  void release_request(std::string_view) override {}
   std::uint64_t exhausted_generation() const override {
     std::lock_guard lock(mutex_);
     return generation;

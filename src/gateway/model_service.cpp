@@ -303,13 +303,23 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
     return;
   }
 
+  const std::string id = make_id("cmpl", *options_.random);
+  if (Status held = hold(caller, id, model->info, static_cast<std::int64_t>(prompt->size()) * request.n,
+                         per_choice * request.n);
+      !held.is_ok()) {
+    (*ticket)->settle(0);
+    write_api_error(response, api_error(held));
+    add_rate_headers(response, rate, /*refused=*/false);
+    return;
+  }
+
   auto call = std::make_shared<Call>();
   call->ticket = std::move(*ticket);
   call->rate = rate;
   call->service = this;
   call->model = model;
   call->caller = caller;
-  call->id = make_id("cmpl", *options_.random);
+  call->id = id;
   call->started = options_.clock->now();
   call->created = call->started.unix_seconds();
   call->prompt_tokens = prompt->size();
@@ -417,11 +427,12 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
       if (auto s = call->stream.lock()) s->wake();
       if (last) call->service->call_finished(call);
     };
-    Result<infer::RequestId> id = model->engine->submit(std::move(g));
-    if (!id.is_ok()) {
+    Result<infer::RequestId> submitted = model->engine->submit(std::move(g));
+    if (!submitted.is_ok()) {
       if (i == 0) {  // nothing runs: answer now
-        const ApiError error = api_error(id.status());
+        const ApiError error = api_error(submitted.status());
         call->ticket->settle(0);
+        release(call->id);
         if (call->deferred) {
           net::HttpResponse failed;
           write_api_error(failed, error);
@@ -437,7 +448,7 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
       bool last = false;
       {
         std::lock_guard lock(call->mutex);
-        if (call->error.is_ok()) call->error = id.status();
+        if (call->error.is_ok()) call->error = submitted.status();
         for (std::size_t k = i; k < call->choices.size(); ++k) call->choices[k].done = true;
         call->remaining -= call->choices.size() - i;
         last = call->remaining == 0;
@@ -447,7 +458,7 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
       break;
     }
     std::lock_guard lock(call->mutex);
-    call->choices[i].engine_id = *id;
+    call->choices[i].engine_id = *submitted;
   }
   if (stream) {
     response.status = 200;
@@ -483,8 +494,9 @@ void ModelService::call_finished(const std::shared_ptr<Call>& call) {
   job.done = [call, completion](const Status& metered) {
     const CompletionRequest& r = call->request;
     const bool chat = r.endpoint == Endpoint::kChat;
-    // The concurrency slot is free before the client hears the end.
+    // The concurrency slot and the hold are free before the client hears the end.
     call->ticket.reset();
+    call->service->release(call->id);
     Status failure = call->error;
     if (failure.is_ok() && !metered.is_ok()) {
       failure = Status::unavailable("the usage of this request could not be recorded: " + metered.message());
@@ -558,13 +570,20 @@ void ModelService::handle_upstream(Model& model, const Caller& caller, Completio
     add_rate_headers(response, rate, /*refused=*/true);
     return;
   }
+  const std::string id = make_id("cmpl", *options_.random);
+  if (Status held = hold(caller, id, model.info, estimated_prompt * request.n, per_choice * request.n); !held.is_ok()) {
+    (*ticket)->settle(0);
+    write_api_error(response, api_error(held));
+    add_rate_headers(response, rate, /*refused=*/false);
+    return;
+  }
   auto call = std::make_shared<Call>();
   call->ticket = std::move(*ticket);
   call->rate = rate;
   call->service = this;
   call->model = &model;
   call->caller = caller;
-  call->id = make_id("cmpl", *options_.random);
+  call->id = id;
   call->started = options_.clock->now();
   call->created = call->started.unix_seconds();
   call->upstream.estimated_prompt = estimated_prompt * request.n;
@@ -695,6 +714,7 @@ void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
   }
   job.done = [call, chat, prompt, completion, answer = std::move(answer)](const Status& metered) mutable {
     call->ticket.reset();
+    call->service->release(call->id);
     const Call::Upstreamed& up = call->upstream;
     const CompletionRequest& r = call->request;
     // What went wrong, as the client is told: no replica, or the usage not recorded.
@@ -747,6 +767,18 @@ void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
     call->deferred->complete(std::move(response));
   };
   meter(std::move(job));
+}
+
+Status ModelService::hold(const Caller& caller, const std::string& request_id, const ModelInfo& model,
+                          std::int64_t input_tokens, std::int64_t output_tokens) {
+  if (options_.wallet == nullptr) return Status::ok();
+  return options_.wallet->hold_request(caller.tenant_id, request_id, model.input_price, input_tokens,
+                                       model.output_price, output_tokens, options_.hold_timeout_ms,
+                                       options_.clock->now());
+}
+
+void ModelService::release(const std::string& request_id) {
+  if (options_.wallet != nullptr) options_.wallet->release_request(request_id);
 }
 
 void ModelService::meter(MeterJob job) {

@@ -34,7 +34,11 @@
 // as vLLM and llama.cpp send them.
 //
 // Budgets: a tenant whose balance and credit are spent gets 402 before
-// anything runs (ledger::Wallet::admit).
+// anything runs (ledger::Wallet::admit); then the most the request may cost
+// (its prompt, and max_tokens per choice, at the model's prices) is held
+// (Wallet::hold_request): 402 when the tenant cannot cover it, so that
+// concurrent requests cannot overspend. The usage is charged from the hold
+// and the rest released once it is.
 //
 // Limits (rate_limiter.h): requests and tokens per minute and concurrent
 // requests, per tenant and per key; a request reserves its prompt and its
@@ -111,6 +115,8 @@ struct ModelServiceOptions {
   // Tokens a choice without max_tokens reserves against tokens per minute
   // (at most what its context leaves); corrected when it ends.
   std::int64_t default_reserved_tokens = 1024;
+  // A request's hold expires on its own after this, should it never be released.
+  std::int64_t hold_timeout_ms = 30 * 60 * 1000;
 };
 
 class ModelService {
@@ -137,6 +143,10 @@ class ModelService {
   };
 
   ModelService() = default;
+  // The request's hold in the wallet (ok without one), and its release.
+  Status hold(const Caller& caller, const std::string& request_id, const ModelInfo& model, std::int64_t input_tokens,
+              std::int64_t output_tokens);
+  void release(const std::string& request_id);
   void meter(MeterJob job);
   void run_metering();
   void call_finished(const std::shared_ptr<Call>& call);

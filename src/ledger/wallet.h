@@ -37,6 +37,19 @@ class Wallet {
   // hold is released once that usage is charged.
   virtual void release_run(std::string_view job_id) = 0;
 
+  // Holds the most a model request may cost as it is admitted: its prompt
+  // at `input_price` and the most it may generate at `output_price` (per
+  // million tokens). Its usage events, whose source is `request_id`, are
+  // charged from the hold first. insufficient_funds when the tenant cannot
+  // cover it. Expires on its own after `timeout_ms`.
+  virtual Status hold_request(std::string_view tenant_id, std::string_view request_id, Money input_price,
+                              std::int64_t input_tokens, Money output_price, std::int64_t output_tokens,
+                              std::int64_t timeout_ms, Timestamp now) = 0;
+
+  // The request ended and its usage is recorded: what is left of its hold
+  // is released once that usage is charged.
+  virtual void release_request(std::string_view request_id) = 0;
+
   // The tenants whose balance and credit are spent, and a number that
   // changes whenever that set may have: a caller polls the number and reads
   // the set only when it moved.

@@ -189,6 +189,20 @@ test("429 past the key's tokens per minute, with OpenAI's headers", async () => 
   }
 });
 
+test("concurrent requests racing for the last credit never overspend it", async () => {
+  const thrifty = await newTenant("thrifty");
+  // Each request holds its prompt and 1,000 output tokens ($0.0001 at $0.10 per million): $0.00025 covers two.
+  await admin("POST", `/v1/tenants/${thrifty.id}/credits`, { amount: "0.00025" }, { "idempotency-key": "sdk-test-thrifty" });
+  const results = await Promise.allSettled([1, 2, 3, 4, 5, 6].map(() => thrifty.client.chat.completions.create({
+    model, messages: [{ role: "user", content: "Hi" }], max_tokens: 1000, temperature: 0 })));
+  const refused = results.filter((r) => r.status === "rejected");
+  assert.ok(refused.length >= 4, `${refused.length} of 6 refused`);
+  for (const r of refused) assert.equal(r.reason.status, 402, String(r.reason));
+  const response = await fetch(`${url}/v1/balance`, { headers: { authorization: `Bearer ${thrifty.key}` } });
+  const balance = await response.json();
+  assert.ok(Number(balance.balance) >= 0, JSON.stringify(balance));
+});
+
 test("a client that leaves mid-stream is still billed for what it got", async () => {
   const quitter = await newTenant("quitter");
   await admin("POST", `/v1/tenants/${quitter.id}/credits`, { amount: "1.00" }, { "idempotency-key": "sdk-test-quitter" });
