@@ -204,6 +204,49 @@ TEST_F(BillingTest, ARunIsChargedFromItsHoldAndTheRestReleased) {
   billing_->verify();
 }
 
+// A model request: its most cost held on admission, its token usage charged
+// from the hold, the rest released; one the tenant cannot cover is refused.
+TEST_F(BillingTest, AModelRequestIsChargedFromItsHoldAndTheRestReleased) {
+  credit("ten_a", "1.00", "k");
+  // 1,000,000 prompt tokens at $0.05 and 2,000,000 at most generated at $0.20: $0.45.
+  ASSERT_TRUE(billing_->hold_request("ten_a", "cmpl_1", dollars("0.05"), 1'000'000, dollars("0.20"), 2'000'000,
+                                     600'000, clock_.now())
+                  .is_ok());
+  EXPECT_EQ(billing_->balance("ten_a").held, dollars("0.45"));
+  Status refused = billing_->hold_request("ten_a", "cmpl_2", dollars("0.05"), 1'000'000, dollars("0.20"), 3'000'000,
+                                          600'000, clock_.now());
+  EXPECT_EQ(refused.code(), ErrorCode::kInsufficientFunds) << refused.to_string();
+  EXPECT_NE(refused.message().find("cannot cover this request's hold of $0.65"), std::string::npos)
+      << refused.message();
+
+  auto tokens = [&](std::string id, std::string variant, std::int64_t n) {
+    UsageEvent e;
+    e.id = std::move(id);
+    e.tenant_id = "ten_a";
+    e.product = Product::kTokens;
+    e.item = "tiny";
+    e.variant = std::move(variant);
+    e.quantity = n;
+    e.start = e.end = clock_.now();
+    e.source_id = "cmpl_1";
+    return e;
+  };
+  record(tokens("cmpl_1:input", "input", 1'000'000));   // $0.05
+  record(tokens("cmpl_1:output", "output", 500'000));   // $0.10
+  billing_->wait_rated();
+  EXPECT_EQ(billing_->balance("ten_a").held, dollars("0.30")) << "charged from the hold";
+  EXPECT_EQ(billing_->balance("ten_a").available, dollars("0.55"));
+  billing_->release_request("cmpl_1");
+  billing_->wait_rated();
+  for (int i = 0; i < 200 && billing_->balance("ten_a").held != Money(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const Balance b = billing_->balance("ten_a");
+  EXPECT_EQ(b.held, Money());
+  EXPECT_EQ(b.balance, dollars("0.85"));
+  billing_->verify();
+}
+
 TEST_F(BillingTest, AHoldTheTenantCannotCoverIsRefused) {
   credit("ten_a", "1.00", "k");
   Status s = billing_->hold_run("ten_a", "job_1", "job_1:1", dollars("2.00"), 1, 3'600'000, 7'200'000, clock_.now());
