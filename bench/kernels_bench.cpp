@@ -4,12 +4,10 @@
 //     (defaults: a 1024 MiB bandwidth buffer, 256 MiB of weights per type,
 //     at least 0.5 s per figure)
 //
-// Memory bandwidth: a streaming read (16-byte loads, summed so nothing is
-// optimised away, with the software prefetch 8 KiB ahead that the matmuls
-// use too) of a buffer much larger than the caches, by the calling thread
-// alone and by a ThreadPool of 2 (each thread reads its own half), as one
-// sequential stream per thread and as four side by side; the best of the
-// timed passes, in GB/s (1e9 bytes). The better of the two is the bound.
+// Memory bandwidth: bench/bandwidth.h's streaming read of a buffer much
+// larger than the caches, by the calling thread alone and by a ThreadPool of
+// 2, as one sequential stream per thread and as four side by side; the
+// better of the two is the bound.
 //
 // Matvec: one activation vector times a weight matrix of the 110M model's
 // FFN size, 3072 rows x 768 cols (ffn_up and ffn_gate; ggml dims [768, 3072]),
@@ -26,8 +24,6 @@
 // Also: the ThreadPool's dispatch latency (an empty parallel_for, workers
 // spinning and sleeping), batched Q8_0 matmuls (each weight row reused by
 // the whole batch), and the kFast paths' measured error against kExact.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -40,14 +36,15 @@
 #include <thread>
 #include <vector>
 
+#include "bandwidth.h"
 #include "infer/kernels/kernels.h"
 
 namespace {
 
 using namespace headroom::infer;
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+using headroom::bench::Buffer;
+using headroom::bench::seconds_since;
 
 struct Options {
   std::size_t buffer_mib = 1024;
@@ -55,73 +52,7 @@ struct Options {
   double seconds = 0.5;
 };
 
-// A buffer of `bytes`, 64-byte aligned, its pages touched.
-struct Buffer {
-  explicit Buffer(std::size_t n)
-      : bytes(n), data(static_cast<std::uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64))) {
-    std::memset(data, 1, bytes);
-  }
-  ~Buffer() { std::free(data); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  std::size_t bytes;
-  std::uint8_t* data;
-};
-
 volatile std::uint64_t sink;
-
-// Sums the buffer as `Streams` sequential streams read side by side (each
-// a 1/Streams slice), prefetching 8 KiB ahead in each as the matmuls do:
-// more streams keep more cache misses in flight, which some CPUs need to
-// reach their bandwidth from one core (the matmuls read four rows at once).
-template <int Streams>
-std::uint64_t read_stream(const std::uint8_t* p, std::size_t bytes) {
-  const std::size_t slice = bytes / Streams / 64 * 64;
-  __m128i acc[Streams];
-  for (auto& a : acc) a = _mm_setzero_si128();
-  for (std::size_t i = 0; i < slice; i += 64) {
-    for (int s = 0; s < Streams; ++s) {
-      const std::uint8_t* q = p + s * slice + i;
-      _mm_prefetch(reinterpret_cast<const char*>(q) + 8192, _MM_HINT_T0);
-      const __m128i a = _mm_add_epi64(_mm_load_si128(reinterpret_cast<const __m128i*>(q)),
-                                      _mm_load_si128(reinterpret_cast<const __m128i*>(q + 16)));
-      const __m128i b = _mm_add_epi64(_mm_load_si128(reinterpret_cast<const __m128i*>(q + 32)),
-                                      _mm_load_si128(reinterpret_cast<const __m128i*>(q + 48)));
-      acc[s] = _mm_add_epi64(acc[s], _mm_add_epi64(a, b));
-    }
-  }
-  __m128i total = _mm_setzero_si128();
-  for (auto& a : acc) total = _mm_add_epi64(total, a);
-  return static_cast<std::uint64_t>(_mm_cvtsi128_si64(total)) +
-         static_cast<std::uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(total, total)));
-}
-
-// GB/s of the best pass over the buffer (at least 3 passes, and `seconds`),
-// by the calling thread alone (pool null) or split over the pool in
-// contiguous parts, one per thread.
-template <int Streams>
-double bandwidth_gbps(const Buffer& buffer, ThreadPool* pool, double seconds) {
-  constexpr std::size_t kChunk = 1 << 20;
-  const std::size_t chunks = buffer.bytes / kChunk;
-  double best = 1e30;
-  const auto start = Clock::now();
-  for (int pass = 0; pass < 3 || seconds_since(start) < seconds; ++pass) {
-    const auto t0 = Clock::now();
-    if (pool == nullptr) {
-      sink = read_stream<Streams>(buffer.data, chunks * kChunk);
-    } else {
-      std::vector<std::uint64_t> sums(chunks);
-      pool->parallel_for(chunks, (chunks + pool->threads() - 1) / pool->threads(), [&](std::size_t b, std::size_t e) {
-        sums[b] = read_stream<Streams>(buffer.data + b * kChunk, (e - b) * kChunk);
-      });
-      std::uint64_t total = 0;
-      for (auto s : sums) total += s;
-      sink = total;
-    }
-    best = std::min(best, seconds_since(t0));
-  }
-  return static_cast<double>(chunks * kChunk) / best / 1e9;
-}
 
 // A weight matrix's bytes in `type`, from normal values.
 std::vector<std::uint8_t> make_weights(TensorType type, std::size_t rows, std::size_t cols, std::mt19937& rng) {
@@ -258,10 +189,10 @@ int main(int argc, char** argv) {
     Buffer buffer(options.buffer_mib << 20);
     for (std::size_t threads : {1u, 2u}) {
       ThreadPool* pool = threads == 1 ? nullptr : &pool2;
-      const double one = bandwidth_gbps<1>(buffer, pool, options.seconds);
-      const double four = bandwidth_gbps<4>(buffer, pool, options.seconds);
-      bandwidth[threads] = std::max(one, four);
-      std::printf("  %-10zu %9.1f %9.1f %9.1f\n", threads, one, four, bandwidth[threads]);
+      const headroom::bench::Bandwidth measured = headroom::bench::measure_bandwidth(buffer, pool, options.seconds);
+      bandwidth[threads] = measured.bound_gbps();
+      std::printf("  %-10zu %9.1f %9.1f %9.1f\n", threads, measured.one_stream_gbps, measured.four_streams_gbps,
+                  bandwidth[threads]);
     }
   }
 

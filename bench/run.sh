@@ -15,7 +15,17 @@ echo "== issue 3: durable job submissions through the HTTP API beside sbatch"
 echo "== issue 4: usage log"
 "$build/bench/usage_log_bench"
 echo "== issue 4: durable usage events over HTTP (POST /v1/usage, batches of 1,000) beside SQLite"
-"$here/usage_http_bench.sh" "$build"                   # the headline: 4 connections
-"$here/usage_http_bench.sh" "$build" --connections 1   # one batch in flight: the least latency
+"$here/usage_http_bench.sh" "$build" --rate 100000     # the goal: p99 at 100,000 events/s (open loop, 4 connections)
+"$here/usage_http_bench.sh" "$build"                   # the most it takes: 4 connections back to back (closed loop)
+"$here/usage_http_bench.sh" "$build" --connections 1   # one batch in flight: a batch's service time
 echo "== issue 5: CPU kernels (matvec per weight type, 1 and 2 threads) beside the memory bandwidth"
 "$build/bench/kernels_bench"
+echo "== issue 5: inference: single-stream decode and prefill of stories260K and a 110M llama (f32, q8_0, q4_0) beside"
+echo "   the memory bandwidth and llama2.c, and the engine's aggregate tokens/s at 1, 4, 16, 64 sequences"
+"$build/bench/infer_bench"
+echo "== issue 6: the gateway beside nginx: straight to a fixed upstream, through nginx, through headroom"
+"$here/gateway_bench.sh" "$build"
+echo "== issue 6: 16 concurrent streaming chats through headroom serve beside the engine alone"
+"$build/bench/model_api_bench" "$build/headroom"
+echo "== issue 6: 1,000 concurrent streaming connections held for a minute"
+"$build/bench/stream_hold_bench" "$build/headroom"

@@ -20,6 +20,10 @@ struct MatmulArgs {
   std::size_t x_row_bytes = 0;
   std::size_t batch = 0;
   float* y = nullptr;  // y[b * rows + r]
+  // kFast: the activation blocks' scales again, contiguous (batch row b's
+  // block k at x_scales[b * cols / 32 + k]), so that a kernel loads four
+  // with one instruction instead of gathering them from the 36-byte blocks.
+  const float* x_scales = nullptr;
 };
 using MatmulRows = void (*)(const MatmulArgs& args, std::size_t row_begin, std::size_t row_end);
 
@@ -46,5 +50,9 @@ const KernelTable& portable_table();
 // The AVX2/FMA/F16C table, or null where the build has none (not x86-64).
 // Only call its kernels on a CPU that has all three.
 const KernelTable* avx2_table();
+// The AVX2 table with AVX-512 VNNI quantized matmuls, or null where the
+// build has none. Only call its kernels on a CPU that has AVX-512 F, BW, VL
+// and VNNI besides the AVX2 table's needs.
+const KernelTable* avx512_table();
 
 }  // namespace headroom::infer::detail

@@ -26,6 +26,16 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool cpu_has_avx512_vnni() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 bool is_quantized(TensorType type) { return type == TensorType::kQ8_0 || type == TensorType::kQ4_0; }
 
 detail::MatmulRows rows_kernel(const detail::KernelTable& t, TensorType type, Precision precision) {
@@ -53,6 +63,8 @@ std::string_view isa_name(Isa isa) {
       return "portable";
     case Isa::kAvx2:
       return "avx2";
+    case Isa::kAvx512:
+      return "avx512";
   }
   return "?";
 }
@@ -72,7 +84,7 @@ RopeAngles rope_angles(std::size_t pos, std::size_t head_dim, float base) {
 }
 
 Isa Kernels::best_isa() {
-  static const Isa isa = cpu_has_avx2() && detail::avx2_table() != nullptr ? Isa::kAvx2 : Isa::kPortable;
+  static const Isa isa = get(Isa::kAvx512) ? Isa::kAvx512 : get(Isa::kAvx2) ? Isa::kAvx2 : Isa::kPortable;
   return isa;
 }
 
@@ -88,6 +100,9 @@ std::optional<Kernels> Kernels::get(Isa isa) {
     case Isa::kAvx2:
       if (!cpu_has_avx2() || detail::avx2_table() == nullptr) return std::nullopt;
       return Kernels(detail::avx2_table());
+    case Isa::kAvx512:
+      if (!cpu_has_avx512_vnni() || detail::avx512_table() == nullptr) return std::nullopt;
+      return Kernels(detail::avx512_table());
   }
   return std::nullopt;
 }
@@ -115,11 +130,19 @@ void Kernels::matmul(const WeightMatrix& w, const float* x, std::size_t batch, f
     // The activations, quantized once for every row. Each thread keeps its
     // buffer (grown, never shrunk): decode calls this dozens of times a token.
     thread_local std::vector<BlockQ8_F32> quantized;
+    thread_local std::vector<float> scales;
     const std::size_t blocks = w.cols / kQuantBlock;
-    if (quantized.size() < batch * blocks) quantized.resize(batch * blocks);
+    if (quantized.size() < batch * blocks) {
+      quantized.resize(batch * blocks);
+      scales.resize(batch * blocks);
+    }
     BlockQ8_F32* xq = quantized.data();
+    float* xd = scales.data();
     const auto quantize_rows = [&](std::size_t begin, std::size_t end) {
-      for (std::size_t b = begin; b < end; ++b) table_->quantize_activations(x + b * w.cols, w.cols, xq + b * blocks);
+      for (std::size_t b = begin; b < end; ++b) {
+        table_->quantize_activations(x + b * w.cols, w.cols, xq + b * blocks);
+        for (std::size_t k = b * blocks; k < (b + 1) * blocks; ++k) xd[k] = xq[k].d;
+      }
     };
     if (pool != nullptr && batch > 1 && batch * w.cols >= kParallelQuantizeValues) {
       pool->parallel_for(batch, quantize_rows);
@@ -128,6 +151,7 @@ void Kernels::matmul(const WeightMatrix& w, const float* x, std::size_t batch, f
     }
     args.x = xq;
     args.x_row_bytes = blocks * sizeof(BlockQ8_F32);
+    args.x_scales = xd;
   }
 
   const detail::MatmulRows kernel = rows_kernel(*table_, w.type, precision);

@@ -2,7 +2,9 @@
 //
 // Each kernel has a plain portable implementation (Isa::kPortable, the
 // reference the tests hold the others to, and the fallback on any CPU) and
-// an x86-64 AVX2/FMA/F16C one (Isa::kAvx2), chosen at run time from cpuid.
+// an x86-64 AVX2/FMA/F16C one (Isa::kAvx2), chosen at run time from cpuid;
+// Isa::kAvx512 is the AVX2 set with AVX-512 VNNI matmuls of quantized
+// weights (the compute of batched steps).
 // Kernels::best() is the fastest set this CPU runs; Kernels::get(isa) picks
 // one explicitly (tests, benchmarks).
 //
@@ -48,8 +50,9 @@ namespace headroom::infer {
 enum class Isa : std::uint8_t {
   kPortable,  // plain C++, any CPU; the reference
   kAvx2,      // x86-64 with AVX2, FMA and F16C
+  kAvx512,    // kAvx2 with AVX-512 F, BW, VL and VNNI for the quantized matmuls
 };
-std::string_view isa_name(Isa isa);  // "portable", "avx2"
+std::string_view isa_name(Isa isa);  // "portable", "avx2", "avx512"
 
 enum class Precision : std::uint8_t {
   kFast,   // quantized weights: activations quantized to Q8_0 blocks, integer dot products
@@ -117,8 +120,9 @@ class Kernels {
   // batch > 1 each weight row is read from memory once for the whole batch.
   // Each Y value is computed alone: the same bits whatever the thread count
   // and whatever else is in the batch (for a given ISA). kFast quantizes X
-  // into a buffer of the calling thread, kept for its next calls (36 bytes
-  // per 32 values of the largest batch * cols seen).
+  // into a buffer of the calling thread, kept for its next calls (40 bytes
+  // per 32 values of the largest batch * cols seen: the blocks, and their
+  // scales again in a row).
   void matmul(const WeightMatrix& w, const float* x, std::size_t batch, float* y, ThreadPool* pool,
               Precision precision = Precision::kFast) const;
 

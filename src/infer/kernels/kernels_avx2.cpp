@@ -123,23 +123,62 @@ inline void prefetch_ahead(const void* at) {
   }
 }
 
-// One weight row against one activation row, 32 values a step into four
-// accumulators (four FMA chains in flight).
-template <typename Load>
-inline float dot_float_row(const std::uint8_t* row, const float* x, std::size_t cols) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+// The sums of four vectors, each in exactly hsum()'s order ((v0 + v4) +
+// (v2 + v6)) + ((v1 + v5) + (v3 + v7)), with a quarter of the shuffles: a
+// row's sum has the same bits whether it was reduced alone or in a group.
+inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m128 va = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  const __m128 vb = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+  const __m128 vc = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+  const __m128 vd = _mm_add_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
+  const __m128 ab = _mm_add_ps(_mm_unpacklo_ps(va, vb), _mm_unpackhi_ps(va, vb));  // a0+a2 b0+b2 a1+a3 b1+b3
+  const __m128 cd = _mm_add_ps(_mm_unpacklo_ps(vc, vd), _mm_unpackhi_ps(vc, vd));
+  return _mm_add_ps(_mm_movelh_ps(ab, cd), _mm_movehl_ps(cd, ab));
+}
+
+// R weight rows (R = 1 or 4) against one activation row. Every float
+// matmul goes through here, and each row's arithmetic is the same for
+// R = 1 and R = 4: two accumulators taking 8 values in turn (the last 8 of
+// an odd count into the first), their sum reduced as hsum() does, then the
+// last cols % 8 values one by one. So a Y value has the same bits whichever
+// R computed it, and thus whatever the batch and the thread count.
+// R = 4 shares each activation load between the rows and reduces the four
+// sums together: for short rows (stories260K's are 64 values) the
+// reduction, not the multiplies, is most of a row's work.
+template <typename Load, int R>
+inline void dot_float_rows(const std::uint8_t* const* rows, const float* x, std::size_t cols, float* out) {
+  __m256 acc[R][2];
+  for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
   std::size_t i = 0;
-  for (; i + 32 <= cols; i += 32) {
-    if constexpr (Load::kPrefetch) prefetch_ahead<32 * Load::kBytes>(row + i * Load::kBytes);
-    acc0 = _mm256_fmadd_ps(Load::vec(row, i), _mm256_loadu_ps(x + i), acc0);
-    acc1 = _mm256_fmadd_ps(Load::vec(row, i + 8), _mm256_loadu_ps(x + i + 8), acc1);
-    acc2 = _mm256_fmadd_ps(Load::vec(row, i + 16), _mm256_loadu_ps(x + i + 16), acc2);
-    acc3 = _mm256_fmadd_ps(Load::vec(row, i + 24), _mm256_loadu_ps(x + i + 24), acc3);
+  for (; i + 16 <= cols; i += 16) {
+    if constexpr (Load::kPrefetch) {
+      if (i % 32 == 0) {
+        for (int r = 0; r < R; ++r) prefetch_ahead<32 * Load::kBytes>(rows[r] + i * Load::kBytes);
+      }
+    }
+    const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+    for (int r = 0; r < R; ++r) {
+      acc[r][0] = _mm256_fmadd_ps(Load::vec(rows[r], i), x0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(Load::vec(rows[r], i + 8), x1, acc[r][1]);
+    }
   }
-  for (; i + 8 <= cols; i += 8) acc0 = _mm256_fmadd_ps(Load::vec(row, i), _mm256_loadu_ps(x + i), acc0);
-  float sum = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-  for (; i < cols; ++i) sum += Load::scalar(row, i) * x[i];
-  return sum;
+  if (i + 8 <= cols) {
+    const __m256 x0 = _mm256_loadu_ps(x + i);
+    for (int r = 0; r < R; ++r) acc[r][0] = _mm256_fmadd_ps(Load::vec(rows[r], i), x0, acc[r][0]);
+    i += 8;
+  }
+  float sums[R];
+  if constexpr (R == 4) {
+    _mm_storeu_ps(sums, hsum4(_mm256_add_ps(acc[0][0], acc[0][1]), _mm256_add_ps(acc[1][0], acc[1][1]),
+                              _mm256_add_ps(acc[2][0], acc[2][1]), _mm256_add_ps(acc[3][0], acc[3][1])));
+  } else {
+    for (int r = 0; r < R; ++r) sums[r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
+  }
+  for (int r = 0; r < R; ++r) {
+    float sum = sums[r];
+    for (std::size_t t = i; t < cols; ++t) sum += Load::scalar(rows[r], t) * x[t];
+    out[r] = sum;
+  }
 }
 
 // ---- Matmul: quantized weights, quantized activations (kFast) --------------
@@ -158,66 +197,78 @@ inline __m256i weight_bytes(const BlockQ4_0& block) {
   return _mm256_sub_epi8(weight_nibbles(block), _mm256_set1_epi8(8));
 }
 
-// Adjacent int16 pairs summed into 8 int32 lanes (4 byte products each), as floats.
-inline __m256 sum_pairs(__m256i products) {
-  return _mm256_cvtepi32_ps(_mm256_madd_epi16(products, _mm256_set1_epi16(1)));
-}
-
-// An activation block as block_dot takes it. maddubs multiplies unsigned
-// bytes by signed ones, so Q8_0 takes |w| (the signs move onto x) and Q4_0
-// its nibbles as they are (0..15, the -8 taken off afterwards with
-// 8 * sum(x)). No int16 pair sum can saturate: 2 * 128 * 127 and
-// 2 * 15 * 127 are below 32767 (|x| <= 127 as quantized).
-struct ActivationBlock {
-  __m256i x;       // the int8 values
-  __m256i x8_sum;  // 8 * x, summed into int32 lanes as block_dot sums its products
+// A weight block made ready, once, for every activation row it meets.
+// maddubs multiplies unsigned bytes by signed ones, so the weights go in
+// as |w| and each activation takes w's sign: |w| * (x * sign w) = w * x.
+// (|w| and x with w's sign, not |x| and w with x's: a weight may be -128
+// (ggml never writes one, a file may), and -(-128) is no int8; as an
+// unsigned byte, sign(-128, -128) is 128.) No int16 pair sum can
+// saturate: 2 * 128 * 127 is below 32767 (|x| <= 127 as quantized).
+struct ReadyBlock {
+  __m256i w;      // signed
+  __m256i abs_w;  // |w|, unsigned
 };
-
-inline __m256 block_dot(const BlockQ8_0& w, const ActivationBlock& a) {
-  // |w| and x with w's sign, not |x| and w with x's: a weight may be -128
-  // (ggml never writes one, a file may), and -(-128) is no int8.
-  const __m256i q = weight_bytes(w);
-  return sum_pairs(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a.x, q)));
-}
-inline __m256 block_dot(const BlockQ4_0& w, const ActivationBlock& a) {
-  const __m256i products = _mm256_maddubs_epi16(weight_nibbles(w), a.x);
-  return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(products, _mm256_set1_epi16(1)), a.x8_sum));
-}
-
-inline ActivationBlock activation_block(const BlockQ8_0*, const BlockQ8_F32& x) {
-  return {.x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs)), .x8_sum = _mm256_setzero_si256()};
-}
-inline ActivationBlock activation_block(const BlockQ4_0*, const BlockQ8_F32& x) {
-  const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
-  return {.x = q, .x8_sum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), q), _mm256_set1_epi16(1))};
-}
-
-// One weight row against one quantized activation row, four blocks a step
-// into four accumulators; the four blocks' scales (weight times
-// activation) take one f16 conversion and one multiply.
 template <typename Block>
-inline float dot_quantized_row(const Block* w, const BlockQ8_F32* x, std::size_t blocks) {
+inline ReadyBlock ready(const Block& block) {
+  const __m256i w = weight_bytes(block);
+  return {w, _mm256_sign_epi8(w, w)};
+}
+
+// The block's 32 products, summed into 8 int32 lanes of 4 (exact), as floats.
+inline __m256 block_dot(const ReadyBlock& w, const BlockQ8_F32& x) {
+  const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
+  const __m256i pairs = _mm256_maddubs_epi16(w.abs_w, _mm256_sign_epi8(q, w.w));
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+// The f16 scales of four weight blocks, as floats.
+template <typename Block>
+inline __m128 weight_scales(const Block* w) {
+  __m128i halves = _mm_cvtsi32_si128(w[0].d);
+  halves = _mm_insert_epi16(halves, w[1].d, 1);
+  halves = _mm_insert_epi16(halves, w[2].d, 2);
+  halves = _mm_insert_epi16(halves, w[3].d, 3);
+  return _mm_cvtph_ps(halves);
+}
+
+// One weight row against N quantized activation rows (N = 1 or 2), four
+// blocks a step into four accumulators per activation row; the four
+// blocks' scales (weight times activation) take one multiply per row. Each
+// weight block is loaded and made ready once for the N rows; each row's
+// arithmetic is exactly that of N = 1 (the integer sums are exact, the
+// float steps the same), so a result has the same bits alone or in a pair.
+// x_scales[n] holds x[n]'s block scales, contiguous (MatmulArgs::x_scales).
+template <typename Block, int N>
+inline void dot_quantized_rows(const Block* w, const BlockQ8_F32* const* x, const float* const* x_scales,
+                               std::size_t blocks, float* out) {
   const __m256i lane[4] = {_mm256_set1_epi32(0), _mm256_set1_epi32(1), _mm256_set1_epi32(2), _mm256_set1_epi32(3)};
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 acc[N][4];
+  for (auto& a : acc) a[0] = a[1] = a[2] = a[3] = _mm256_setzero_ps();
   std::size_t k = 0;
   for (; k + 4 <= blocks; k += 4) {
     prefetch_ahead<4 * sizeof(Block)>(w + k);
-    __m128i halves = _mm_cvtsi32_si128(w[k].d);
-    halves = _mm_insert_epi16(halves, w[k + 1].d, 1);
-    halves = _mm_insert_epi16(halves, w[k + 2].d, 2);
-    halves = _mm_insert_epi16(halves, w[k + 3].d, 3);
-    const __m128 dx = _mm_setr_ps(x[k].d, x[k + 1].d, x[k + 2].d, x[k + 3].d);
-    const __m256 scales = _mm256_castps128_ps256(_mm_mul_ps(_mm_cvtph_ps(halves), dx));
+    const __m128 dw = weight_scales(w + k);
+    __m256 scales[N];
+    for (int n = 0; n < N; ++n) scales[n] = _mm256_castps128_ps256(_mm_mul_ps(dw, _mm_loadu_ps(x_scales[n] + k)));
     for (int u = 0; u < 4; ++u) {
-      const __m256 sum = block_dot(w[k + u], activation_block(w, x[k + u]));
-      acc[u] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(scales, lane[u]), sum, acc[u]);
+      const ReadyBlock block = ready(w[k + u]);
+      for (int n = 0; n < N; ++n) {
+        const __m256 sum = block_dot(block, x[n][k + u]);
+        acc[n][u] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(scales[n], lane[u]), sum, acc[n][u]);
+      }
     }
   }
   for (; k < blocks; ++k) {
-    const __m256 d = _mm256_set1_ps(f16_scalar(w[k].d) * x[k].d);
-    acc[0] = _mm256_fmadd_ps(d, block_dot(w[k], activation_block(w, x[k])), acc[0]);
+    const ReadyBlock block = ready(w[k]);
+    const float dw = f16_scalar(w[k].d);
+    for (int n = 0; n < N; ++n) {
+      const __m256 d = _mm256_set1_ps(dw * x[n][k].d);
+      acc[n][0] = _mm256_fmadd_ps(d, block_dot(block, x[n][k]), acc[n][0]);
+    }
   }
-  return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  for (int n = 0; n < N; ++n) {
+    out[n] = hsum(_mm256_add_ps(_mm256_add_ps(acc[n][0], acc[n][1]), _mm256_add_ps(acc[n][2], acc[n][3])));
+  }
 }
 
 // ---- Matmul: quantized weights, f32 activations (kExact) -------------------
@@ -249,35 +300,84 @@ inline float dot_exact_row(const Block* w, const float* x, std::size_t blocks) {
 // A row at a time, each row one sequential stream from memory (four rows
 // interleaved, sharing each activation load, computed faster from cache
 // but streamed 20-25% slower from DRAM). With a batch, each row is read
-// from memory once and reused from L1 for every batch row.
+// from memory once and reused from L1 for every batch row, two batch rows
+// at a time (dot(row, x pair, out pair)): the weights are loaded and
+// unpacked once per pair, which is most of the work of a quantized row.
+// Pairs, not more: two rows' four accumulators each already take 8 of the
+// 16 vector registers.
 template <typename Dot>
 inline void matmul_rows(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end, Dot dot) {
   const auto* x = static_cast<const std::uint8_t*>(a.x);
   for (std::size_t r = row_begin; r < row_end; ++r) {
     const std::uint8_t* row = a.w + r * a.row_bytes;
-    for (std::size_t b = 0; b < a.batch; ++b) a.y[b * a.rows + r] = dot(row, x + b * a.x_row_bytes);
+    std::size_t b = 0;
+    for (; b + 2 <= a.batch; b += 2) {
+      const std::uint8_t* pair[2] = {x + b * a.x_row_bytes, x + (b + 1) * a.x_row_bytes};
+      float out[2];
+      dot.template operator()<2>(row, pair, out);
+      a.y[b * a.rows + r] = out[0];
+      a.y[(b + 1) * a.rows + r] = out[1];
+    }
+    if (b < a.batch) {
+      const std::uint8_t* one[1] = {x + b * a.x_row_bytes};
+      dot.template operator()<1>(row, one, a.y + b * a.rows + r);
+    }
   }
 }
 
+// Float weights: four rows at a time against each batch row, the four
+// rows (a few KiB) reused from L1 for the whole batch, except a lone
+// activation row (decode) against a matrix too large for the caches: there
+// each row is one sequential stream, which DRAM serves faster than four
+// interleaved ones (see matmul_rows). Same bits either way (dot_float_rows).
+constexpr std::size_t kCachedMatrixBytes = 1 << 20;
+
 template <typename Load>
 void matmul_float(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
-  matmul_rows(a, row_begin, row_end, [&](const std::uint8_t* row, const std::uint8_t* x) {
-    return dot_float_row<Load>(row, reinterpret_cast<const float*>(x), a.cols);
-  });
+  const auto x_row = [&](std::size_t b) {
+    return reinterpret_cast<const float*>(static_cast<const std::uint8_t*>(a.x) + b * a.x_row_bytes);
+  };
+  std::size_t r = row_begin;
+  if (a.batch > 1 || a.rows * a.row_bytes <= kCachedMatrixBytes) {
+    for (; r + 4 <= row_end; r += 4) {
+      const std::uint8_t* rows[4] = {a.w + r * a.row_bytes, a.w + (r + 1) * a.row_bytes, a.w + (r + 2) * a.row_bytes,
+                                     a.w + (r + 3) * a.row_bytes};
+      for (std::size_t b = 0; b < a.batch; ++b) {
+        float out[4];
+        dot_float_rows<Load, 4>(rows, x_row(b), a.cols, out);
+        for (int j = 0; j < 4; ++j) a.y[b * a.rows + r + j] = out[j];
+      }
+    }
+  }
+  for (; r < row_end; ++r) {
+    const std::uint8_t* row[1] = {a.w + r * a.row_bytes};
+    for (std::size_t b = 0; b < a.batch; ++b) dot_float_rows<Load, 1>(row, x_row(b), a.cols, a.y + b * a.rows + r);
+  }
 }
 
 template <typename Block>
 void matmul_quantized_fast(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
-  matmul_rows(a, row_begin, row_end, [&](const std::uint8_t* row, const std::uint8_t* x) {
-    return dot_quantized_row(reinterpret_cast<const Block*>(row), reinterpret_cast<const BlockQ8_F32*>(x),
-                             a.cols / kQuantBlock);
+  matmul_rows(a, row_begin, row_end, [&]<int N>(const std::uint8_t* row, const std::uint8_t* const* x, float* out) {
+    const std::size_t blocks = a.cols / kQuantBlock;
+    const BlockQ8_F32* xs[N];
+    const float* scales[N];
+    for (int n = 0; n < N; ++n) {
+      xs[n] = reinterpret_cast<const BlockQ8_F32*>(x[n]);
+      // Batch row b's blocks are at x + b * x_row_bytes, its scales at x_scales + b * blocks.
+      scales[n] = a.x_scales + (x[n] - static_cast<const std::uint8_t*>(a.x)) / a.x_row_bytes * blocks;
+    }
+    dot_quantized_rows<Block, N>(reinterpret_cast<const Block*>(row), xs, scales, blocks, out);
   });
 }
 
 template <typename Block>
 void matmul_quantized_exact(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
-  matmul_rows(a, row_begin, row_end, [&](const std::uint8_t* row, const std::uint8_t* x) {
-    return dot_exact_row(reinterpret_cast<const Block*>(row), reinterpret_cast<const float*>(x), a.cols / kQuantBlock);
+  // The reference for kFast: simple rather than fast, a batch row at a time.
+  matmul_rows(a, row_begin, row_end, [&]<int N>(const std::uint8_t* row, const std::uint8_t* const* x, float* out) {
+    for (int n = 0; n < N; ++n) {
+      out[n] = dot_exact_row(reinterpret_cast<const Block*>(row), reinterpret_cast<const float*>(x[n]),
+                             a.cols / kQuantBlock);
+    }
   });
 }
 

@@ -102,6 +102,7 @@ const Kernels& portable() {
 std::vector<Kernels> optimised() {
   std::vector<Kernels> sets;
   if (auto avx2 = Kernels::get(Isa::kAvx2)) sets.push_back(*avx2);
+  if (auto avx512 = Kernels::get(Isa::kAvx512)) sets.push_back(*avx512);
   return sets;
 }
 
@@ -161,6 +162,8 @@ TEST(Matmul, OptimisedMatchesPortableAcrossTypesShapesBatchesAndThreads) {
       std::vector<Shape> shapes(std::begin(kQuantizedShapes), std::end(kQuantizedShapes));
       if (!is_quantized(type)) shapes.insert(shapes.end(), std::begin(kFloatOnlyShapes), std::end(kFloatOnlyShapes));
       shapes.push_back({515, 256});  // enough rows to be split over the threads
+      // Over 1 MiB in f32 and f16: a lone activation row takes the AVX2 float kernels' one-row path.
+      shapes.push_back({2100, 256});
       for (const Shape& s : shapes) {
         const TestMatrix m = make_matrix(type, s.rows, s.cols, rng);
         for (std::size_t batch : {1u, 2u, 3u, 8u}) {
@@ -514,7 +517,12 @@ TEST(Kernels, BestIsTheFastestThisCpuRuns) {
   EXPECT_EQ(Kernels::get(Isa::kPortable)->isa(), Isa::kPortable);
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  if (avx512) {
+    EXPECT_EQ(best.isa(), Isa::kAvx512);
+  } else if (avx2) {
     EXPECT_EQ(best.isa(), Isa::kAvx2);
   }
 #endif
