@@ -531,21 +531,44 @@ void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::
     }
   }
   softmax(scores, n_kv);
-  for (std::size_t i = 0; i < full; i += 8) _mm256_storeu_ps(out + i, _mm256_setzero_ps());
-  if (full < head_dim) _mm256_maskstore_ps(out + full, mask, _mm256_setzero_ps());
-  for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
-    const float* v = kv.values[page] + head_offset;
-    for (std::size_t j = 0; j < kv.page_tokens && t < n_kv; ++j, ++t) {
-      const float* vt = v + j * kv.stride;
-      const __m256 p = _mm256_set1_ps(scores[t]);
-      for (std::size_t i = 0; i < full; i += 8) {
-        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + i), _mm256_loadu_ps(out + i)));
+  // The weighted sum of the values, eight columns at a time, in registers:
+  // four sums, position t going to sum t % 4 (by position, not by page, so
+  // paging does not change the result), so that consecutive positions do
+  // not wait on each other's additions.
+  for (std::size_t i = 0; i < head_dim; i += 8) {
+    const bool tail = i == full;
+    auto load = [&](const float* row) {
+      return tail ? _mm256_maskload_ps(row + i, mask) : _mm256_loadu_ps(row + i);
+    };
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    std::size_t page = 0, j = 0;
+    auto next_row = [&]() {
+      const float* row = kv.values[page] + head_offset + j * kv.stride;
+      if (++j == kv.page_tokens) {
+        j = 0;
+        ++page;
       }
-      if (full < head_dim) {
-        _mm256_maskstore_ps(
-            out + full, mask,
-            _mm256_fmadd_ps(p, _mm256_maskload_ps(vt + full, mask), _mm256_maskload_ps(out + full, mask)));
-      }
+      return row;
+    };
+    std::size_t t = 0;
+    for (; t + 4 <= n_kv; t += 4) {
+      const float* r0 = next_row();
+      const float* r1 = next_row();
+      const float* r2 = next_row();
+      const float* r3 = next_row();
+      a0 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t]), load(r0), a0);
+      a1 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t + 1]), load(r1), a1);
+      a2 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t + 2]), load(r2), a2);
+      a3 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t + 3]), load(r3), a3);
+    }
+    if (t < n_kv) a0 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t]), load(next_row()), a0);
+    if (t + 1 < n_kv) a1 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t + 1]), load(next_row()), a1);
+    if (t + 2 < n_kv) a2 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t + 2]), load(next_row()), a2);
+    const __m256 sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+    if (tail) {
+      _mm256_maskstore_ps(out + i, mask, sum);
+    } else {
+      _mm256_storeu_ps(out + i, sum);
     }
   }
 }

@@ -258,6 +258,12 @@ Status LlamaModel::forward(std::span<const SequenceSlice> slices, ForwardScratch
   }
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   const std::size_t group = c.n_heads / c.n_kv_heads;
+  // Attention is split over the pool only when there is enough of it: a
+  // small model's few positions take less than waking the workers does.
+  constexpr std::size_t kParallelAttentionMacs = std::size_t{1} << 16;
+  std::size_t attention_macs = 0;
+  for (std::size_t r = 0; r < batch; ++r) attention_macs += (row_pos[r] + 1) * 2 * c.n_heads * hd;
+  ThreadPool* attention_pool = attention_macs >= kParallelAttentionMacs ? pool : nullptr;
 
   for (std::size_t l = 0; l < c.n_layers; ++l) {
     const Layer& L = layers_[l];
@@ -286,8 +292,8 @@ Status LlamaModel::forward(std::span<const SequenceSlice> slices, ForwardScratch
                     attended + r * dim + head * hd);
       }
     };
-    if (pool != nullptr) {
-      pool->parallel_for(batch * c.n_heads, attend);
+    if (attention_pool != nullptr) {
+      attention_pool->parallel_for(batch * c.n_heads, attend);
     } else {
       attend(0, batch * c.n_heads);
     }
