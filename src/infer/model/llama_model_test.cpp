@@ -112,7 +112,9 @@ double max_abs_diff(std::span<const float> a, std::span<const float> b) {
 
 std::vector<Isa> isas() {
   std::vector<Isa> out = {Isa::kPortable};
-  if (Kernels::get(Isa::kAvx2).has_value()) out.push_back(Isa::kAvx2);
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    if (Kernels::get(isa).has_value()) out.push_back(isa);
+  }
   return out;
 }
 
