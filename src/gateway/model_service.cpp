@@ -293,35 +293,8 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
   const std::int64_t per_choice = request.sampling.max_tokens.has_value()
                                       ? std::min<std::int64_t>(*request.sampling.max_tokens, room)
                                       : std::min(options_.default_reserved_tokens, room);
-  const std::int64_t reserved = request.n * (static_cast<std::int64_t>(prompt->size()) + per_choice);
-  RateState rate;
-  Result<std::unique_ptr<RateLimiter::Ticket>> ticket =
-      limiter_->admit(caller.tenant_id, caller.key_id, reserved, rate);
-  if (!ticket.is_ok()) {
-    write_api_error(response, api_error(ticket.status()));
-    add_rate_headers(response, rate, /*refused=*/true);
-    return;
-  }
-
-  const std::string id = make_id("cmpl", *options_.random);
-  if (Status held = hold(caller, id, model->info, static_cast<std::int64_t>(prompt->size()) * request.n,
-                         per_choice * request.n);
-      !held.is_ok()) {
-    (*ticket)->settle(0);
-    write_api_error(response, api_error(held));
-    add_rate_headers(response, rate, /*refused=*/false);
-    return;
-  }
-
-  auto call = std::make_shared<Call>();
-  call->ticket = std::move(*ticket);
-  call->rate = rate;
-  call->service = this;
-  call->model = model;
-  call->caller = caller;
-  call->id = id;
-  call->started = options_.clock->now();
-  call->created = call->started.unix_seconds();
+  auto call = admit(*model, caller, request, static_cast<std::int64_t>(prompt->size()), per_choice, response);
+  if (!call) return;
   call->prompt_tokens = prompt->size();
   call->choices.resize(static_cast<std::size_t>(request.n));
   call->remaining = call->choices.size();
@@ -563,29 +536,8 @@ void ModelService::handle_upstream(Model& model, const Caller& caller, Completio
   const std::int64_t estimated_prompt = static_cast<std::int64_t>(bytes / 4 + 1);
   const std::int64_t per_choice = request.sampling.max_tokens.value_or(options_.default_reserved_tokens);
   const std::int64_t reserved = request.n * (estimated_prompt + per_choice);
-  RateState rate;
-  Result<std::unique_ptr<RateLimiter::Ticket>> ticket = limiter_->admit(caller.tenant_id, caller.key_id, reserved, rate);
-  if (!ticket.is_ok()) {
-    write_api_error(response, api_error(ticket.status()));
-    add_rate_headers(response, rate, /*refused=*/true);
-    return;
-  }
-  const std::string id = make_id("cmpl", *options_.random);
-  if (Status held = hold(caller, id, model.info, estimated_prompt * request.n, per_choice * request.n); !held.is_ok()) {
-    (*ticket)->settle(0);
-    write_api_error(response, api_error(held));
-    add_rate_headers(response, rate, /*refused=*/false);
-    return;
-  }
-  auto call = std::make_shared<Call>();
-  call->ticket = std::move(*ticket);
-  call->rate = rate;
-  call->service = this;
-  call->model = &model;
-  call->caller = caller;
-  call->id = id;
-  call->started = options_.clock->now();
-  call->created = call->started.unix_seconds();
+  auto call = admit(model, caller, request, estimated_prompt, per_choice, response);
+  if (!call) return;
   call->upstream.estimated_prompt = estimated_prompt * request.n;
 
   // The client's body, for the model's name there, asking for the usage.
@@ -767,6 +719,36 @@ void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
     call->deferred->complete(std::move(response));
   };
   meter(std::move(job));
+}
+
+std::shared_ptr<ModelService::Call> ModelService::admit(Model& model, const Caller& caller,
+                                                         const CompletionRequest& request, std::int64_t prompt_tokens,
+                                                         std::int64_t max_tokens, net::HttpResponse& response) {
+  const std::int64_t reserved = request.n * (prompt_tokens + max_tokens);
+  RateState rate;
+  Result<std::unique_ptr<RateLimiter::Ticket>> ticket = limiter_->admit(caller.tenant_id, caller.key_id, reserved, rate);
+  if (!ticket.is_ok()) {
+    write_api_error(response, api_error(ticket.status()));
+    add_rate_headers(response, rate, /*refused=*/true);
+    return nullptr;
+  }
+  const std::string id = make_id("cmpl", *options_.random);
+  if (Status held = hold(caller, id, model.info, prompt_tokens * request.n, max_tokens * request.n); !held.is_ok()) {
+    (*ticket)->settle(0);
+    write_api_error(response, api_error(held));
+    add_rate_headers(response, rate, /*refused=*/false);
+    return nullptr;
+  }
+  auto call = std::make_shared<Call>();
+  call->ticket = std::move(*ticket);
+  call->rate = rate;
+  call->service = this;
+  call->model = &model;
+  call->caller = caller;
+  call->id = id;
+  call->started = options_.clock->now();
+  call->created = call->started.unix_seconds();
+  return call;
 }
 
 Status ModelService::hold(const Caller& caller, const std::string& request_id, const ModelInfo& model,

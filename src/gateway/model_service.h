@@ -143,6 +143,10 @@ class ModelService {
   };
 
   ModelService() = default;
+  // Admits a request reserving its prompt and max_tokens per choice: the
+  // limits, then the hold; a new call, or null with the refusal written.
+  std::shared_ptr<Call> admit(Model& model, const Caller& caller, const CompletionRequest& request,
+                              std::int64_t prompt_tokens, std::int64_t max_tokens, net::HttpResponse& response);
   // The request's hold in the wallet (ok without one), and its release.
   Status hold(const Caller& caller, const std::string& request_id, const ModelInfo& model, std::int64_t input_tokens,
               std::int64_t output_tokens);

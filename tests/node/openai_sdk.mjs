@@ -3,61 +3,14 @@
 // with an inference key, and every route and error the SDK meets.
 //   node openai_sdk.mjs PATH_TO_HEADROOM
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import OpenAI from "openai";
+import { admin as adminOf, runTests, startHeadroom } from "./harness.mjs";
 
-const binary = process.argv[2];
-const data = mkdtempSync(join(tmpdir(), "headroom-openai-"));
-const adminKey = execFileSync(binary, ["keygen"]).toString().trim();
 // Each key may use 5,000 tokens a minute: enough for every test but the one
 // that runs into it.
-const config = join(data, "headroom.toml");
-writeFileSync(config, "[gateway.key_limits]\ntokens_per_minute = 5000\n");
-const server = spawn(binary, ["serve", "--listen", "127.0.0.1:0", "--data", data, "--config", config,
-                              "--log-level", "warning"], {
-  stdio: ["ignore", "pipe", "inherit"],
-  env: { ...process.env, HEADROOM_ADMIN_KEY: adminKey },
-});
-const stop = () => {
-  server.kill("SIGTERM");
-  rmSync(data, { recursive: true, force: true });
-};
-// Whatever goes wrong, the server does not outlive the test.
-for (const event of ["uncaughtException", "unhandledRejection"]) {
-  process.on(event, (error) => {
-    console.error(error);
-    stop();
-    process.exit(1);
-  });
-}
-const timer = setTimeout(() => {
-  console.error("timed out");
-  stop();
-  process.exit(1);
-}, 90000);
-
-const url = await new Promise((resolve) => {
-  let out = "";
-  server.stdout.on("data", (chunk) => {
-    out += chunk;
-    const match = out.match(/listening on (http:\/\/[0-9.:]+)\n/);
-    if (match) resolve(match[1]);
-  });
-});
-
-async function admin(method, path, body, headers = {}) {
-  const response = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json", ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await response.json();
-  assert.ok(response.ok, `${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
-  return json;
-}
+const server = await startHeadroom(process.argv[2], { config: "[gateway.key_limits]\ntokens_per_minute = 5000\n" });
+const url = server.url;
+const admin = (...args) => adminOf(server, ...args);
 
 async function newTenant(name) {
   const tenant = await admin("POST", "/v1/tenants", { name });
@@ -236,17 +189,4 @@ test("a client that leaves mid-stream is still billed for what it got", async ()
   assert.ok(tokens - prompt < 1500, `generation was cancelled (${tokens} tokens)`);
 });
 
-let failed = 0;
-for (const [name, fn] of tests) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (error) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${error.stack ?? error}`);
-  }
-}
-clearTimeout(timer);
-stop();
-console.log(`${tests.length - failed} of ${tests.length} passed`);
-process.exit(failed === 0 ? 0 : 1);
+await runTests(tests);

@@ -7,60 +7,15 @@
 // model with no reachable replica is a 502.
 //   node openai_upstream.mjs PATH_TO_HEADROOM
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import OpenAI from "openai";
+import { admin, onStop, runTests, startHeadroom } from "./harness.mjs";
 
 const binary = process.argv[2];
-const dirs = [];
-const servers = [];
-let broken;
-const stop = () => {
-  for (const s of servers) s.kill("SIGTERM");
-  if (broken) broken.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-};
-for (const event of ["uncaughtException", "unhandledRejection"]) {
-  process.on(event, (error) => {
-    console.error(error);
-    stop();
-    process.exit(1);
-  });
-}
-const timer = setTimeout(() => {
-  console.error("timed out");
-  stop();
-  process.exit(1);
-}, 90000);
-
-async function serve(config, env = {}) {
-  const data = mkdtempSync(join(tmpdir(), "headroom-upstream-"));
-  dirs.push(data);
-  const adminKey = execFileSync(binary, ["keygen"]).toString().trim();
-  const args = ["serve", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "error"];
-  if (config) {
-    writeFileSync(join(data, "headroom.toml"), config);
-    args.push("--config", join(data, "headroom.toml"));
-  }
-  const server = spawn(binary, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env, HEADROOM_ADMIN_KEY: adminKey } });
-  servers.push(server);
-  const url = await new Promise((resolve) => {
-    let out = "";
-    server.stdout.on("data", (chunk) => {
-      out += chunk;
-      const match = out.match(/listening on (http:\/\/[0-9.:]+)\n/);
-      if (match) resolve(match[1]);
-    });
-  });
-  return { url, adminKey };
-}
 
 // Answers the health check, drops every completion unanswered.
 let dropped = 0;
-broken = createServer((req, res) => {
+const broken = createServer((req, res) => {
   if (req.method === "GET") {
     res.writeHead(200, { "content-type": "application/json" });
     res.end('{"object":"list","data":[]}');
@@ -70,10 +25,11 @@ broken = createServer((req, res) => {
   }
 });
 await new Promise((resolve) => broken.listen(0, "127.0.0.1", resolve));
+onStop(() => broken.close());
 const brokenUrl = `http://127.0.0.1:${broken.address().port}/v1`;
 
-const a = await serve(null);
-const b = await serve(`
+const a = await startHeadroom(binary);
+const b = await startHeadroom(binary, { config: `
 [models.remote]
 upstreams = ["${brokenUrl}", "${a.url}/v1"]
 upstream_model = "stories260K"
@@ -83,18 +39,7 @@ output_price = "1.00"
 
 [models.nowhere]
 upstreams = ["http://127.0.0.1:1/v1"]
-`, { UPSTREAM_KEY: a.adminKey });
-
-async function admin(server, method, path, body, headers = {}) {
-  const response = await fetch(server.url + path, {
-    method,
-    headers: { authorization: `Bearer ${server.adminKey}`, "content-type": "application/json", ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await response.json();
-  assert.ok(response.ok, `${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
-  return json;
-}
+`, env: { UPSTREAM_KEY: a.adminKey } });
 
 const tenant = await admin(b, "POST", "/v1/tenants", { name: "acme" });
 const key = await admin(b, "POST", `/v1/tenants/${tenant.id}/keys`, { name: "sdk", scopes: ["inference", "billing"] });
@@ -159,17 +104,4 @@ test("no reachable replica: 502", async () => {
   }
 });
 
-let failed = 0;
-for (const [name, fn] of tests) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (error) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${error.stack ?? error}`);
-  }
-}
-clearTimeout(timer);
-stop();
-console.log(`${tests.length - failed} of ${tests.length} passed`);
-process.exit(failed === 0 ? 0 : 1);
+await runTests(tests);
