@@ -271,37 +271,10 @@ Row measure(const Model& m, std::size_t threads, ThreadPool* pool, const Options
 
 // ---- llama2.c ---------------------------------------------------------------------
 
-// A tensor's values as floats, whatever its type (llama2.c reads f32 only).
+// A tensor's values as floats, whatever its type.
 std::vector<float> dequantize(const TensorView& t) {
   std::vector<float> out(t.elements());
-  const std::size_t n = out.size();
-  switch (t.type) {
-    case TensorType::kF32:
-      std::memcpy(out.data(), t.data, n * sizeof(float));
-      break;
-    case TensorType::kF16:
-    case TensorType::kBF16:
-      for (std::size_t i = 0; i < n; ++i) {
-        std::uint16_t bits;
-        std::memcpy(&bits, t.data + 2 * i, 2);
-        out[i] = t.type == TensorType::kF16 ? f16_to_f32(bits) : bf16_to_f32(bits);
-      }
-      break;
-    case TensorType::kQ8_0:
-      for (std::size_t b = 0; b < n / kQuantBlock; ++b) {
-        BlockQ8_0 block;
-        std::memcpy(&block, t.data + b * sizeof block, sizeof block);
-        dequantize_q8_0(block, &out[b * kQuantBlock]);
-      }
-      break;
-    case TensorType::kQ4_0:
-      for (std::size_t b = 0; b < n / kQuantBlock; ++b) {
-        BlockQ4_0 block;
-        std::memcpy(&block, t.data + b * sizeof block, sizeof block);
-        dequantize_q4_0(block, &out[b * kQuantBlock]);
-      }
-      break;
-  }
+  headroom::infer::dequantize(t.type, t.data, out.size(), out.data());
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace headroom::infer {
 namespace {
@@ -122,6 +123,37 @@ void dequantize_q4_0(const BlockQ4_0& block, float* out) {
   for (std::size_t j = 0; j < kQuantBlock / 2; ++j) {
     out[j] = d * static_cast<float>((block.qs[j] & 0x0f) - 8);
     out[j + kQuantBlock / 2] = d * static_cast<float>((block.qs[j] >> 4) - 8);
+  }
+}
+
+void dequantize(TensorType type, const void* data, std::size_t n, float* out) {
+  const auto* bytes = static_cast<const std::uint8_t*>(data);
+  switch (type) {
+    case TensorType::kF32:
+      std::memcpy(out, bytes, n * sizeof(float));
+      break;
+    case TensorType::kF16:
+    case TensorType::kBF16:
+      for (std::size_t i = 0; i < n; ++i) {
+        std::uint16_t bits;
+        std::memcpy(&bits, bytes + 2 * i, 2);
+        out[i] = type == TensorType::kF16 ? f16_to_f32(bits) : bf16_to_f32(bits);
+      }
+      break;
+    case TensorType::kQ8_0:
+      for (std::size_t b = 0; b < n / kQuantBlock; ++b) {
+        BlockQ8_0 block;
+        std::memcpy(&block, bytes + b * sizeof block, sizeof block);
+        dequantize_q8_0(block, out + b * kQuantBlock);
+      }
+      break;
+    case TensorType::kQ4_0:
+      for (std::size_t b = 0; b < n / kQuantBlock; ++b) {
+        BlockQ4_0 block;
+        std::memcpy(&block, bytes + b * sizeof block, sizeof block);
+        dequantize_q4_0(block, out + b * kQuantBlock);
+      }
+      break;
   }
 }
 

@@ -74,4 +74,8 @@ void quantize_q4_0(const float* x, BlockQ4_0& out);
 void dequantize_q8_0(const BlockQ8_0& block, float* out);
 void dequantize_q4_0(const BlockQ4_0& block, float* out);
 
+// `n` values of `type` stored at `data` (unaligned bytes, as in a mapped
+// file) as floats; n is whole blocks for Q8_0 and Q4_0.
+void dequantize(TensorType type, const void* data, std::size_t n, float* out);
+
 }  // namespace headroom::infer

@@ -152,35 +152,8 @@ KvCache LlamaModel::new_cache(std::size_t context_tokens) const {
 }
 
 void LlamaModel::embed(std::int32_t token, float* out) const {
-  const std::size_t dim = config_.dim;
   const auto* row = static_cast<const std::uint8_t*>(token_embd_.data) + token_embd_.row_bytes() * token;
-  switch (token_embd_.type) {
-    case TensorType::kF32:
-      std::memcpy(out, row, dim * sizeof(float));
-      break;
-    case TensorType::kF16:
-    case TensorType::kBF16:
-      for (std::size_t i = 0; i < dim; ++i) {
-        std::uint16_t bits;
-        std::memcpy(&bits, row + 2 * i, 2);
-        out[i] = token_embd_.type == TensorType::kF16 ? f16_to_f32(bits) : bf16_to_f32(bits);
-      }
-      break;
-    case TensorType::kQ8_0:
-      for (std::size_t b = 0; b < dim / kQuantBlock; ++b) {
-        BlockQ8_0 block;
-        std::memcpy(&block, row + b * sizeof(BlockQ8_0), sizeof block);
-        dequantize_q8_0(block, out + b * kQuantBlock);
-      }
-      break;
-    case TensorType::kQ4_0:
-      for (std::size_t b = 0; b < dim / kQuantBlock; ++b) {
-        BlockQ4_0 block;
-        std::memcpy(&block, row + b * sizeof(BlockQ4_0), sizeof block);
-        dequantize_q4_0(block, out + b * kQuantBlock);
-      }
-      break;
-  }
+  dequantize(token_embd_.type, row, config_.dim, out);
 }
 
 Status LlamaModel::forward(std::int32_t token, std::size_t pos, KvCache& cache, std::span<float> logits,
