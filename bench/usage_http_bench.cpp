@@ -4,10 +4,11 @@
 // acknowledgement latency. The goal: >= 100,000 events/s over HTTP
 // with p99 <= 5 ms. bench/usage_http_bench.sh starts the server and runs this.
 //
-//   usage_http_bench --url URL --admin-key KEY [--connections C] [--seconds D]
-//                    [--warmup W] [--batch B] [--dir DIR] [--server-pid PID]
-//     (defaults: 4 connections, 10 s measured after 2 s of warm-up, batches
-//     of 1,000, SQLite's file in a fresh directory under $TMPDIR or /tmp)
+//   usage_http_bench --url URL --admin-key KEY [--connections C] [--rate EVENTS_PER_S]
+//                    [--seconds D] [--warmup W] [--batch B] [--dir DIR] [--server-pid PID]
+//     (defaults: 4 connections, closed loop, 10 s measured after 2 s of
+//     warm-up, batches of 1,000, SQLite's file in a fresh directory under
+//     $TMPDIR or /tmp; --rate: open loop, see run_producers())
 //   usage_http_bench --url URL --admin-key KEY --verify TENANT EVENTS IN_FLIGHT FROM
 //     (after the server was killed and restarted: GET /v1/usage from FROM on
 //     must count from EVENTS to EVENTS + IN_FLIGHT events of TENANT)
@@ -15,17 +16,19 @@
 // HTTP. The setup makes an external tenant (POST /v1/tenants) and takes the
 // fleet's first GPU type (GET /v1/fleet). Each connection is one thread with
 // its own keep-alive HttpClient (net/http_client.h) sending batches back to
-// back. Its request body is built once before the clock starts; between
-// requests only the events' ids are rewritten in place (fixed-width
-// counters, outside the timed call), so every id of the run is new and the
-// client does next to no work (it prints its CPU share). Each event is a
-// GPU-time event of one minute (quantity 60,000 GPU-ms) that ended when the
-// setup ran, tier "on-demand" and no unit_price, so that the server's price
-// book rates it. A request's latency runs from the call that sends it to the
-// last byte of its response. Every response must be a 200 whose "recorded"
-// is the batch size and "rejected" 0; anything else stops the run with the
-// response printed (a benchmark that ignores errors measures nothing). A
-// request counts when its response arrives inside the measured window:
+// back (closed loop), or each when it is due (--rate, open loop). Its
+// request body is built once before the clock starts; between requests only
+// the events' ids are rewritten in place (fixed-width counters, outside the
+// timed call), so every id of the run is new and the client does next to
+// no work (it prints its CPU share). Each event is a GPU-time event of one
+// minute (quantity 60,000 GPU-ms) that ended when the setup ran, tier
+// "on-demand" and no unit_price, so that the server's price book rates it.
+// A request's latency runs from the call that sends it (in the open loop:
+// from when it was due) to the last byte of its response. Every response
+// must be a 200 whose "recorded" is the batch size and "rejected" 0;
+// anything else stops the run with the response printed (a benchmark that
+// ignores errors measures nothing). A request counts when its response
+// arrives inside the measured window:
 // events/s = those requests' events / the window's seconds.
 //
 // Durability. Given --server-pid, the client kills the server with SIGKILL
@@ -40,7 +43,8 @@
 // synchronous=FULL, one transaction per batch (BEGIN IMMEDIATE; one
 // INSERT ... ON CONFLICT (id) DO NOTHING per event; COMMIT), shared by C
 // producer threads under a mutex as the store shares its own: the same
-// concurrency, batch size and seconds as the HTTP side, without the HTTP.
+// concurrency, batch size, rate (--rate) and seconds as the HTTP side,
+// without the HTTP.
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -83,7 +87,8 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr int kConnectionsMax = 256;
 constexpr std::size_t kBatchMax = headroom::limits::kUsageBatchEvents;
 constexpr double kSecondsMax = 3'600;
-constexpr int kCounterDigits = 12;  // an id's counter: 10^12 events a connection
+constexpr double kRateMax = 100'000'000;  // events/s of --rate
+constexpr int kCounterDigits = 12;        // an id's counter: 10^12 events a connection
 
 [[noreturn]] void die(const std::string& message) {
   std::fprintf(stderr, "usage_http_bench: %s\n", message.c_str());
@@ -179,6 +184,9 @@ struct Figures {
   std::uint64_t events = 0, requests = 0;  // acknowledged inside the measured window
   double seconds = 0;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
+  // Open loop only: how late the sends left after their scheduled times
+  // (every connection busy, or this client's thread not yet run), p99.
+  double send_lag_p99_ms = 0;
   double events_per_s() const { return seconds > 0 ? static_cast<double>(events) / seconds : 0; }
   double requests_per_s() const { return seconds > 0 ? static_cast<double>(requests) / seconds : 0; }
 };
@@ -200,6 +208,7 @@ void fill_latencies(Figures& f, std::vector<std::uint32_t>& latencies_us) {
 // the measured window, and all the events it had acknowledged.
 struct ProducerTally {
   std::vector<std::uint32_t> latencies_us;
+  std::vector<std::uint32_t> send_lags_us;  // open loop only
   std::uint64_t events = 0, requests = 0, acknowledged_events = 0;
 };
 
@@ -210,17 +219,30 @@ enum class Outcome {
   kCutOff,        // the server was killed at the window's end (at_window_end): the producer stops
 };
 
-// Runs `producers` threads for warm-up + seconds; each, back to back, calls
+// Runs `producers` threads for warm-up + seconds; each calls
 // prepare(producer, n) to make its next batch (events n, n+1, ...) and then
 // send(producer), which alone is timed. At the window's end the calling
 // thread runs at_window_end() and the producers stop after their call in
 // flight. Returns the measured figures; `acknowledged` gets every event
 // acknowledged, warm-up and calls that ended after the window included.
+//
+// Closed loop (batches_per_s == 0): each producer sends back to back, and a
+// call's latency runs from its send to its answer. With C producers that is
+// C batches always in flight: the most the server can take, and latencies
+// that are its service time at that load.
+//
+// Open loop (batches_per_s > 0): batch k of the run (k = 0, 1, ... over
+// all producers) is due at start + k / batches_per_s, whatever became of
+// the others. A free producer takes the next batch number, waits for its
+// due time and sends it; its latency runs from the due time, not from the
+// send, so a batch that had to wait for a free connection (the server was
+// slow) is charged that wait: no coordinated omission (as wrk2 measures).
 template <typename Prepare, typename Send, typename AtWindowEnd>
-Figures run_producers(int producers, std::size_t batch, double warmup_s, double seconds, Prepare&& prepare, Send&& send,
-                      AtWindowEnd&& at_window_end, std::uint64_t& acknowledged) {
+Figures run_producers(int producers, std::size_t batch, double batches_per_s, double warmup_s, double seconds,
+                      Prepare&& prepare, Send&& send, AtWindowEnd&& at_window_end, std::uint64_t& acknowledged) {
   std::vector<ProducerTally> tallies(producers);
   std::atomic<bool> failed{false};
+  std::atomic<std::uint64_t> next_batch{0};  // open loop: the next batch number to send
   const auto began = SteadyClock::now();
   const auto window_start =
       began + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(warmup_s));
@@ -231,10 +253,23 @@ Figures run_producers(int producers, std::size_t batch, double warmup_s, double 
     threads.emplace_back([&, p] {
       ProducerTally& t = tallies[p];
       t.latencies_us.reserve(static_cast<std::size_t>(seconds * 2'000) + 1024);
+      auto us = [](SteadyClock::duration d) {
+        return static_cast<std::uint32_t>(
+            std::clamp<std::int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count(), 0, UINT32_MAX));
+      };
       std::uint64_t n = 0;
       for (auto now = SteadyClock::now(); now < window_end && !failed.load(std::memory_order_relaxed);) {
+        auto due = now;
+        if (batches_per_s > 0) {
+          const std::uint64_t k = next_batch.fetch_add(1, std::memory_order_relaxed);
+          due = began + std::chrono::duration_cast<SteadyClock::duration>(
+                            std::chrono::duration<double>(static_cast<double>(k) / batches_per_s));
+          if (due >= window_end) return;
+          std::this_thread::sleep_until(due);
+        }
         prepare(p, n);
-        auto t0 = SteadyClock::now();
+        const auto sent = SteadyClock::now();
+        const auto t0 = batches_per_s > 0 ? std::min(sent, due) : sent;  // open loop: from the due time
         Outcome outcome = send(p);
         auto t1 = SteadyClock::now();
         if (outcome == Outcome::kCutOff) return;
@@ -247,8 +282,8 @@ Figures run_producers(int producers, std::size_t batch, double warmup_s, double 
         if (t1 >= window_start && t1 < window_end) {
           t.events += batch;
           t.requests += 1;
-          t.latencies_us.push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(
-              std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count(), UINT32_MAX)));
+          t.latencies_us.push_back(us(t1 - t0));
+          if (batches_per_s > 0) t.send_lags_us.push_back(us(sent - due));
         }
         now = t1;
       }
@@ -263,15 +298,20 @@ Figures run_producers(int producers, std::size_t batch, double warmup_s, double 
   if (failed) std::exit(1);  // send() printed why
   Figures f;
   f.seconds = seconds;
-  std::vector<std::uint32_t> all;
+  std::vector<std::uint32_t> all, lags;
   acknowledged = 0;
   for (ProducerTally& t : tallies) {
     f.events += t.events;
     f.requests += t.requests;
     acknowledged += t.acknowledged_events;
     all.insert(all.end(), t.latencies_us.begin(), t.latencies_us.end());
+    lags.insert(lags.end(), t.send_lags_us.begin(), t.send_lags_us.end());
   }
   fill_latencies(f, all);
+  if (!lags.empty()) {
+    std::sort(lags.begin(), lags.end());
+    f.send_lag_p99_ms = lags[std::min(lags.size() - 1, lags.size() * 99 / 100)] / 1000.0;
+  }
   return f;
 }
 
@@ -344,7 +384,7 @@ struct HttpRun {
 // its requests in flight: every acknowledged event must then survive the
 // crash (bench/usage_http_bench.sh restarts it and runs --verify).
 HttpRun bench_http(const std::string& url, const std::string& admin_key, const EventShape& shape, int connections,
-                   std::size_t batch, double warmup_s, double seconds, long server_pid) {
+                   std::size_t batch, double batches_per_s, double warmup_s, double seconds, long server_pid) {
   std::vector<BatchBody> bodies;
   std::vector<HttpClient> clients;
   for (int c = 0; c < connections; ++c) {
@@ -365,7 +405,7 @@ HttpRun bench_http(const std::string& url, const std::string& admin_key, const E
   const double server_cpu_before = server_pid > 0 ? cpu_seconds_of(server_pid) : -1;
   const auto began = SteadyClock::now();
   run.figures = run_producers(
-      connections, batch, warmup_s, seconds, [&](int c, std::uint64_t n) { bodies[c].renumber(n); },
+      connections, batch, batches_per_s, warmup_s, seconds, [&](int c, std::uint64_t n) { bodies[c].renumber(n); },
       [&](int c) {
         auto response = clients[c].request("POST", "/v1/usage", bodies[c].text(), headers);
         if (!response) {
@@ -402,7 +442,7 @@ HttpRun bench_http(const std::string& url, const std::string& admin_key, const E
 // The same records as bench_http sends, into the table of
 // sqlite_usage_baseline.h.
 Figures bench_sqlite(const std::string& path, const EventShape& shape, int producers, std::size_t batch,
-                     double warmup_s, double seconds) {
+                     double batches_per_s, double warmup_s, double seconds) {
   headroom::bench::SqliteUsageBaseline sqlite(path, "usage_http_bench: ");
 
   // Each producer's ids, made once: only the counter digits change.
@@ -419,7 +459,7 @@ Figures bench_sqlite(const std::string& path, const EventShape& shape, int produ
   std::uint64_t acknowledged = 0;
   std::vector<std::uint64_t> next(producers, 0);  // each producer's first event of its next batch
   Figures f = run_producers(
-      producers, batch, warmup_s, seconds, [&](int p, std::uint64_t n) { next[p] = n; },
+      producers, batch, batches_per_s, warmup_s, seconds, [&](int p, std::uint64_t n) { next[p] = n; },
       [&](int p) {
         const std::uint64_t n = next[p];
         std::string& id = ids[p].id;
@@ -531,6 +571,7 @@ int verify(const std::string& url, const std::string& admin_key, const std::stri
 struct Flags {
   std::string url, admin_key, dir;
   int connections = 4;
+  double rate_events_per_s = 0;  // 0: closed loop
   double seconds = 10, warmup_s = 2;
   std::size_t batch = 1'000;
   std::string verify_tenant, verify_from;
@@ -540,10 +581,11 @@ struct Flags {
 };
 
 [[noreturn]] void usage() {
-  std::fprintf(stderr,
-               "usage: usage_http_bench --url URL --admin-key KEY [--connections C] [--seconds D] [--warmup W]\n"
-               "                        [--batch B] [--dir DIR] [--server-pid PID]\n"
-               "       usage_http_bench --url URL --admin-key KEY --verify TENANT EVENTS IN_FLIGHT FROM\n");
+  std::fprintf(
+      stderr,
+      "usage: usage_http_bench --url URL --admin-key KEY [--connections C] [--rate EVENTS_PER_S] [--seconds D]\n"
+      "                        [--warmup W] [--batch B] [--dir DIR] [--server-pid PID]\n"
+      "       usage_http_bench --url URL --admin-key KEY --verify TENANT EVENTS IN_FLIGHT FROM\n");
   std::exit(2);
 }
 
@@ -561,6 +603,8 @@ Flags parse_flags(int argc, char** argv) {
       f.admin_key = next();
     } else if (arg == "--connections") {
       f.connections = std::atoi(next().c_str());
+    } else if (arg == "--rate") {
+      f.rate_events_per_s = std::atof(next().c_str());
     } else if (arg == "--seconds") {
       f.seconds = std::atof(next().c_str());
     } else if (arg == "--warmup") {
@@ -586,6 +630,9 @@ Flags parse_flags(int argc, char** argv) {
     die("--connections must be 1 to " + std::to_string(kConnectionsMax));
   }
   if (f.batch < 1 || f.batch > kBatchMax) die("--batch must be 1 to " + std::to_string(kBatchMax));
+  if (!(f.rate_events_per_s >= 0 && f.rate_events_per_s <= kRateMax)) {
+    die("--rate must be > 0 and <= " + std::to_string(static_cast<long long>(kRateMax)) + " events/s");
+  }
   if (!(f.seconds > 0 && f.seconds <= kSecondsMax))
     die("--seconds must be > 0 and <= " + std::to_string(static_cast<int>(kSecondsMax)));
   if (!(f.warmup_s >= 0 && f.warmup_s <= kSecondsMax)) {
@@ -624,10 +671,20 @@ int main(int argc, char** argv) {
   shape.unit_price = headroom::compute::GpuPrices{}.on_demand;
 
   const unsigned cores = std::thread::hardware_concurrency();
+  const bool open_loop = flags.rate_events_per_s > 0;
+  const double batches_per_s = flags.rate_events_per_s / static_cast<double>(flags.batch);
   std::printf(
       "durable usage events over HTTP: POST /v1/usage at %s, batches of %zu, %d connection(s), %.1f s measured "
       "after %.1f s of warm-up\n",
       flags.url.c_str(), flags.batch, flags.connections, flags.seconds, flags.warmup_s);
+  if (open_loop) {
+    std::printf(
+        "  open loop: a batch due every %.2f ms (%s events/s) on whichever connection is free; latency from its due "
+        "time\n",
+        1000.0 / batches_per_s, grouped(flags.rate_events_per_s).c_str());
+  } else {
+    std::printf("  closed loop: each connection sends its next batch when the last is answered (the most it takes)\n");
+  }
   std::printf(
       "  each event: gpu_time, GPU type %s, tier %s, %lld GPU-ms, no unit_price (the server's price book); "
       "every id new; tenant %s\n",
@@ -636,8 +693,8 @@ int main(int argc, char** argv) {
               flags.connections);
   std::fflush(stdout);
 
-  const HttpRun http = bench_http(flags.url, flags.admin_key, shape, flags.connections, flags.batch, flags.warmup_s,
-                                  flags.seconds, flags.server_pid);
+  const HttpRun http = bench_http(flags.url, flags.admin_key, shape, flags.connections, flags.batch, batches_per_s,
+                                  flags.warmup_s, flags.seconds, flags.server_pid);
   const Figures& ours = http.figures;
   std::printf("%-44s %6s %12s %11s %8s %8s %8s\n", "store", "batch", "events/s", "requests/s", "p50 ms", "p99 ms",
               "max ms");
@@ -646,6 +703,10 @@ int main(int argc, char** argv) {
               100 * http.client_cpu_s / http.wall_s);
   if (http.server_cpu_s >= 0) std::printf(", the server %.0f%% of one core", 100 * http.server_cpu_s / http.wall_s);
   std::printf(", of the %u cores\n", cores);
+  if (open_loop) {
+    std::printf("  sends left their due time late by %.2f ms at p99 (every connection busy, or this client not run)\n",
+                ours.send_lag_p99_ms);
+  }
   std::fflush(stdout);
 
   // SQLite's turn, once the HTTP run is over (the server is dead or idle).
@@ -658,24 +719,30 @@ int main(int argc, char** argv) {
     dir = pattern;
   }
   std::filesystem::create_directories(dir);
-  const Figures lite =
-      bench_sqlite(dir + "/sqlite.db", shape, flags.connections, flags.batch, flags.warmup_s, flags.seconds);
+  const Figures lite = bench_sqlite(dir + "/sqlite.db", shape, flags.connections, flags.batch, batches_per_s,
+                                    flags.warmup_s, flags.seconds);
   print_row("SQLite (WAL, synchronous=FULL, 1 txn/batch)", flags.batch, lite);
   std::printf("  SQLite: %d thread(s) sharing one connection, in-process (no HTTP), file %s/sqlite.db\n",
               flags.connections, dir.c_str());
   std::printf("  headroom over HTTP / SQLite in-process = %.2fx events/s; p99 %.2f ms vs %.2f ms\n",
               lite.events_per_s() > 0 ? ours.events_per_s() / lite.events_per_s() : 0.0, ours.p99_ms, lite.p99_ms);
-  // Little's law: C connections keep C batches in flight, so a request's mean
-  // latency is C x B / (events/s); the p99 goal needs at least that rate.
-  const double in_flight = static_cast<double>(flags.connections) * static_cast<double>(flags.batch);
-  std::printf(
-      "  %d connection(s) keep %s events in flight: p99 <= 5 ms needs >= %s events/s at this concurrency (Little's "
-      "law; mean latency here %.2f ms)\n",
-      flags.connections, grouped(in_flight).c_str(), grouped(in_flight / 0.005).c_str(),
-      ours.events_per_s() > 0 ? 1000.0 * in_flight / ours.events_per_s() : 0.0);
+  if (!open_loop) {
+    // Little's law: C connections keep C batches in flight, so a request's mean
+    // latency is C x B / (events/s); the p99 goal needs at least that rate.
+    const double in_flight = static_cast<double>(flags.connections) * static_cast<double>(flags.batch);
+    std::printf(
+        "  %d connection(s) keep %s events in flight: p99 <= 5 ms needs >= %s events/s at this concurrency (Little's "
+        "law; mean latency here %.2f ms)\n",
+        flags.connections, grouped(in_flight).c_str(), grouped(in_flight / 0.005).c_str(),
+        ours.events_per_s() > 0 ? 1000.0 * in_flight / ours.events_per_s() : 0.0);
+  }
+  // The goal asks for both at once: this run's rate, and its p99. A closed
+  // loop's p99 is that of the most the server takes; an open loop's (--rate)
+  // that of a fixed load, which is what a meter sending 100,000 events/s sees.
   const bool met = ours.events_per_s() >= 100'000 && ours.p99_ms <= 5.0;
-  std::printf("goal >= 100,000 events/s over HTTP with p99 <= 5 ms: %s (%s events/s, p99 %.2f ms)\n",
-              met ? "met" : "NOT met", grouped(ours.events_per_s()).c_str(), ours.p99_ms);
+  std::printf("goal >= 100,000 events/s over HTTP with p99 <= 5 ms: %s (%s, %s events/s, p99 %.2f ms)\n",
+              met ? "met" : "NOT met", open_loop ? "open loop" : "closed loop", grouped(ours.events_per_s()).c_str(),
+              ours.p99_ms);
   // For bench/usage_http_bench.sh's durability check (--verify).
   std::printf("acknowledged %llu events of tenant %s from %s with %llu in flight\n",
               static_cast<unsigned long long>(http.acknowledged), shape.tenant_id.c_str(),

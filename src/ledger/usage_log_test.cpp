@@ -290,6 +290,45 @@ TEST_F(UsageLogTest, ARecordThatIsNotAnEventFailsOpen) {
   EXPECT_EQ(log.status().code(), ErrorCode::kInternal);
 }
 
+// The id index grows in steps spread over the inserts (a new table, an old
+// one moved into it, then given back): an id must be found in every step,
+// and after a replay that grows it the same way.
+TEST_F(UsageLogTest, TheIdIndexFindsEveryIdWhileItGrows) {
+  auto opened = UsageLog::open({.dir = dir_.path(), .expected_events = 1});  // the smallest table: 1,024 slots
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  auto log = std::move(opened).value();
+  constexpr int kEvents = 20'000, kBatch = 100;  // past five growths
+  std::mt19937 random(7);
+  std::vector<UsageEvent> batch;
+  for (int first = 0; first < kEvents; first += kBatch) {
+    batch.clear();
+    for (int i = first; i < first + kBatch; ++i) batch.push_back(gpu_event(named("e", i)));
+    ASSERT_TRUE(log->record(batch).is_ok());
+    // Retries of events recorded so far, from this batch and earlier ones.
+    const LogPosition end = log->durable_end();
+    batch.clear();
+    for (int k = 0; k < 20; ++k) batch.push_back(gpu_event(named("e", static_cast<int>(random() % (first + kBatch)))));
+    ASSERT_TRUE(log->record(batch).is_ok());
+    ASSERT_EQ(log->durable_end(), end) << "a retry was appended after " << first + kBatch << " events";
+    UsageEvent changed = gpu_event(named("e", static_cast<int>(random() % (first + kBatch))));
+    changed.quantity += 1;
+    ASSERT_EQ(log->record({&changed, 1}).code(), ErrorCode::kConflict);
+  }
+  EXPECT_EQ(log->totals().events, static_cast<std::uint64_t>(kEvents));
+  const LogPosition end = log->durable_end();
+  log.reset();
+  opened = UsageLog::open({.dir = dir_.path(), .expected_events = 1});  // the replay grows it too
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  log = std::move(opened).value();
+  for (int first = 0; first < kEvents; first += kBatch) {
+    batch.clear();
+    for (int i = first; i < first + kBatch; ++i) batch.push_back(gpu_event(named("e", i)));
+    ASSERT_TRUE(log->record(batch).is_ok());
+  }
+  EXPECT_EQ(log->durable_end(), end);
+  EXPECT_EQ(log->totals().events, static_cast<std::uint64_t>(kEvents));
+}
+
 TEST_F(UsageLogTest, ConsumersReadOnFromWhereTheyStopped) {
   auto log = open_log(dir_);
   std::vector<UsageEvent> events;
