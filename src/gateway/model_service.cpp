@@ -718,7 +718,11 @@ void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
     add_rate_headers(response, call->rate, false);
     call->deferred->complete(std::move(response));
   };
-  meter(std::move(job));
+  // On the upstream's worker thread, which may block: recorded here, not
+  // handed to the metering thread (one thread switch less per request).
+  const Status metered = options_.usage->record(job.events);
+  if (!metered.is_ok()) spdlog::error("model usage not recorded: {}", metered.message());
+  job.done(metered);
 }
 
 std::shared_ptr<ModelService::Call> ModelService::admit(Model& model, const Caller& caller,
