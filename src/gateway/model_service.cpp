@@ -38,6 +38,7 @@ struct ModelService::Call {
     std::string finish_reason;
     std::size_t completion_tokens = 0;
     bool started = false;  // a stream's first chunk (the role) is sent
+    std::size_t text_offset = 0;  // bytes of text streamed so far, for legacy logprobs
     bool done = false;
   };
 
@@ -134,6 +135,29 @@ void add_rate_headers(net::HttpResponse& response, const RateState& state, bool 
   if (refused && state.retry_after_s > 0) {
     add("retry-after", std::to_string(static_cast<std::int64_t>(std::ceil(state.retry_after_s))));
   }
+}
+
+// The legacy completions API's logprobs, from the chat API's entries:
+// tokens, token_logprobs, top_logprobs (token -> logprob) and each token's
+// text_offset, counted from `offset`.
+json::object completion_logprobs(const json::array& entries, std::size_t offset) {
+  json::array tokens, token_logprobs, top_logprobs, text_offset;
+  for (const json::value& entry : entries) {
+    const json::object& e = entry.as_object();
+    tokens.push_back(e.at("token"));
+    token_logprobs.push_back(e.at("logprob"));
+    json::object top;
+    for (const json::value& t : e.at("top_logprobs").as_array()) {
+      top[t.as_object().at("token").as_string()] = t.as_object().at("logprob");
+    }
+    top_logprobs.push_back(std::move(top));
+    text_offset.push_back(offset);
+    offset += e.at("token").as_string().size();
+  }
+  return {{"tokens", std::move(tokens)},
+          {"token_logprobs", std::move(token_logprobs)},
+          {"top_logprobs", std::move(top_logprobs)},
+          {"text_offset", std::move(text_offset)}};
 }
 
 void append_event(std::string& out, const json::value& v) {
@@ -352,8 +376,11 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
                                                 : json::value(json::object{{"content", json::array{logprob_entry}}});
       } else {
         c["text"] = token.text;
-        c["logprobs"] = nullptr;
+        c["logprobs"] = logprob_entry.is_null() ? json::value(nullptr)
+                                                : json::value(completion_logprobs(json::array{logprob_entry},
+                                                                                  choice.text_offset));
       }
+      choice.text_offset += token.text.size();
       choice.started = true;
       c["finish_reason"] = nullptr;
       json::object chunk{{"id", call->id},
@@ -508,7 +535,8 @@ void ModelService::call_finished(const std::shared_ptr<Call>& call) {
                                                    : json::value(nullptr);
         } else {
           choice["text"] = c.text;
-          choice["logprobs"] = nullptr;
+          choice["logprobs"] = r.sampling.logprobs ? json::value(completion_logprobs(c.logprobs, 0))
+                                                   : json::value(nullptr);
         }
         choices.push_back(std::move(choice));
       }

@@ -86,9 +86,25 @@ test("chat completion, then the same streamed with usage", async () => {
 });
 
 test("text completion continues the story", async () => {
-  const c = await acme.client.completions.create({ model, prompt: "Once upon a time", max_tokens: 12, temperature: 0 });
+  const c = await acme.client.completions.create({ model, prompt: "Once upon a time", max_tokens: 12, temperature: 0, logprobs: 2 });
   assert.equal(c.object, "text_completion");
   assert.ok(c.choices[0].text.startsWith(", there was a little girl"), c.choices[0].text);
+  const lp = c.choices[0].logprobs;
+  assert.equal(lp.tokens.length, 12);
+  assert.equal(lp.tokens.join(""), c.choices[0].text);
+  assert.ok(lp.token_logprobs.every((x) => x <= 0));
+  assert.equal(Object.keys(lp.top_logprobs[0]).length, 2);
+  assert.equal(lp.text_offset[1], lp.tokens[0].length);
+});
+
+test("chat log-probabilities", async () => {
+  const c = await acme.client.chat.completions.create({ model, messages: [{ role: "user", content: "Hi" }], max_tokens: 5,
+    temperature: 0, logprobs: true, top_logprobs: 3 });
+  const content = c.choices[0].logprobs.content;
+  assert.equal(content.length, 5);
+  assert.equal(content[0].top_logprobs.length, 3);
+  assert.ok(content[0].logprob <= 0);
+  assert.equal(content[0].top_logprobs[0].logprob >= content[0].top_logprobs[1].logprob, true);
 });
 
 test("n choices, stop sequences, seeds", async () => {
