@@ -4,7 +4,7 @@
 //   infer_bench [--quick] [--types LIST] [--runs N] [--threads N] [--stories PATH] [--tmp DIR]
 //
 // Models: the real stories260K (F32; --stories, default
-// ../shared/models/stories260K.gguf beside the source tree), and a
+// models/stories260K.gguf, the repository's copy of ../shared's), and a
 // generated llama of stories110M's shape (dim 768, 12 layers, 12 heads,
 // hidden 2048, vocab 32000, output tied to the embedding: 110M parameters)
 // in F32, Q8_0 and Q4_0, written at run time by random_llama (deterministic
@@ -85,7 +85,7 @@ struct Options {
   std::string types = "f32,q8_0,q4_0";
   int runs = 5;
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
-  std::string stories_path = std::string(HEADROOM_SOURCE_DIR) + "/../shared/models/stories260K.gguf";
+  std::string stories_path = std::string(HEADROOM_SOURCE_DIR) + "/models/stories260K.gguf";
   std::string tmp_root = std::filesystem::temp_directory_path().string();
   // Greedy steps per decode run: stories260K's as llama2.c's run.c default
   // (-n 256); the 110M model's fewer, each step streaming 60-440 MB.

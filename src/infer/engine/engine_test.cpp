@@ -19,15 +19,12 @@
 #include <vector>
 
 #include "infer/gguf/random_llama.h"
+#include "infer/gguf/gguf_test_util.h"
 
 namespace headroom::infer {
 namespace {
 
-std::string stories_path() {
-  std::string root = ".";
-  if (const char* dir = std::getenv("HEADROOM_SOURCE_DIR"); dir != nullptr && *dir != '\0') root = dir;
-  return root + "/../shared/models/stories260K.gguf";
-}
+using testing::stories_path;
 
 // A small grouped-query model, written once per test process (ctest runs
 // tests in parallel: the path holds the pid).
@@ -428,7 +425,7 @@ TEST(Engine, WaitingTenantsAreServedFairlyByTokens) {
 
 TEST(Engine, Stories260KTellsItsStoryAndStops) {
   const std::string path = stories_path();
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is not there";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path << " is missing: the repository ships it (models/)";
   auto engine = open_engine(path, {.threads = 2});
   Collector collector;
   GenerationRequest request;

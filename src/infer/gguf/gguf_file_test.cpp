@@ -25,7 +25,7 @@ class Stories260K : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::filesystem::path path = testing::stories_path();
-    if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is missing (see ../shared/README.md)";
+    ASSERT_TRUE(std::filesystem::exists(path)) << path << " is missing: the repository ships it (models/)";
     auto opened = GgufFile::open(path.string());
     ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
     file_ = std::move(opened).value();

@@ -91,8 +91,10 @@ inline std::filesystem::path source_dir() {
   return std::filesystem::current_path();
 }
 
-// ../shared/models/stories260K.gguf from the repository's root.
-inline std::filesystem::path stories_path() { return source_dir() / ".." / "shared" / "models" / "stories260K.gguf"; }
+// The real stories260K model: the repository's copy of
+// ../shared/models/stories260K.gguf (models/README.md), so that its tests
+// run wherever the source is, a fresh clone included.
+inline std::filesystem::path stories_path() { return source_dir() / "models" / "stories260K.gguf"; }
 
 // A fresh directory under the system's temporary directory, removed at destruction.
 class TempDir {

@@ -18,15 +18,12 @@
 #include "infer/model/reference_llama.h"
 #include "infer/tokenizer/gguf_vocabulary.h"
 #include "infer/tokenizer/tokenizer.h"
+#include "infer/gguf/gguf_test_util.h"
 
 namespace headroom::infer {
 namespace {
 
-std::string stories_path() {
-  std::string root = ".";
-  if (const char* dir = std::getenv("HEADROOM_SOURCE_DIR"); dir != nullptr && *dir != '\0') root = dir;
-  return root + "/../shared/models/stories260K.gguf";
-}
+using testing::stories_path;
 
 // A tensor's values as floats, whatever its type.
 std::vector<float> dequantize(const TensorView& t) {
@@ -130,7 +127,7 @@ Comparison compare_with_reference(const GgufFile& file, const Kernels& kernels, 
 
 TEST(LlamaModelTest, Stories260KMatchesTheReferenceForSixtyFourGreedyTokens) {
   const std::string path = stories_path();
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is not there";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path << " is missing: the repository ships it (models/)";
   auto file = GgufFile::open(path);
   ASSERT_TRUE(file.is_ok()) << file.status().message();
   auto vocabulary = vocabulary_from_gguf(**file);

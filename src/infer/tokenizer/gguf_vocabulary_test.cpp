@@ -10,32 +10,18 @@
 #include "infer/gguf/gguf_writer.h"
 #include "infer/tokenizer/detokenizer.h"
 #include "infer/tokenizer/tokenizer.h"
+#include "infer/gguf/gguf_test_util.h"
 
 namespace headroom::infer {
 namespace {
 
-// ../shared/models/stories260K.gguf beside the repository ($HEADROOM_SOURCE_DIR, as ctest sets it, else
-// the working directory's ancestors).
-std::filesystem::path stories_path() {
-  std::filesystem::path root = std::filesystem::current_path();
-  if (const char* dir = std::getenv("HEADROOM_SOURCE_DIR"); dir != nullptr && *dir != '\0') {
-    root = dir;
-  } else {
-    for (std::filesystem::path at = root; !at.empty() && at != at.parent_path(); at = at.parent_path()) {
-      if (std::filesystem::exists(at / "src/infer/tokenizer/tokenizer.h")) {
-        root = at;
-        break;
-      }
-    }
-  }
-  return root / ".." / "shared" / "models" / "stories260K.gguf";
-}
+using testing::stories_path;
 
 class Stories260K : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::filesystem::path path = stories_path();
-    if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is not there";
+    ASSERT_TRUE(std::filesystem::exists(path)) << path << " is missing: the repository ships it (models/)";
     Result<std::unique_ptr<GgufFile>> file = GgufFile::open(path.string());
     ASSERT_TRUE(file.is_ok()) << file.status().to_string();
     file_ = std::move(file).value();
