@@ -469,28 +469,38 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
   }
 }
 
+// A request's two usage events, input and output tokens, their ids derived
+// from its completion id (so that they are recorded once however often
+// they are sent).
+std::vector<ledger::UsageEvent> ModelService::usage_events(const Call& call, std::int64_t input_tokens,
+                                                           std::int64_t output_tokens) const {
+  std::vector<ledger::UsageEvent> events;
+  const Timestamp now = options_.clock->now();
+  for (bool input : {true, false}) {
+    ledger::UsageEvent e;
+    e.id = call.id + (input ? ":input" : ":output");
+    e.tenant_id = call.caller.tenant_id;
+    e.product = ledger::Product::kTokens;
+    e.item = call.model->info.id;
+    e.variant = input ? "input" : "output";
+    e.quantity = std::max<std::int64_t>(0, input ? input_tokens : output_tokens);
+    e.unit_price = input ? call.model->info.input_price : call.model->info.output_price;
+    e.start = call.started;
+    e.end = now;
+    e.source_id = call.id;
+    events.push_back(std::move(e));
+  }
+  return events;
+}
+
 void ModelService::call_finished(const std::shared_ptr<Call>& call) {
   // Every choice is done: nothing else touches the choices now.
   std::size_t completion = 0;
   for (const Call::Choice& c : call->choices) completion += c.completion_tokens;
   call->ticket->settle(static_cast<std::int64_t>(call->prompt_tokens * call->choices.size() + completion));
-  const Model& model = *call->model;
-  const Timestamp now = options_.clock->now();
   MeterJob job;
-  for (bool input : {true, false}) {
-    ledger::UsageEvent e;
-    e.id = call->id + (input ? ":input" : ":output");
-    e.tenant_id = call->caller.tenant_id;
-    e.product = ledger::Product::kTokens;
-    e.item = model.info.id;
-    e.variant = input ? "input" : "output";
-    e.quantity = static_cast<std::int64_t>(input ? call->prompt_tokens * call->choices.size() : completion);
-    e.unit_price = input ? model.info.input_price : model.info.output_price;
-    e.start = call->started;
-    e.end = now;
-    e.source_id = call->id;
-    job.events.push_back(std::move(e));
-  }
+  job.events = usage_events(*call, static_cast<std::int64_t>(call->prompt_tokens * call->choices.size()),
+                            static_cast<std::int64_t>(completion));
   job.done = [call, completion](const Status& metered) {
     const CompletionRequest& r = call->request;
     const bool chat = r.endpoint == Endpoint::kChat;
@@ -675,23 +685,8 @@ void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
   const std::int64_t completion = count("completion_tokens", u.content_chunks);
   call->ticket->settle(prompt + completion);
 
-  const Model& model = *call->model;
-  const Timestamp now = options_.clock->now();
   MeterJob job;
-  for (bool input : {true, false}) {
-    ledger::UsageEvent e;
-    e.id = call->id + (input ? ":input" : ":output");
-    e.tenant_id = call->caller.tenant_id;
-    e.product = ledger::Product::kTokens;
-    e.item = model.info.id;
-    e.variant = input ? "input" : "output";
-    e.quantity = std::max<std::int64_t>(0, input ? prompt : completion);
-    e.unit_price = input ? model.info.input_price : model.info.output_price;
-    e.start = call->started;
-    e.end = now;
-    e.source_id = call->id;
-    job.events.push_back(std::move(e));
-  }
+  job.events = usage_events(*call, prompt, completion);
   job.done = [call, chat, prompt, completion, answer = std::move(answer)](const Status& metered) mutable {
     call->ticket.reset();
     call->service->release(call->id);

@@ -154,6 +154,8 @@ class ModelService {
   void meter(MeterJob job);
   void run_metering();
   void call_finished(const std::shared_ptr<Call>& call);
+  std::vector<ledger::UsageEvent> usage_events(const Call& call, std::int64_t input_tokens,
+                                               std::int64_t output_tokens) const;
   void handle_upstream(Model& model, const Caller& caller, CompletionRequest request, net::HttpResponse& response);
   void forward(const std::shared_ptr<Call>& call, std::string body, std::int64_t reserved);
   void upstream_finished(const std::shared_ptr<Call>& call);
