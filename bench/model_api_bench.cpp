@@ -31,6 +31,7 @@
 
 #include "infer/engine/engine.h"
 #include "infer/gguf/random_llama.h"
+#include "shell.h"
 #include "net/http_client.h"
 #include "net/sse_reader.h"
 
@@ -121,15 +122,7 @@ double api_round(const std::string& url, const std::string& key, const Args& arg
   return generated / std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string run(const std::string& command) {
-  FILE* p = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, p) != nullptr) out += buffer;
-  pclose(p);
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
-}
+std::string run(const std::string& command) { return bench::shell_output(command); }
 
 }  // namespace
 

@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "shell.h"
 #include "net/http_client.h"
 #include "net/sse_reader.h"
 
@@ -39,15 +40,7 @@ using Clock = std::chrono::steady_clock;
   std::exit(1);
 }
 
-std::string run(const std::string& command) {
-  FILE* p = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, p) != nullptr) out += buffer;
-  pclose(p);
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
-}
+std::string run(const std::string& command) { return bench::shell_output(command); }
 
 }  // namespace
 
