@@ -706,8 +706,19 @@ void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
         if (failure) {
           call->pending += "data: " + error_body(*failure) + "\n\n";
         } else if (up.status != 200) {
-          // The upstream refused: its error, as an event (the head has gone).
-          call->pending += "data: " + (up.body.empty() ? error_body(api_error(Status::unavailable("upstream error"))) : up.body) + "\n\n";
+          // The upstream refused: its error, as one event (the head has
+          // gone). Re-serialized, so that a body with line breaks cannot
+          // split the event; a body that is not JSON is named, not passed on.
+          boost::system::error_code ec;
+          const json::value error = json::parse(up.body, ec);
+          call->pending += "data: " +
+                           (!ec && error.is_object()
+                                ? json::serialize(error)
+                                : error_body(ApiError{502, "server_error",
+                                                      "the upstream answered HTTP " + std::to_string(up.status) +
+                                                          " without an OpenAI error body",
+                                                      "", "upstream_error"})) +
+                           "\n\n";
         } else if (r.include_usage) {
           append_event(call->pending,
                        json::object{{"id", call->id},
@@ -727,10 +738,21 @@ void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
     if (failure) {
       write_api_error(response, *failure);
     } else if (up.status != 200 || answer.empty()) {
-      // The upstream's own error (or an answer we cannot read), passed on.
-      response.status = up.status == 200 ? 502 : up.status;
-      response.content_type = "application/json";
-      response.body = up.body;
+      // The upstream's own error, passed on with its status when it is
+      // OpenAI's JSON; otherwise (or a 200 we cannot read) a 502 saying so.
+      boost::system::error_code ec;
+      const json::value error = json::parse(up.body, ec);
+      if (up.status != 200 && !ec && error.is_object() && error.as_object().contains("error")) {
+        response.status = up.status;
+        response.content_type = "application/json";
+        response.body = up.body;
+      } else {
+        write_api_error(response, {502, "server_error",
+                                   "the upstream answered HTTP " + std::to_string(up.status) +
+                                       (up.status == 200 ? " with a body that is not a completion"
+                                                         : " without an OpenAI error body"),
+                                   "", "upstream_error"});
+      }
     } else {
       answer["id"] = call->id;
       answer["model"] = r.model;

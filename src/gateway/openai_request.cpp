@@ -218,7 +218,7 @@ bool parse_completion_request(Endpoint endpoint, std::string_view body, Completi
   boost::system::error_code ec;
   json::parse_options options;
   options.max_depth = 32;
-  const json::value parsed = json::parse(body, ec, {}, options);
+  json::value parsed = json::parse(body, ec, {}, options);
   if (ec) {
     error = ApiError::invalid("", "the body is not valid JSON: " + ec.message());
     return false;
@@ -281,7 +281,7 @@ bool parse_completion_request(Endpoint endpoint, std::string_view body, Completi
     error = ApiError::invalid("", status.message());
     return false;
   }
-  out.body = parsed.as_object();
+  out.body = std::move(parsed.as_object());  // moved, not copied: only an upstream reads it
   return true;
 }
 

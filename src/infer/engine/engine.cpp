@@ -38,6 +38,7 @@ struct Engine::Sequence {
   std::size_t computed = 0;
   bool running = false;  // in running_, else waiting (or not yet taken from the inbox)
   bool done = false;     // on_finish called; removed from the queues at the end of the step
+  std::uint64_t sliced_in = 0;  // the last step that ran some of its tokens (steps count from 1)
   KvSequence kv;
   Sampler sampler;
   StopMatcher stop;
@@ -282,6 +283,7 @@ bool Engine::schedule() {
   sliced_.clear();
   std::size_t budget = options_.max_step_tokens;
   const std::size_t vocab = model_->config().vocab;
+  const std::uint64_t step = ++schedules_;
   auto add = [&](Sequence& sequence, std::size_t n) {
     const std::size_t end = sequence.computed + n;
     std::span<float> logits;
@@ -291,6 +293,7 @@ bool Engine::schedule() {
     slices_.push_back({&sequence.kv, std::span(sequence.tokens).subspan(sequence.computed, n), sequence.computed,
                        logits});
     sliced_.push_back(&sequence);
+    sequence.sliced_in = step;
     budget -= n;
   };
 
@@ -338,7 +341,7 @@ bool Engine::schedule() {
   for (std::size_t i = 0; i < running_.size() && budget > 0; ++i) {
     Sequence& sequence = *running_[i];
     const std::size_t pending = sequence.tokens.size() - sequence.computed;
-    if (pending == 0 || std::find(sliced_.begin(), sliced_.end(), &sequence) != sliced_.end()) continue;
+    if (pending == 0 || sequence.sliced_in == step) continue;
     const std::size_t n = std::min(pending, budget);
     CHECK(sequence.kv.capacity() >= sequence.computed + n) << "a prompt's pages are taken on admission";
     add(sequence, n);

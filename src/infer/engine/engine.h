@@ -233,6 +233,7 @@ class Engine {
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
   std::vector<SequenceSlice> slices_;
   std::vector<Sequence*> sliced_;  // slices_[i]'s sequence
+  std::uint64_t schedules_ = 0;    // steps planned so far
   std::vector<float> logits_;
   ForwardScratch scratch_;
 

@@ -35,7 +35,7 @@ enum class PreTokenizer : std::uint8_t { kDefault, kGpt2, kLlama3, kQwen2, kSmol
 // The pre-tokenizer a tokenizer.ggml.pre value names, as llama.cpp maps them
 // (e.g. "llama-bpe" -> kLlama3, "qwen2" -> kQwen2, "smollm" -> kSmollm, "" and
 // "default" -> kDefault; the whole table is in the .cpp); nullopt for a name
-// not implemented here.
+// outside that table (the tokenizer then refuses the model, naming it).
 std::optional<PreTokenizer> pre_tokenizer_from_name(std::string_view name);
 std::string_view pre_tokenizer_name(PreTokenizer pre);  // "llama3", "qwen2", "gpt2", "smollm", "default"
 
