@@ -119,6 +119,29 @@ constexpr const char* kSchemas = R"json({
     "tenant_id": {"type": "string"}, "amount": {"type": "string"}, "kind": {"type": "string"},
     "note": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
     "balance": {"$ref": "#/components/schemas/Balance"}}},
+  "Price": {"type": "object", "required": ["product", "unit_price", "effective_from"], "properties": {
+    "product": {"type": "string", "enum": ["gpu_time", "tokens"]}, "gpu_type": {"type": "string"},
+    "tier": {"type": "string"}, "model": {"type": "string"}, "direction": {"type": "string", "enum": ["input", "output"]},
+    "unit_price": {"type": "string"}, "unit": {"type": "string", "enum": ["gpu_hour", "million_tokens"]},
+    "effective_from": {"type": "string", "format": "date-time"}}},
+  "PriceList": {"type": "object", "required": ["data"], "properties": {
+    "at": {"type": "string", "format": "date-time"}, "currency": {"type": "string"},
+    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}},
+    "scheduled": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}}}},
+  "PriceChange": {"type": "object", "required": ["prices"], "properties": {
+    "prices": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}}}},
+  "Economics": {"type": "object", "required": ["data"], "properties": {
+    "at": {"type": "string", "format": "date-time"}, "currency": {"type": "string"},
+    "data": {"type": "array", "items": {"type": "object", "required": ["gpu_type", "book_value"], "properties": {
+      "gpu_type": {"type": "string"}, "gpus": {"type": "integer"}, "purchase_price": {"type": "string"},
+      "in_service": {"type": "string", "format": "date-time"}, "useful_life_years": {"type": "integer"},
+      "salvage_value": {"type": "string"}, "depreciation": {"type": "string"}, "book_value": {"type": "string"},
+      "depreciation_per_gpu_hour": {"type": "string"}, "marginal_cost_per_gpu_hour": {"type": "string"},
+      "other_cost_per_gpu_hour": {"type": "string"}, "utilization_percent": {"type": "string", "nullable": true},
+      "full_cost_per_gpu_hour": {"type": "string", "nullable": true},
+      "full_cost_per_gpu_hour_at_floor_utilization": {"type": "string"},
+      "spot_floor": {"type": "object"}, "list_prices": {"type": "object"},
+      "schedule": {"type": "array", "items": {"type": "object"}}}}}}},
   "BillingTerms": {"type": "object", "properties": {"credit_limit": {"type": "string"},
     "monthly_budget": {"type": "string"}}},
   "UsageReport": {"type": "object", "required": ["data"], "properties": {"tenant_id": {"type": "string"},

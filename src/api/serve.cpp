@@ -239,6 +239,7 @@ Status serve(const ServeFlags& flags) {
   };
   HR_ASSIGN_OR_RETURN(auto billing, billing::BillingService::open(billing_options, *usage, clock));
   compute_options.wallet = billing.get();
+  compute_options.price_source = billing.get();
   compute_options.hold_window_s = config.billing.job_hold_window_s;
   HR_ASSIGN_OR_RETURN(auto compute,
                       compute::ComputeService::start(*store, fleet, *executor, *usage, clock, compute_options));
@@ -251,6 +252,7 @@ Status serve(const ServeFlags& flags) {
                       gateway::ModelService::open(std::move(deployments),
                                                   {.usage = usage.get(),
                                                    .wallet = billing.get(),
+                                                   .prices = billing.get(),
                                                    .clock = &clock,
                                                    .random = &random,
                                                    .tenant_limits = limits(config.gateway.tenant_limits),
@@ -261,6 +263,12 @@ Status serve(const ServeFlags& flags) {
   services.compute = compute.get();
   services.billing = billing.get();
   services.usage = usage.get();
+  for (const auto& [type, economics] : config.market.economics) {
+    if (!fleet::find_gpu_type(fleet, type)) {
+      return Status::invalid_argument("market.economics: the fleet has no GPU type " + fleet::quote_for_message(type));
+    }
+  }
+  services.economics = config.market.economics;
   Router router(authenticator);
   add_all_routes(router, services);
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <string>
 
 #include "auth/authenticator.h"
@@ -10,6 +11,7 @@
 #include "common/time.h"
 #include "billing/billing_service.h"
 #include "compute/compute_service.h"
+#include "config/config.h"
 #include "fleet/fleet.h"
 #include "gateway/model_service.h"
 #include "store/store.h"
@@ -29,6 +31,7 @@ struct Services {
   billing::BillingService* billing = nullptr;  // the money; set before the server starts
   ledger::UsageLog* usage = nullptr;           // where usage is recorded
   gateway::ModelService* models = nullptr;     // hosted models; set before the server starts
+  std::map<std::string, config::GpuEconomicsConfig> economics;  // the owner's, by GPU type ([market.economics])
   std::atomic<bool> ready{false};  // false while starting and once shutting down
 };
 
@@ -49,6 +52,7 @@ void add_fleet_routes(Router& router, Services& services);
 void add_compute_routes(Router& router, Services& services);
 void add_billing_routes(Router& router, Services& services);
 void add_model_routes(Router& router, Services& services);  // the OpenAI API
+void add_market_routes(Router& router, Services& services);  // prices, economics
 
 // The OpenAPI 3 document of every route in `router`.
 std::string openapi_document(const Router& router);

@@ -25,7 +25,8 @@ using ledger::TransferCode;
 using ledger::TransferId;
 
 constexpr std::uint8_t kCommandsRecord = 1;
-constexpr std::uint8_t kPriceRecord = 2;
+constexpr std::uint8_t kConfigPriceRecord = 2;
+constexpr std::uint8_t kRuntimePriceRecord = 3;
 // A journal record of commands is cut when it reaches this, so that it fits
 // one RecordLog record with room for the largest chain after it.
 constexpr std::size_t kJournalCutBytes = limits::kRecordLogPayloadBytes - 4 * limits::kLedgerCommandBytesMax - 64;
@@ -55,11 +56,11 @@ bool take_text(std::string_view& in, std::string& text) {
   return true;
 }
 
-// One record for every version a start adds: the book changes whole or not
+// One record for the versions added together: the book changes whole or not
 // at all, even when a crash cuts the journal between records.
-std::string encode_prices(std::span<const ledger::PriceEntry> prices) {
+std::string encode_prices(std::uint8_t type, std::span<const ledger::PriceEntry> prices) {
   std::string out;
-  put(out, kPriceRecord);
+  put(out, type);
   put(out, static_cast<std::uint32_t>(prices.size()));
   for (const ledger::PriceEntry& p : prices) {
     put(out, static_cast<std::uint8_t>(p.product));
@@ -152,7 +153,7 @@ BillingService::~BillingService() {
 Status BillingService::replay(std::string_view payload) {
   std::uint8_t type = 0;
   if (!take(payload, type)) return Status::invalid_argument("ledger journal: an empty record");
-  if (type == kPriceRecord) {
+  if (type == kConfigPriceRecord || type == kRuntimePriceRecord) {
     std::uint32_t count = 0;
     if (!take(payload, count)) return Status::invalid_argument("ledger journal: a malformed price record");
     for (std::uint32_t i = 0; i < count; ++i) {
@@ -167,6 +168,7 @@ Status BillingService::replay(std::string_view payload) {
       p.effective_from = Timestamp{from};
       p.unit_price = Money::from_nanos(nanos);
       HR_RETURN_IF_ERROR(book_.set(p));
+      if (type == kConfigPriceRecord) configured_[{p.product, p.item, p.variant}] = p.unit_price;
     }
     if (!payload.empty()) return Status::invalid_argument("ledger journal: a malformed price record");
     return Status::ok();
@@ -288,20 +290,19 @@ Status BillingService::journal_pending(std::uint64_t rated_to) {
 
 Status BillingService::bring_prices_up_to_date(Timestamp now) {
   // A new book takes the configured prices from the beginning of time; a
-  // book with history takes a changed price from now on.
+  // book with history takes a price the config changed from now on.
   const bool fresh = book_.size() == 0;
   std::vector<ledger::PriceEntry> added;
   for (ledger::PriceEntry p : options_.prices) {
     p.effective_from = fresh ? Timestamp{0} : now;
-    if (!fresh) {
-      auto current = book_.price_at(p.product, p.item, p.variant, now);
-      if (current && *current == p.unit_price) continue;
-    }
+    Money& last = configured_[{p.product, p.item, p.variant}];
+    if (!fresh && last == p.unit_price && book_.price_at(p.product, p.item, p.variant, now)) continue;
     HR_RETURN_IF_ERROR(book_.set(p));
+    last = p.unit_price;
     added.push_back(std::move(p));
   }
   if (added.empty()) return Status::ok();
-  const std::string record = encode_prices(added);
+  const std::string record = encode_prices(kConfigPriceRecord, added);
   if (record.size() > limits::kRecordLogPayloadBytes) {
     return Status::invalid_argument("too many prices: " + std::to_string(added.size()) + " changed ones take " +
                                     std::to_string(record.size()) + " bytes, one journal record holds " +
@@ -322,6 +323,7 @@ Status BillingService::rebuild_statements() {
                             return;
                           }
                           statements_.add(*charge);
+                          latest_rated_start_ = std::max(latest_rated_start_, e.start);
                           ++totals_.rated_events;
                           totals_.rated_amount += charge->amount;
                         }));
@@ -401,6 +403,7 @@ std::size_t BillingService::rate_some() {
       ++totals_.unrated_events;
       spdlog::error("billing: usage event {} is not charged: {}", e.id.substr(0, 64), charge.status().message());
     } else {
+      latest_rated_start_ = std::max(latest_rated_start_, e.start);
       this->charge(*charge, at);
     }
     if (pending_.size() >= kJournalCutBytes) {
@@ -531,8 +534,8 @@ void BillingService::wait_rated() {
 Status BillingService::quote(std::span<ledger::UsageEvent> events, std::vector<Amount>& costs) const {
   costs.clear();
   costs.reserve(events.size());
-  // No lock: the book is read-only once open() returns (see book_), so
-  // ingestion never waits for the rating thread.
+  // Not under mu_ (see book_mu_): ingestion never waits for the rating thread.
+  std::shared_lock book_lock(book_mu_);
   for (std::size_t i = 0; i < events.size(); ++i) {
     ledger::UsageEvent& e = events[i];
     auto bad = [&](std::string why) {
@@ -551,6 +554,63 @@ Status BillingService::quote(std::span<ledger::UsageEvent> events, std::vector<A
     costs.push_back(ledger::exact_cost(e.product, e.quantity, *price));
   }
   return Status::ok();
+}
+
+// ---- The catalog -------------------------------------------------------------------
+
+Timestamp BillingService::earliest_price_change() const {
+  std::lock_guard lock(mu_);
+  return std::max(clock_.now(), latest_rated_start_.plus_micros(1));
+}
+
+Status BillingService::set_prices(std::span<const ledger::PriceEntry> prices) {
+  if (prices.empty()) return Status::invalid_argument("prices: at least one is needed");
+  if (prices.size() > limits::kCatalogVersionsPerChange) {
+    return Status::invalid_argument("prices: at most " + std::to_string(limits::kCatalogVersionsPerChange) +
+                                    " in one change");
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!failed_.is_ok()) return failed_;
+    const Timestamp earliest = std::max(clock_.now(), latest_rated_start_.plus_micros(1));
+    std::set<std::tuple<ledger::Product, std::string_view, std::string_view, Timestamp>> keys;
+    for (std::size_t i = 0; i < prices.size(); ++i) {
+      const ledger::PriceEntry& p = prices[i];
+      auto bad = [&](const Status& why) { return why.with_context("prices[" + std::to_string(i) + "]: "); };
+      if (p.effective_from < earliest) {
+        return bad(Status::invalid_argument("effective_from " + to_rfc3339(p.effective_from) +
+                                            " is past: a price may change from " + to_rfc3339(earliest) + " on"));
+      }
+      if (Status valid = book_.check(p); !valid) return bad(valid);
+      if (!keys.emplace(p.product, p.item, p.variant, p.effective_from).second) {
+        return bad(Status::invalid_argument("the same price and effective_from twice in one change"));
+      }
+    }
+    const std::string record = encode_prices(kRuntimePriceRecord, prices);
+    if (record.size() > limits::kRecordLogPayloadBytes) {
+      return Status::invalid_argument("prices: too many in one change for one journal record");
+    }
+    {
+      std::unique_lock book_lock(book_mu_);
+      for (const ledger::PriceEntry& p : prices) CHECK(book_.set(p).is_ok());
+    }
+    HR_RETURN_IF_ERROR(journal_->enqueue(record).status());
+  }
+  return journal_->wait_durable(journal_->end());
+}
+
+std::vector<ledger::PriceEntry> BillingService::price_versions() const {
+  std::shared_lock book_lock(book_mu_);
+  std::vector<ledger::PriceEntry> out;
+  out.reserve(book_.size());
+  book_.for_each([&](const ledger::PriceEntry& p) { out.push_back(p); });
+  return out;
+}
+
+Result<Money> BillingService::price_at(ledger::Product product, std::string_view item, std::string_view variant,
+                                       Timestamp at) const {
+  std::shared_lock book_lock(book_mu_);
+  return book_.price_at(product, item, variant, at);
 }
 
 // ---- Credits and terms --------------------------------------------------------------

@@ -20,12 +20,13 @@
 //   +------+---------------------------------------------------------------+
 //   | size | field                                                         |
 //   +------+---------------------------------------------------------------+
-//   |    1 | type: 1 commands, 2 price versions                            |
+//   |    1 | type: 1 commands, 2 the config's price versions, 3 price      |
+//   |      | versions set at run time (the admin, the spot market)         |
 //   |      | type 1:                                                       |
 //   |    8 |   rated_to: the usage log position rated through, or 0 (no    |
 //   |      |   change)                                                     |
 //   |    * |   ledger.h's encode_commands() batch                          |
-//   |      | type 2: the price versions one start added, all or none       |
+//   |      | types 2 and 3: price versions added together, all or none     |
 //   |    4 |   count, then that many of:                                   |
 //   |    1 |     product (usage.h's Product)                               |
 //   |    8 |     effective_from, unix microseconds                         |
@@ -42,11 +43,20 @@
 // charged from the balance, nothing lost). Rating does not wait: a rating
 // lost in a crash is done again from the usage log, which is the source.
 //
-// Prices: the book is kept in the journal, so that a replay rates every event
-// as it was rated. At start the configured prices are compared with the
-// book's current ones, and each difference is added as a version effective
-// from now. Usage events that start in the future are refused at ingestion,
-// so a new version never reprices an event already rated.
+// Prices: the book (the catalog) is kept in the journal, so that a replay
+// rates every event as it was rated. It takes versions from three places:
+//   - the config: at start each configured price is compared with the last
+//     one the config gave for its key (record type 2), and a difference is
+//     added as a version effective from now. So a price the admin or the
+//     market set since stays across restarts until the config's own price
+//     for that key changes;
+//   - the admin, through set_prices() (record type 3), effective from a time
+//     not before now;
+//   - the spot market, through set_prices() as each price clears.
+// A version may not take effect at or before the start of an event already
+// rated (set_prices() refuses it; earliest_price_change() says when one may),
+// so a new version never reprices a charge made.
+
 //
 // Thread-safe: every public method may be called from any thread.
 #pragma once
@@ -59,10 +69,12 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -124,7 +136,7 @@ struct BillingTotals {
   ledger::Amount revenue;            // the revenue accounts' posted credits (== rated_amount)
 };
 
-class BillingService final : public ledger::Wallet {
+class BillingService final : public ledger::Wallet, public ledger::PriceSource {
  public:
   // Replays the journal, brings the price book up to `options.prices`,
   // rebuilds the statements from the usage log and starts the rating thread.
@@ -143,6 +155,21 @@ class BillingService final : public ledger::Wallet {
   // malformed or has no price. The charge itself is made when the event is
   // rated from the usage log, by the same book.
   Status quote(std::span<ledger::UsageEvent> events, std::vector<ledger::Amount>& costs) const;
+
+  // ---- The catalog ----
+  // Adds price versions, all or none, durable when it returns. Each takes
+  // effect at its effective_from, which must be after the start of every
+  // event rated so far and not before now (earliest_price_change()).
+  // invalid_argument naming "prices[i]" for a bad entry or time; conflict
+  // when a key already has another price from the same time.
+  Status set_prices(std::span<const ledger::PriceEntry> prices);
+  // The earliest time a new price version may take effect.
+  Timestamp earliest_price_change() const;
+  // Every version in the book, by key, oldest first.
+  std::vector<ledger::PriceEntry> price_versions() const;
+  // PriceSource: the version in force at `at`.
+  Result<Money> price_at(ledger::Product product, std::string_view item, std::string_view variant,
+                         Timestamp at) const override;
 
   // ---- Credits and terms (durable when they return) ----
   // conflict when the idempotency key was used for another request.
@@ -216,9 +243,13 @@ class BillingService final : public ledger::Wallet {
 
   mutable std::mutex mu_;
   ledger::Ledger ledger_;           // under mu_
-  // Written only while open() runs (replay, the config's prices); read-only
-  // afterwards, by any thread without a lock.
+  // Changed under mu_ and book_mu_ (exclusive); read under either (shared
+  // for book_mu_), so that rating (under mu_) and ingestion's quotes (under
+  // book_mu_) never wait for each other.
+  mutable std::shared_mutex book_mu_;
   ledger::PriceBook book_;
+  std::map<std::tuple<ledger::Product, std::string, std::string>, Money> configured_;  // the config's last, by key
+  Timestamp latest_rated_start_;  // under mu_: the latest start of an event rated
   Statements statements_;           // under mu_
   std::string pending_;             // under mu_: encoded commands not yet journalled
   std::uint32_t pending_count_ = 0; // under mu_

@@ -366,6 +366,58 @@ TEST_F(BillingTest, ANewPriceAppliesFromTheRestartOnAndNeverReprices) {
   billing_->verify();
 }
 
+TEST_F(BillingTest, ARuntimePriceTakesEffectAtItsTimeAndOutlivesARestart) {
+  credit("ten_a", "100.00", "k");
+  record(gpu("e1", "ten_a", 3'600'000));
+  billing_->wait_rated();
+  const Timestamp change = clock_.now().plus_seconds(60);
+  const ledger::PriceEntry p{Product::kGpuTime, "h100", "on-demand", change, dollars("2.50")};
+  ASSERT_TRUE(billing_->set_prices(std::span(&p, 1)).is_ok());
+  EXPECT_EQ(billing_->price_at(Product::kGpuTime, "h100", "on-demand", clock_.now()).value(), dollars("2.00"));
+  EXPECT_EQ(billing_->price_at(Product::kGpuTime, "h100", "on-demand", change).value(), dollars("2.50"));
+  clock_.advance_seconds(60);
+  record(gpu("e2", "ten_a", 3'600'000));
+  billing_->wait_rated();
+  EXPECT_EQ(billing_->balance("ten_a").balance, dollars("95.50"));
+  // The config did not change: the admin's price stays across a restart.
+  open();
+  billing_->verify();
+  EXPECT_EQ(billing_->price_at(Product::kGpuTime, "h100", "on-demand", clock_.now()).value(), dollars("2.50"));
+  EXPECT_EQ(billing_->balance("ten_a").balance, dollars("95.50"));
+  // The config's own price changed: it takes effect from this start.
+  clock_.advance_seconds(1);
+  open(prices("3.00"));
+  EXPECT_EQ(billing_->price_at(Product::kGpuTime, "h100", "on-demand", clock_.now()).value(), dollars("3.00"));
+  billing_->verify();
+}
+
+TEST_F(BillingTest, APriceChangeNeverReachesBackOverARatedEvent) {
+  record(gpu("e1", "ten_a", 1000));
+  billing_->wait_rated();
+  EXPECT_GT(billing_->earliest_price_change(), clock_.now());  // e1 starts now and is rated
+  ledger::PriceEntry p{Product::kGpuTime, "h100", "on-demand", clock_.now(), dollars("9.00")};
+  Status past = billing_->set_prices(std::span(&p, 1));
+  EXPECT_EQ(past.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(past.message().find("prices[0]: effective_from"), std::string::npos) << past.message();
+  p.effective_from = billing_->earliest_price_change();
+  EXPECT_TRUE(billing_->set_prices(std::span(&p, 1)).is_ok());
+  // Another price for the same key and time is a conflict; the same one is not.
+  EXPECT_TRUE(billing_->set_prices(std::span(&p, 1)).is_ok());
+  ledger::PriceEntry other = p;
+  other.unit_price = dollars("8.00");
+  EXPECT_EQ(billing_->set_prices(std::span(&other, 1)).code(), ErrorCode::kConflict);
+  // All or none: a bad entry keeps the good one before it out.
+  const std::vector<ledger::PriceEntry> batch = {
+      {Product::kGpuTime, "h100", "spot", p.effective_from.plus_seconds(5), dollars("1.10")},
+      {Product::kTokens, "tiny", "sideways", p.effective_from.plus_seconds(5), dollars("1.00")}};
+  Status bad = billing_->set_prices(batch);
+  EXPECT_EQ(bad.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("prices[1]"), std::string::npos) << bad.message();
+  EXPECT_EQ(billing_->price_at(Product::kGpuTime, "h100", "spot", p.effective_from.plus_seconds(5)).value(),
+            dollars("0.80"));
+  billing_->verify();
+}
+
 TEST_F(BillingTest, QuoteRefusesWhatCannotBeRated) {
   std::vector<Amount> costs;
   std::vector<UsageEvent> batch = {gpu("e1", "ten_a", 3'600'000), gpu("e2", "ten_a", 1000)};

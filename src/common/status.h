@@ -64,6 +64,10 @@ class [[nodiscard]] Status {
 
   // "not_found: tenant ten_x does not exist"
   std::string to_string() const;
+  // The same error with `context` before its message ("prices[2]: " + ...).
+  Status with_context(std::string_view context) const {
+    return is_ok() ? Status() : Status(code_, std::string(context) + message_);
+  }
 
  private:
   Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}

@@ -266,7 +266,7 @@ void ComputeService::take_submissions(
   for (std::size_t i = 0; i < batch.size(); ++i) {
     Submission& s = batch[i].first;
     s.record.seq = next_seq_;
-    Status checked = check_price(s.spec);
+    Status checked = check_price(s.spec, now);
     if (checked) {
       auto effects = scheduler_.submit(to_sched_job(s.record, s.spec), now);
       checked = effects ? Status::ok() : effects.status();
@@ -471,16 +471,29 @@ void ComputeService::reap(Timestamp now) {
 
 // ---- Usage ---------------------------------------------------------------------
 
-Money ComputeService::unit_price(const LiveJob& job) const {
-  const GpuPrices& p = prices_of(job.record.gpu_type);
-  switch (job.spec.tier) {
-    case sched::Tier::kInternal: return Money();
-    case sched::Tier::kReserved: return p.reserved;
-    case sched::Tier::kOnDemand: return p.on_demand;
-    case sched::Tier::kSpot:
-      return job.spec.max_price_per_gpu_hour ? std::min(p.spot, *job.spec.max_price_per_gpu_hour) : p.spot;
+Money ComputeService::list_price(const std::string& gpu_type, sched::Tier tier, Timestamp at) const {
+  if (tier == sched::Tier::kInternal) return Money();
+  if (options_.price_source != nullptr) {
+    auto price = options_.price_source->price_at(ledger::Product::kGpuTime, gpu_type, sched::tier_name(tier), at);
+    if (price) return *price;
   }
-  return p.on_demand;
+  const GpuPrices& p = prices_of(gpu_type);
+  switch (tier) {
+    case sched::Tier::kReserved: return p.reserved;
+    case sched::Tier::kSpot: return p.spot;
+    default: return p.on_demand;
+  }
+}
+
+// A spot job pays the clearing price, never more than its bid (the market
+// preempts a job whose bid falls below the price; between that and its end
+// it pays its bid).
+Money ComputeService::unit_price(const LiveJob& job, Timestamp at) const {
+  const Money price = list_price(job.record.gpu_type, job.spec.tier, at);
+  if (job.spec.tier == sched::Tier::kSpot && job.spec.max_price_per_gpu_hour) {
+    return std::min(price, *job.spec.max_price_per_gpu_hour);
+  }
+  return price;
 }
 
 // One event per interval [usage_until, end), cut at the run's interval
@@ -503,7 +516,7 @@ void ComputeService::close_run(LiveJob& job, Timestamp end) {
     e.item = r.gpu_type;
     e.variant = std::string(sched::tier_name(job.spec.tier));
     e.quantity = gpus * ((to.unix_micros - from.unix_micros) / 1000);
-    e.unit_price = unit_price(job);
+    e.unit_price = unit_price(job, from);
     e.start = from;
     e.end = to;
     e.source_id = r.id;
@@ -533,7 +546,7 @@ Status ComputeService::hold_first_window(const LiveJob& job, std::size_t gpus, T
   if (options_.wallet == nullptr || (tier != sched::Tier::kOnDemand && tier != sched::Tier::kSpot)) return Status::ok();
   const std::int64_t window_s = std::min(job.spec.max_runtime_s, options_.hold_window_s);
   return options_.wallet->hold_run(job.record.tenant_id, job.record.id,
-                                   job.record.id + ":" + std::to_string(now.unix_millis()), unit_price(job),
+                                   job.record.id + ":" + std::to_string(now.unix_millis()), unit_price(job, now),
                                    static_cast<std::uint32_t>(gpus), window_s * 1000,
                                    (job.spec.max_runtime_s + 3600) * 1000, now);
 }
@@ -643,13 +656,13 @@ sched::Reservation to_sched_reservation(const store::ReservationRecord& r) {
 
 }  // namespace
 
-Status ComputeService::check_price(const JobSpec& spec) const {
+Status ComputeService::check_price(const JobSpec& spec, Timestamp now) const {
   if (spec.tier != sched::Tier::kSpot || !spec.max_price_per_gpu_hour) return Status::ok();
   const std::string* cheapest = nullptr;
   Money lowest;
   for (const fleet::GpuType& t : fleet_.gpu_types) {
     if (!spec.gpu_type.empty() && t.name != spec.gpu_type) continue;
-    Money p = prices_of(t.name).spot;
+    Money p = list_price(t.name, sched::Tier::kSpot, now);
     if (cheapest == nullptr || p < lowest) {
       cheapest = &t.name;
       lowest = p;

@@ -53,13 +53,15 @@
 #include "exec/executor.h"
 #include "fleet/fleet.h"
 #include "ledger/usage.h"
+#include "ledger/rating.h"
 #include "ledger/wallet.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
 
 namespace headroom::compute {
 
-// List prices per GPU-hour of one GPU type, until the market's catalog.
+// List prices per GPU-hour of one GPU type: the config's, for a service
+// without a price source (unit tests, tools).
 struct GpuPrices {
   Money on_demand = Money::parse("2.00").value();
   Money reserved = Money::parse("1.50").value();
@@ -75,6 +77,9 @@ struct ComputeOptions {
   ledger::Wallet* wallet = nullptr;
   std::int64_t hold_window_s = 3600;
   std::size_t max_batch = 4096;  // submissions per group commit
+  // Where prices are read: the catalog (the billing service's book), at the
+  // start of each usage interval. None: the fixed prices below.
+  const ledger::PriceSource* price_source = nullptr;
   GpuPrices default_prices;
   std::unordered_map<std::string, GpuPrices> prices;  // by GPU type
   sched::SchedulerOptions scheduler;
@@ -170,9 +175,11 @@ class ComputeService {
   void settle(LiveJob& job);
   void close_run(LiveJob& job, Timestamp end);
   void flush();
-  Status check_price(const JobSpec& spec) const;
+  Status check_price(const JobSpec& spec, Timestamp now) const;
   sched::Job to_sched_job(const store::JobRecord& record, const JobSpec& spec) const;
-  Money unit_price(const LiveJob& job) const;
+  Money unit_price(const LiveJob& job, Timestamp at) const;
+  // The list price of a tier of a GPU type at `at`.
+  Money list_price(const std::string& gpu_type, sched::Tier tier, Timestamp at) const;
   std::string gpu_names(std::span<const sched::GpuIndex> gpus) const;
 
   store::Store& store_;

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstring>
 #include <initializer_list>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -543,6 +544,73 @@ Status read_gateway(const TableReader& gateway, ServeConfig& config) {
   return Status::ok();
 }
 
+Status read_market(const TableReader& market, ServeConfig& config) {
+  HR_RETURN_IF_ERROR(market.check_keys({"economics"}));
+  HR_ASSIGN_OR_RETURN(const toml::table* economics, market.optional_table("economics"));
+  if (!economics) return Status::ok();
+  TableReader types(market.source(), *economics, market.path_of("economics"));
+  for (auto&& [key, node] : *economics) {
+    HR_ASSIGN_OR_RETURN(const toml::table* table, types.optional_table(key.str()));
+    if (!table) return types.error(key.str(), "expected a table of the GPU type's economics");
+    TableReader entry(market.source(), *table, types.path_of(key.str()));
+    HR_RETURN_IF_ERROR(entry.check_keys({"purchase_price", "in_service", "useful_life_years", "salvage_value",
+                                         "depreciation", "power_watts", "pue", "energy_price_per_kwh",
+                                         "other_cost_per_gpu_hour", "spot_floor", "floor_utilization_percent"}));
+    GpuEconomicsConfig out;
+    market::GpuEconomics& e = out.economics;
+    e.gpu_type = std::string(key.str());
+    for (auto [name, slot, required] : {std::tuple{"purchase_price", &e.purchase_price, true},
+                                        std::tuple{"salvage_value", &e.salvage_value, false},
+                                        std::tuple{"energy_price_per_kwh", &e.energy_price_per_kwh, false},
+                                        std::tuple{"other_cost_per_gpu_hour", &e.other_cost_per_gpu_hour, false}}) {
+      HR_ASSIGN_OR_RETURN(auto text, entry.optional_string(name, 32));
+      if (!text) {
+        if (required) return entry.table_error(std::string(name) + ": required, in dollars such as \"30000.00\"");
+        continue;
+      }
+      auto money = Money::parse(*text);
+      if (!money || money->nanos() < 0) {
+        return entry.error(name, "expected an amount in dollars such as \"0.10\", got " + quote_for_message(*text));
+      }
+      *slot = *money;
+    }
+    HR_ASSIGN_OR_RETURN(std::string in_service, entry.required_string("in_service", 64));
+    auto when = parse_rfc3339(in_service);
+    if (!when) return entry.error("in_service", "expected an RFC 3339 time such as \"2025-06-01T00:00:00Z\"");
+    e.in_service = *when;
+    HR_ASSIGN_OR_RETURN(auto life, entry.optional_integer("useful_life_years", 1, limits::kEconomicsLifeYearsMax));
+    if (life) e.useful_life_years = static_cast<std::int32_t>(*life);
+    HR_ASSIGN_OR_RETURN(auto method, entry.optional_string("depreciation", 32));
+    if (method) {
+      auto parsed = market::parse_depreciation_method(*method);
+      if (!parsed) return entry.error("depreciation", parsed.status().message());
+      e.method = *parsed;
+    }
+    HR_ASSIGN_OR_RETURN(auto watts, entry.optional_integer("power_watts", 0, limits::kEconomicsPowerWattsMax));
+    if (watts) e.power_watts = *watts;
+    HR_ASSIGN_OR_RETURN(auto pue, entry.optional_string("pue", 16));
+    if (pue) {
+      // A decimal with at most 3 places, read exactly (1.3 -> 1300 thousandths).
+      auto parsed = Money::parse(*pue);
+      if (!parsed || parsed->nanos() % 1'000'000 != 0) {
+        return entry.error("pue", "expected a decimal such as \"1.30\" (at most 3 decimals)");
+      }
+      e.pue_milli = parsed->nanos() / 1'000'000;
+    }
+    HR_ASSIGN_OR_RETURN(auto floor, entry.optional_string("spot_floor", 16));
+    if (floor) {
+      auto parsed = market::parse_floor_policy(*floor);
+      if (!parsed) return entry.error("spot_floor", parsed.status().message());
+      out.spot_floor = *parsed;
+    }
+    HR_ASSIGN_OR_RETURN(auto utilization, entry.optional_integer("floor_utilization_percent", 1, 100));
+    if (utilization) out.floor_utilization_permille = static_cast<std::int32_t>(*utilization * 10);
+    if (Status valid = market::validate(e); !valid) return entry.table_error(valid.message());
+    config.market.economics[e.gpu_type] = std::move(out);
+  }
+  return Status::ok();
+}
+
 struct FleetBuilder {
   fleet::FleetSpec fleet;
   std::unordered_map<std::string, std::uint32_t> type_lines;  // GPU type name -> line declared
@@ -718,13 +786,16 @@ Result<ServeConfig> parse(std::string_view toml_text, std::string_view source_na
   ServeConfig config;
   config.source = std::string(source_name);
   const TableReader top(source, root, "");
-  HR_RETURN_IF_ERROR(top.check_keys({"server", "log", "compute", "billing", "models", "gateway", "fleet"}));
+  HR_RETURN_IF_ERROR(
+      top.check_keys({"server", "log", "compute", "billing", "models", "gateway", "market", "fleet"}));
   HR_ASSIGN_OR_RETURN(const toml::table* compute, top.optional_table("compute"));
   if (compute) HR_RETURN_IF_ERROR(read_compute(TableReader(source, *compute, "compute"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* billing, top.optional_table("billing"));
   if (billing) HR_RETURN_IF_ERROR(read_billing(TableReader(source, *billing, "billing"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* gateway, top.optional_table("gateway"));
   if (gateway) HR_RETURN_IF_ERROR(read_gateway(TableReader(source, *gateway, "gateway"), config));
+  HR_ASSIGN_OR_RETURN(const toml::table* market, top.optional_table("market"));
+  if (market) HR_RETURN_IF_ERROR(read_market(TableReader(source, *market, "market"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* models, top.optional_table("models"));
   if (models) HR_RETURN_IF_ERROR(read_models(TableReader(source, *models, "models"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* server, top.optional_table("server"));

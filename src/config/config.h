@@ -45,6 +45,7 @@
 #include "common/money.h"
 #include "common/status.h"
 #include "fleet/fleet.h"
+#include "market/economics.h"
 
 namespace headroom::config {
 
@@ -140,6 +141,29 @@ struct GatewayConfig {
   LimitsConfig key_limits;
 };
 
+// [market]: the owner's economics per GPU type, and how spot is priced.
+//
+//   [market.economics.h100]
+//   purchase_price = "30000.00"        # one GPU, with its share of the server
+//   in_service = "2025-06-01T00:00:00Z"
+//   useful_life_years = 5
+//   salvage_value = "3000.00"
+//   depreciation = "straight_line"     # or "double_declining", "sum_of_years_digits"
+//   power_watts = 700                  # one GPU at load, with its share of the host
+//   pue = "1.30"
+//   energy_price_per_kwh = "0.10"
+//   other_cost_per_gpu_hour = "0.25"   # space, staff, network, support
+//   spot_floor = "marginal"            # or "full_cost": spot never sells below it
+//   floor_utilization_percent = 60     # the utilization full cost is counted at
+struct GpuEconomicsConfig {
+  market::GpuEconomics economics;
+  market::FloorPolicy spot_floor = market::FloorPolicy::kMarginal;
+  std::int32_t floor_utilization_permille = 600;
+};
+struct MarketConfig {
+  std::map<std::string, GpuEconomicsConfig> economics;  // by GPU type
+};
+
 struct ServeConfig {
   std::string listen = "127.0.0.1:8080";     // accepted by parse_listen_address
   std::string data_dir = "./headroom-data";  // relative paths are relative to the working directory
@@ -150,6 +174,7 @@ struct ServeConfig {
   ComputeConfig compute;
   BillingConfig billing;
   GatewayConfig gateway;
+  MarketConfig market;
   // Absent: the built-in stories260K alone.
   std::optional<std::map<std::string, ModelConfig>> models;
   // The declared fleet, validated by fleet::validate (source "config"); absent:

@@ -504,5 +504,49 @@ spot = "0.90"
   }
 }
 
+TEST(Config, MarketEconomics) {
+  auto config = parse(R"(
+[market.economics.h100]
+purchase_price = "30000.00"
+in_service = "2025-06-01T00:00:00Z"
+useful_life_years = 4
+salvage_value = "3000"
+depreciation = "sum_of_years_digits"
+power_watts = 700
+pue = "1.3"
+energy_price_per_kwh = "0.10"
+other_cost_per_gpu_hour = "0.25"
+spot_floor = "full_cost"
+floor_utilization_percent = 60
+)");
+  ASSERT_TRUE(config.is_ok()) << config.status().to_string();
+  const GpuEconomicsConfig& h100 = config->market.economics.at("h100");
+  EXPECT_EQ(h100.economics.gpu_type, "h100");
+  EXPECT_EQ(h100.economics.purchase_price, Money::from_dollars(30000));
+  EXPECT_EQ(h100.economics.in_service, parse_rfc3339("2025-06-01T00:00:00Z").value());
+  EXPECT_EQ(h100.economics.useful_life_years, 4);
+  EXPECT_EQ(h100.economics.salvage_value, Money::from_dollars(3000));
+  EXPECT_EQ(h100.economics.method, market::DepreciationMethod::kSumOfYearsDigits);
+  EXPECT_EQ(h100.economics.power_watts, 700);
+  EXPECT_EQ(h100.economics.pue_milli, 1300);
+  EXPECT_EQ(h100.economics.energy_price_per_kwh.to_string(), "0.10");
+  EXPECT_EQ(h100.economics.other_cost_per_gpu_hour.to_string(), "0.25");
+  EXPECT_EQ(h100.spot_floor, market::FloorPolicy::kFullCost);
+  EXPECT_EQ(h100.floor_utilization_permille, 600);
+
+  const std::string base = "[market.economics.h100]\nin_service = \"2025-06-01T00:00:00Z\"\n";
+  expect_error(base, {"test.toml:", "purchase_price: required"});
+  expect_error(base + "purchase_price = \"x\"\n", {"market.economics.h100.purchase_price"});
+  expect_error(base + "purchase_price = \"100\"\nsalvage_value = \"200\"\n", {"salvage_value"});
+  expect_error(base + "purchase_price = \"100\"\ndepreciation = \"linear\"\n", {"depreciation", "straight_line"});
+  expect_error(base + "purchase_price = \"100\"\npue = \"1.3333\"\n", {"pue", "at most 3 decimals"});
+  expect_error(base + "purchase_price = \"100\"\npue = \"0.5\"\n", {"pue"});
+  expect_error(base + "purchase_price = \"100\"\nspot_floor = \"cheap\"\n", {"spot_floor", "marginal"});
+  expect_error(base + "purchase_price = \"100\"\npower = 7\n", {"unknown key", "power_watts"});
+  expect_error("[market.economics.h100]\npurchase_price = \"100\"\nin_service = \"yesterday\"\n",
+               {"in_service", "RFC 3339"});
+  expect_error("[market]\neconomy = {}\n", {"unknown key", "economics"});
+}
+
 }  // namespace
 }  // namespace headroom::config

@@ -484,7 +484,7 @@ std::vector<ledger::UsageEvent> ModelService::usage_events(const Call& call, std
     e.item = call.model->info.id;
     e.variant = input ? "input" : "output";
     e.quantity = std::max<std::int64_t>(0, input ? input_tokens : output_tokens);
-    e.unit_price = input ? call.model->info.input_price : call.model->info.output_price;
+    e.unit_price = token_price(call.model->info, e.variant, call.started);
     e.start = call.started;
     e.end = now;
     e.source_id = call.id;
@@ -800,12 +800,21 @@ std::shared_ptr<ModelService::Call> ModelService::admit(Model& model, const Call
   return call;
 }
 
+Money ModelService::token_price(const ModelInfo& model, std::string_view variant, Timestamp at) const {
+  if (options_.prices != nullptr) {
+    auto price = options_.prices->price_at(ledger::Product::kTokens, model.id, variant, at);
+    if (price) return *price;
+  }
+  return variant == "input" ? model.input_price : model.output_price;
+}
+
 Status ModelService::hold(const Caller& caller, const std::string& request_id, const ModelInfo& model,
                           std::int64_t input_tokens, std::int64_t output_tokens) {
   if (options_.wallet == nullptr) return Status::ok();
-  return options_.wallet->hold_request(caller.tenant_id, request_id, model.input_price, input_tokens,
-                                       model.output_price, output_tokens, options_.hold_timeout_ms,
-                                       options_.clock->now());
+  const Timestamp now = options_.clock->now();
+  return options_.wallet->hold_request(caller.tenant_id, request_id, token_price(model, "input", now), input_tokens,
+                                       token_price(model, "output", now), output_tokens, options_.hold_timeout_ms,
+                                       now);
 }
 
 void ModelService::release(const std::string& request_id) {

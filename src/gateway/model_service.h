@@ -71,6 +71,7 @@
 #include "gateway/upstream.h"
 #include "infer/engine/engine.h"
 #include "ledger/usage.h"
+#include "ledger/rating.h"
 #include "ledger/wallet.h"
 #include "net/http.h"
 
@@ -107,6 +108,8 @@ struct Caller {
 struct ModelServiceOptions {
   ledger::UsageSink* usage = nullptr;  // required
   ledger::Wallet* wallet = nullptr;    // null: no budget checks
+  // The catalog, read at each request's start. null: the deployments' own prices.
+  const ledger::PriceSource* prices = nullptr;
   const Clock* clock = nullptr;        // required
   Random* random = nullptr;            // required: completion ids and unseeded sampling
   std::string owned_by = "headroom";
@@ -147,6 +150,8 @@ class ModelService {
   // limits, then the hold; a new call, or null with the refusal written.
   std::shared_ptr<Call> admit(Model& model, const Caller& caller, const CompletionRequest& request,
                               std::int64_t prompt_tokens, std::int64_t max_tokens, net::HttpResponse& response);
+  // A model's price per million input or output tokens at `at`.
+  Money token_price(const ModelInfo& model, std::string_view variant, Timestamp at) const;
   // The request's hold in the wallet (ok without one), and its release.
   Status hold(const Caller& caller, const std::string& request_id, const ModelInfo& model, std::int64_t input_tokens,
               std::int64_t output_tokens);

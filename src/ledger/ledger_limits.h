@@ -66,6 +66,7 @@ inline constexpr std::int64_t kLedgerHoldTimeoutMsMax = 32LL * 24 * 3600 * 1000;
 inline constexpr std::int64_t kRatingQuantityMax = 1'000'000'000'000;  // 1e12: 31 GPU-years in milliseconds
 inline constexpr std::int64_t kRatingUnitPriceDollarsMax = 1'000;      // per GPU-hour or per million tokens
 inline constexpr std::size_t kRatingPriceVersions = 1'000'000;         // entries in one PriceBook
+inline constexpr std::size_t kCatalogVersionsPerChange = 1'000;      // price versions one set_prices() adds
 
 // Invoices: rated charges and adjustments on one monthly statement.
 inline constexpr std::size_t kInvoiceCharges = 50'000'000;

@@ -60,6 +60,13 @@ Result<Money> round_line(Amount exact) {
 }
 
 Status PriceBook::set(const PriceEntry& entry) {
+  HR_RETURN_IF_ERROR(check(entry));
+  auto& versions = prices_[Key{entry.product, entry.item, entry.variant}];
+  if (versions.emplace(entry.effective_from, entry.unit_price).second) ++versions_;
+  return Status::ok();
+}
+
+Status PriceBook::check(const PriceEntry& entry) const {
   std::string key_words = std::string(product_name(entry.product)) + " " + entry.item + " " + entry.variant;
   if (entry.product != Product::kGpuTime && entry.product != Product::kTokens) {
     return Status::invalid_argument("price: unknown product");
@@ -76,16 +83,16 @@ Status PriceBook::set(const PriceEntry& entry) {
     return Status::invalid_argument("price of " + key_words + ": " + entry.unit_price.to_string() +
                                     " is out of range (0 to " + kUnitPriceMax.to_string() + ")");
   }
-  auto& versions = prices_[Key{entry.product, entry.item, entry.variant}];
-  auto it = versions.find(entry.effective_from);
-  if (it != versions.end()) {
-    if (it->second == entry.unit_price) return Status::ok();
-    return Status::conflict("price of " + key_words + " from " + to_rfc3339(entry.effective_from) + " is already " +
-                            it->second.to_string() + "; a change needs a new effective time");
+  auto key = prices_.find(std::make_tuple(entry.product, std::string_view(entry.item), std::string_view(entry.variant)));
+  if (key != prices_.end()) {
+    auto it = key->second.find(entry.effective_from);
+    if (it != key->second.end()) {
+      if (it->second == entry.unit_price) return Status::ok();
+      return Status::conflict("price of " + key_words + " from " + to_rfc3339(entry.effective_from) +
+                              " is already " + it->second.to_string() + "; a change needs a new effective time");
+    }
   }
   if (versions_ >= limits::kRatingPriceVersions) return Status::unavailable("the price book is full");
-  versions.emplace(entry.effective_from, entry.unit_price);
-  ++versions_;
   return Status::ok();
 }
 

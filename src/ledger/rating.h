@@ -35,8 +35,9 @@
 // one source of truth. An event with no price in the book is not rated
 // (not_found): nothing is charged at a price nobody set.
 //
-// Prices come from the config until the market's catalog lands (the caller
-// fills the book); the market will add versions as spot prices clear.
+// Prices come from the catalog (billing/billing_service.h keeps the book:
+// the config's list prices, the admin's versions, and the spot market's
+// clearing prices as they clear).
 //
 // Thread-safety: a PriceBook is plain data; const methods may be called from
 // any number of threads while nobody changes it.
@@ -91,15 +92,39 @@ class PriceBook {
   // the key already has a different price from the same time (the same
   // price again is a no-op); unavailable past kRatingPriceVersions.
   Status set(const PriceEntry& entry);
+  // What set() would answer, without changing anything.
+  Status check(const PriceEntry& entry) const;
   // The price in force at `at`: the version with the latest effective_from
   // <= at. not_found when there is none.
   Result<Money> price_at(Product product, std::string_view item, std::string_view variant, Timestamp at) const;
   std::size_t size() const { return versions_; }
+  // Calls f(const PriceEntry&) for every version, by key, oldest first.
+  template <typename F>
+  void for_each(F&& f) const {
+    PriceEntry entry;
+    for (const auto& [key, versions] : prices_) {
+      std::tie(entry.product, entry.item, entry.variant) = key;
+      for (const auto& [from, price] : versions) {
+        entry.effective_from = from;
+        entry.unit_price = price;
+        f(static_cast<const PriceEntry&>(entry));
+      }
+    }
+  }
 
  private:
   using Key = std::tuple<Product, std::string, std::string>;
   std::map<Key, std::map<Timestamp, Money>, std::less<>> prices_;
   std::size_t versions_ = 0;
+};
+
+// Where a meter reads the price in force, to put on its events and to hold
+// a run's or a request's cost (the billing service: the book). Thread-safe.
+class PriceSource {
+ public:
+  virtual ~PriceSource() = default;
+  virtual Result<Money> price_at(Product product, std::string_view item, std::string_view variant,
+                                 Timestamp at) const = 0;
 };
 
 enum class PriceCheck : std::uint8_t {

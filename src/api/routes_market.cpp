@@ -1,0 +1,220 @@
+// The market's routes: the catalog of list prices (GET /v1/prices for
+// everyone, POST /v1/prices for the admin) and the owner's economics (GET
+// /v1/economics). The billing service keeps the versioned book and
+// market/economics.h does the arithmetic; these routes check input and shape
+// the JSON.
+#include <boost/json.hpp>
+
+#include <map>
+
+#include "api/json_body.h"
+#include "api/route_util.h"
+#include "api/router.h"
+#include "api/services.h"
+#include "billing/billing_service.h"
+#include "common/log.h"
+#include "ledger/ledger_limits.h"
+#include "ledger/rating.h"
+#include "market/economics.h"
+
+namespace headroom::api {
+namespace {
+
+namespace json = boost::json;
+
+// A price version as JSON: gpu_time by GPU type and tier per GPU-hour,
+// tokens by model and direction per million tokens.
+json::object price_json(const ledger::PriceEntry& p) {
+  const bool gpu = p.product == ledger::Product::kGpuTime;
+  json::object o{{"product", ledger::product_name(p.product)}};
+  o[gpu ? "gpu_type" : "model"] = p.item;
+  o[gpu ? "tier" : "direction"] = p.variant;
+  o["unit_price"] = p.unit_price.to_string();
+  o["unit"] = gpu ? "gpu_hour" : "million_tokens";
+  o["effective_from"] = to_rfc3339(p.effective_from);
+  return o;
+}
+
+// GET /v1/prices[?at=RFC3339]: the list prices in force at `at` (default
+// now), and the versions already set to take effect later.
+Status get_prices(Services& s, RequestContext& ctx, net::HttpResponse& response) {
+  Timestamp at = s.clock.now();
+  std::string value;
+  if (net::query_param(ctx.http.query, "at", value)) {
+    auto parsed = parse_rfc3339(value);
+    if (!parsed) return Status::invalid_argument("at: expected an RFC 3339 time such as 2026-11-26T00:00:00Z");
+    at = *parsed;
+  }
+  json::array in_force, scheduled;
+  const std::vector<ledger::PriceEntry> versions = s.billing->price_versions();
+  // Versions come by key, oldest first: the last one at or before `at` is in
+  // force; the ones after it are scheduled.
+  for (std::size_t i = 0; i < versions.size(); ++i) {
+    const ledger::PriceEntry& p = versions[i];
+    if (at < p.effective_from) {
+      scheduled.push_back(price_json(p));
+      continue;
+    }
+    const bool last_of_key = i + 1 == versions.size() || versions[i + 1].product != p.product ||
+                             versions[i + 1].item != p.item || versions[i + 1].variant != p.variant;
+    if (last_of_key || at < versions[i + 1].effective_from) in_force.push_back(price_json(p));
+  }
+  write_json(response, 200,
+             json::object{{"at", to_rfc3339(at)},
+                          {"currency", "USD"},
+                          {"data", std::move(in_force)},
+                          {"scheduled", std::move(scheduled)}});
+  return Status::ok();
+}
+
+// POST /v1/prices: {"prices":[{"product":"gpu_time","gpu_type":"h100",
+// "tier":"on-demand","unit_price":"2.40","effective_from":"..."}, ...]}.
+// effective_from defaults to the earliest time a price may change (now).
+Status set_prices(Services& s, RequestContext& ctx, net::HttpResponse& response) {
+  HR_ASSIGN_OR_RETURN(JsonBody body, JsonBody::parse(ctx.http.body));
+  HR_RETURN_IF_ERROR(body.only_fields({"prices"}));
+  const json::value* list = body.object().if_contains("prices");
+  if (list == nullptr || !list->is_array() || list->as_array().empty()) {
+    return Status::invalid_argument("prices: expected a non-empty array of prices");
+  }
+  if (list->as_array().size() > limits::kCatalogVersionsPerChange) {
+    return Status::invalid_argument("prices: at most " + std::to_string(limits::kCatalogVersionsPerChange) +
+                                    " in one change");
+  }
+  const Timestamp earliest = s.billing->earliest_price_change();
+  std::vector<ledger::PriceEntry> entries;
+  entries.reserve(list->as_array().size());
+  for (std::size_t i = 0; i < list->as_array().size(); ++i) {
+    const std::string where = "prices[" + std::to_string(i) + "]";
+    auto fail = [&](const Status& why) { return why.with_context(where + "."); };
+    const json::value& item = list->as_array()[i];
+    if (!item.is_object()) return Status::invalid_argument(where + ": expected an object");
+    HR_ASSIGN_OR_RETURN(JsonBody price, JsonBody::parse(json::serialize(item)));
+    HR_ASSIGN_OR_RETURN(std::string product, price.required_string("product", 16));
+    ledger::PriceEntry p;
+    if (product == "gpu_time") {
+      HR_RETURN_IF_ERROR(fail(price.only_fields({"product", "gpu_type", "tier", "unit_price", "effective_from"})));
+      HR_ASSIGN_OR_RETURN(p.item, price.required_string("gpu_type", limits::kUsageTextBytes));
+      HR_ASSIGN_OR_RETURN(p.variant, price.required_string("tier", limits::kUsageTextBytes));
+      auto tier = sched::parse_tier(p.variant);
+      if (!tier || *tier == sched::Tier::kInternal) {
+        return Status::invalid_argument(where + ".tier: expected reserved, on-demand or spot");
+      }
+      if (!fleet::find_gpu_type(s.fleet, p.item)) {
+        return Status::invalid_argument(where + ".gpu_type: the fleet has no " + fleet::quote_for_message(p.item));
+      }
+    } else if (product == "tokens") {
+      HR_RETURN_IF_ERROR(fail(price.only_fields({"product", "model", "direction", "unit_price", "effective_from"})));
+      HR_ASSIGN_OR_RETURN(p.item, price.required_string("model", limits::kUsageTextBytes));
+      HR_ASSIGN_OR_RETURN(p.variant, price.required_string("direction", 16));
+      p.product = ledger::Product::kTokens;
+    } else {
+      return Status::invalid_argument(where + ".product: expected \"gpu_time\" or \"tokens\"");
+    }
+    HR_ASSIGN_OR_RETURN(std::string amount, price.required_string("unit_price", 32));
+    auto money = Money::parse(amount);
+    if (!money) return Status::invalid_argument(where + ".unit_price: expected dollars such as \"2.50\"");
+    p.unit_price = *money;
+    HR_ASSIGN_OR_RETURN(auto from, price.optional_time("effective_from"));
+    p.effective_from = from.value_or(earliest);
+    entries.push_back(std::move(p));
+  }
+  HR_RETURN_IF_ERROR(s.billing->set_prices(entries));
+  json::array added;
+  for (const ledger::PriceEntry& p : entries) added.push_back(price_json(p));
+  Status audited = s.store.append_audit(audit(s, ctx, "prices.set", "catalog", {{"prices", added}}));
+  if (!audited) spdlog::error("audit of a price change: {}", audited.message());
+  write_json(response, 201, json::object{{"data", std::move(added)}});
+  return Status::ok();
+}
+
+std::string percent_text(std::int32_t permille) {
+  return std::to_string(permille / 10) + "." + std::to_string(permille % 10);
+}
+
+// GET /v1/economics: per GPU type of [market.economics], what one GPU is
+// worth and costs now: book value, depreciation, marginal and full cost per
+// GPU-hour at the current utilization and at the floor's, the spot floor,
+// and the utilization each list price breaks even at.
+Status get_economics(Services& s, RequestContext&, net::HttpResponse& response) {
+  const Timestamp now = s.clock.now();
+  std::map<std::string, sched::TypeSurplus> surplus;
+  if (s.compute != nullptr) {
+    for (sched::TypeSurplus& t : s.compute->surplus()) surplus.emplace(t.gpu_type, std::move(t));
+  }
+  json::array data;
+  for (const auto& [type, config] : s.economics) {
+    const market::GpuEconomics& e = config.economics;
+    json::object o{{"gpu_type", type},
+                   {"purchase_price", e.purchase_price.to_string()},
+                   {"in_service", to_rfc3339(e.in_service)},
+                   {"useful_life_years", e.useful_life_years},
+                   {"salvage_value", e.salvage_value.to_string()},
+                   {"depreciation", market::depreciation_method_name(e.method)},
+                   {"book_value", market::book_value(e, now).to_string()},
+                   {"depreciation_per_gpu_hour", market::depreciation_per_gpu_hour(e, now).to_string()},
+                   {"marginal_cost_per_gpu_hour", market::marginal_cost_per_gpu_hour(e).to_string()},
+                   {"other_cost_per_gpu_hour", e.other_cost_per_gpu_hour.to_string()}};
+    // Utilization now: the share of the type's GPUs in use or sold (internal
+    // work, reserved blocks whether busy or not, on-demand, spot).
+    json::value utilization = nullptr, full_cost_now = nullptr;
+    if (auto it = surplus.find(type); it != surplus.end() && it->second.total > 0) {
+      const sched::TypeSurplus& t = it->second;
+      o["gpus"] = t.total;
+      const std::uint64_t busy = std::uint64_t{t.internal_in_use} + t.reserved + t.on_demand + t.spot;
+      const auto permille = static_cast<std::int32_t>(busy * 1000 / t.total);
+      utilization = percent_text(permille);
+      if (permille > 0) full_cost_now = market::full_cost_per_gpu_hour(e, now, permille)->to_string();
+    }
+    o["utilization_percent"] = utilization;
+    o["full_cost_per_gpu_hour"] = full_cost_now;
+    auto floor = market::price_floor(e, config.spot_floor, now, config.floor_utilization_permille);
+    o["spot_floor"] = json::object{{"policy", market::floor_policy_name(config.spot_floor)},
+                                   {"utilization_percent", percent_text(config.floor_utilization_permille)},
+                                   {"price_per_gpu_hour", floor ? floor->to_string() : ""}};
+    o["full_cost_per_gpu_hour_at_floor_utilization"] =
+        market::full_cost_per_gpu_hour(e, now, config.floor_utilization_permille)->to_string();
+    json::object break_even;
+    for (sched::Tier tier : {sched::Tier::kReserved, sched::Tier::kOnDemand, sched::Tier::kSpot}) {
+      auto price = s.billing->price_at(ledger::Product::kGpuTime, type, sched::tier_name(tier), now);
+      if (!price) continue;
+      auto at = market::break_even_utilization_permille(e, now, *price);
+      break_even[sched::tier_name(tier)] =
+          json::object{{"list_price_per_gpu_hour", price->to_string()},
+                       {"break_even_utilization_percent", at ? json::value(percent_text(*at)) : json::value(nullptr)}};
+    }
+    o["list_prices"] = std::move(break_even);
+    json::array schedule;
+    for (const market::DepreciationYear& y : market::depreciation_schedule(e)) {
+      schedule.push_back(json::object{{"year", y.year},
+                                      {"start_book", y.start_book.to_string()},
+                                      {"depreciation", y.depreciation.to_string()},
+                                      {"end_book", y.end_book.to_string()}});
+    }
+    o["schedule"] = std::move(schedule);
+    data.push_back(std::move(o));
+  }
+  write_json(response, 200, json::object{{"at", to_rfc3339(now)}, {"currency", "USD"}, {"data", std::move(data)}});
+  return Status::ok();
+}
+
+}  // namespace
+
+void add_market_routes(Router& router, Services& s) {
+  auto bind = [&s](Status (*f)(Services&, RequestContext&, net::HttpResponse&)) {
+    return [&s, f](RequestContext& ctx, net::HttpResponse& r) { return f(s, ctx, r); };
+  };
+  router.add({"GET", "/v1/prices", Access::kPublic, 0, std::nullopt, bind(get_prices),
+              {"List prices in force (per GPU-hour by GPU type and tier, per million tokens by model) and the "
+               "versions scheduled to take effect later",
+               "market", 200, "", "PriceList", "application/json", {"at"}}});
+  router.add({"POST", "/v1/prices", Access::kAuthenticated, store::kScopeAdmin, std::nullopt, bind(set_prices),
+              {"Add price versions, effective from a time not before now (a change never reprices a charge made)",
+               "market", 201, "PriceChange", "PriceList"}});
+  router.add({"GET", "/v1/economics", Access::kAuthenticated, store::kScopeAdmin, std::nullopt, bind(get_economics),
+              {"The owner's economics per GPU type: book value, depreciation, marginal and full cost per GPU-hour, "
+               "the spot floor and the utilization each list price breaks even at",
+               "market", 200, "", "Economics"}});
+}
+
+}  // namespace headroom::api
