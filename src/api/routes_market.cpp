@@ -81,7 +81,6 @@ Status set_prices(Services& s, RequestContext& ctx, net::HttpResponse& response)
     return Status::invalid_argument("prices: at most " + std::to_string(limits::kCatalogVersionsPerChange) +
                                     " in one change");
   }
-  const Timestamp earliest = s.billing->earliest_price_change();
   std::vector<ledger::PriceEntry> entries;
   entries.reserve(list->as_array().size());
   for (std::size_t i = 0; i < list->as_array().size(); ++i) {
@@ -116,7 +115,7 @@ Status set_prices(Services& s, RequestContext& ctx, net::HttpResponse& response)
     if (!money) return Status::invalid_argument(where + ".unit_price: expected dollars such as \"2.50\"");
     p.unit_price = *money;
     HR_ASSIGN_OR_RETURN(auto from, price.optional_time("effective_from"));
-    p.effective_from = from.value_or(earliest);
+    p.effective_from = from.value_or(Timestamp{});  // none: as soon as a change may take effect
     entries.push_back(std::move(p));
   }
   HR_RETURN_IF_ERROR(s.billing->set_prices(entries));

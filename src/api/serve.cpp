@@ -239,7 +239,16 @@ Status serve(const ServeFlags& flags) {
   };
   HR_ASSIGN_OR_RETURN(auto billing, billing::BillingService::open(billing_options, *usage, clock));
   compute_options.wallet = billing.get();
-  compute_options.price_source = billing.get();
+  compute_options.catalog = billing.get();
+  compute_options.clearing_interval_s = config.market.clearing_interval_s;
+  compute_options.spot_floor = [economics = config.market.economics](const std::string& gpu_type,
+                                                                     Timestamp at) -> std::optional<Money> {
+    auto it = economics.find(gpu_type);
+    if (it == economics.end()) return std::nullopt;
+    auto floor = market::price_floor(it->second.economics, it->second.spot_floor, at,
+                                     it->second.floor_utilization_permille);
+    return floor ? std::optional<Money>(*floor) : std::nullopt;
+  };
   compute_options.hold_window_s = config.billing.job_hold_window_s;
   HR_ASSIGN_OR_RETURN(auto compute,
                       compute::ComputeService::start(*store, fleet, *executor, *usage, clock, compute_options));

@@ -563,7 +563,7 @@ Timestamp BillingService::earliest_price_change() const {
   return std::max(clock_.now(), latest_rated_start_.plus_micros(1));
 }
 
-Status BillingService::set_prices(std::span<const ledger::PriceEntry> prices) {
+Status BillingService::set_prices(std::span<ledger::PriceEntry> prices) {
   if (prices.empty()) return Status::invalid_argument("prices: at least one is needed");
   if (prices.size() > limits::kCatalogVersionsPerChange) {
     return Status::invalid_argument("prices: at most " + std::to_string(limits::kCatalogVersionsPerChange) +
@@ -575,8 +575,9 @@ Status BillingService::set_prices(std::span<const ledger::PriceEntry> prices) {
     const Timestamp earliest = std::max(clock_.now(), latest_rated_start_.plus_micros(1));
     std::set<std::tuple<ledger::Product, std::string_view, std::string_view, Timestamp>> keys;
     for (std::size_t i = 0; i < prices.size(); ++i) {
-      const ledger::PriceEntry& p = prices[i];
+      ledger::PriceEntry& p = prices[i];
       auto bad = [&](const Status& why) { return why.with_context("prices[" + std::to_string(i) + "]: "); };
+      if (p.effective_from == Timestamp{}) p.effective_from = earliest;
       if (p.effective_from < earliest) {
         return bad(Status::invalid_argument("effective_from " + to_rfc3339(p.effective_from) +
                                             " is past: a price may change from " + to_rfc3339(earliest) + " on"));

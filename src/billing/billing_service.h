@@ -136,7 +136,7 @@ struct BillingTotals {
   ledger::Amount revenue;            // the revenue accounts' posted credits (== rated_amount)
 };
 
-class BillingService final : public ledger::Wallet, public ledger::PriceSource {
+class BillingService final : public ledger::Wallet, public ledger::PriceCatalog {
  public:
   // Replays the journal, brings the price book up to `options.prices`,
   // rebuilds the statements from the usage log and starts the rating thread.
@@ -159,12 +159,14 @@ class BillingService final : public ledger::Wallet, public ledger::PriceSource {
   // ---- The catalog ----
   // Adds price versions, all or none, durable when it returns. Each takes
   // effect at its effective_from, which must be after the start of every
-  // event rated so far and not before now (earliest_price_change()).
-  // invalid_argument naming "prices[i]" for a bad entry or time; conflict
-  // when a key already has another price from the same time.
-  Status set_prices(std::span<const ledger::PriceEntry> prices);
+  // event rated so far and not before now (earliest_price_change()); one
+  // without (Timestamp{}) takes effect at that earliest time, decided under
+  // the same lock, and it is written back. invalid_argument naming
+  // "prices[i]" for a bad entry or time; conflict when a key already has
+  // another price from the same time.
+  Status set_prices(std::span<ledger::PriceEntry> prices) override;
   // The earliest time a new price version may take effect.
-  Timestamp earliest_price_change() const;
+  Timestamp earliest_price_change() const override;
   // Every version in the book, by key, oldest first.
   std::vector<ledger::PriceEntry> price_versions() const;
   // PriceSource: the version in force at `at`.

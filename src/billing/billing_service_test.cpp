@@ -371,7 +371,7 @@ TEST_F(BillingTest, ARuntimePriceTakesEffectAtItsTimeAndOutlivesARestart) {
   record(gpu("e1", "ten_a", 3'600'000));
   billing_->wait_rated();
   const Timestamp change = clock_.now().plus_seconds(60);
-  const ledger::PriceEntry p{Product::kGpuTime, "h100", "on-demand", change, dollars("2.50")};
+  ledger::PriceEntry p{Product::kGpuTime, "h100", "on-demand", change, dollars("2.50")};
   ASSERT_TRUE(billing_->set_prices(std::span(&p, 1)).is_ok());
   EXPECT_EQ(billing_->price_at(Product::kGpuTime, "h100", "on-demand", clock_.now()).value(), dollars("2.00"));
   EXPECT_EQ(billing_->price_at(Product::kGpuTime, "h100", "on-demand", change).value(), dollars("2.50"));
@@ -406,15 +406,21 @@ TEST_F(BillingTest, APriceChangeNeverReachesBackOverARatedEvent) {
   ledger::PriceEntry other = p;
   other.unit_price = dollars("8.00");
   EXPECT_EQ(billing_->set_prices(std::span(&other, 1)).code(), ErrorCode::kConflict);
+  // Without an effective time: the earliest a change may take effect, written back.
+  ledger::PriceEntry asap{Product::kGpuTime, "h100", "spot", {}, dollars("0.90")};
+  const Timestamp earliest = billing_->earliest_price_change();
+  ASSERT_TRUE(billing_->set_prices(std::span(&asap, 1)).is_ok());
+  EXPECT_EQ(asap.effective_from, earliest);
+  EXPECT_EQ(billing_->price_at(Product::kGpuTime, "h100", "spot", earliest).value(), dollars("0.90"));
   // All or none: a bad entry keeps the good one before it out.
-  const std::vector<ledger::PriceEntry> batch = {
+  std::vector<ledger::PriceEntry> batch = {
       {Product::kGpuTime, "h100", "spot", p.effective_from.plus_seconds(5), dollars("1.10")},
       {Product::kTokens, "tiny", "sideways", p.effective_from.plus_seconds(5), dollars("1.00")}};
   Status bad = billing_->set_prices(batch);
   EXPECT_EQ(bad.code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(bad.message().find("prices[1]"), std::string::npos) << bad.message();
   EXPECT_EQ(billing_->price_at(Product::kGpuTime, "h100", "spot", p.effective_from.plus_seconds(5)).value(),
-            dollars("0.80"));
+            dollars("0.90"));  // not the refused batch's 1.10
   billing_->verify();
 }
 

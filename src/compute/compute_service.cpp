@@ -221,6 +221,7 @@ void ComputeService::run() {
     reap(now);
     // Ticks keep to real time, whatever the injected clock says.
     if (auto real = std::chrono::steady_clock::now(); real >= next_tick_) {
+      clear_spot(now);
       apply(scheduler_.tick(now), now);
       emit_due_usage(now);
       preempt_exhausted(now);
@@ -270,6 +271,7 @@ void ComputeService::take_submissions(
     if (checked) {
       auto effects = scheduler_.submit(to_sched_job(s.record, s.spec), now);
       checked = effects ? Status::ok() : effects.status();
+      if (checked) admit_spot_bid(static_cast<sched::JobId>(s.record.seq), s.spec);
     }
     if (!checked) {
       batch[i].second(checked);
@@ -473,8 +475,8 @@ void ComputeService::reap(Timestamp now) {
 
 Money ComputeService::list_price(const std::string& gpu_type, sched::Tier tier, Timestamp at) const {
   if (tier == sched::Tier::kInternal) return Money();
-  if (options_.price_source != nullptr) {
-    auto price = options_.price_source->price_at(ledger::Product::kGpuTime, gpu_type, sched::tier_name(tier), at);
+  if (options_.catalog != nullptr) {
+    auto price = options_.catalog->price_at(ledger::Product::kGpuTime, gpu_type, sched::tier_name(tier), at);
     if (price) return *price;
   }
   const GpuPrices& p = prices_of(gpu_type);
@@ -662,7 +664,7 @@ Status ComputeService::check_price(const JobSpec& spec, Timestamp now) const {
   Money lowest;
   for (const fleet::GpuType& t : fleet_.gpu_types) {
     if (!spec.gpu_type.empty() && t.name != spec.gpu_type) continue;
-    Money p = list_price(t.name, sched::Tier::kSpot, now);
+    Money p = options_.clearing_interval_s > 0 ? floor_of(t.name, now) : list_price(t.name, sched::Tier::kSpot, now);
     if (cheapest == nullptr || p < lowest) {
       cheapest = &t.name;
       lowest = p;
@@ -670,7 +672,7 @@ Status ComputeService::check_price(const JobSpec& spec, Timestamp now) const {
   }
   if (cheapest == nullptr || *spec.max_price_per_gpu_hour >= lowest) return Status::ok();  // unknown type: the scheduler says so
   return Status::invalid_argument("max_price_per_gpu_hour " + spec.max_price_per_gpu_hour->to_string() +
-                                  " is below the spot price of " + *cheapest + " (" + lowest.to_string() +
+                                  " is below the lowest spot price of " + *cheapest + " (" + lowest.to_string() +
                                   " per GPU-hour)");
 }
 

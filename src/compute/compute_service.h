@@ -55,6 +55,7 @@
 #include "ledger/usage.h"
 #include "ledger/rating.h"
 #include "ledger/wallet.h"
+#include "market/clearing.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
 
@@ -77,9 +78,17 @@ struct ComputeOptions {
   ledger::Wallet* wallet = nullptr;
   std::int64_t hold_window_s = 3600;
   std::size_t max_batch = 4096;  // submissions per group commit
-  // Where prices are read: the catalog (the billing service's book), at the
-  // start of each usage interval. None: the fixed prices below.
-  const ledger::PriceSource* price_source = nullptr;
+  // The catalog (the billing service's book): prices are read from it at
+  // the start of each usage interval, and the spot market publishes its
+  // clearing prices to it. None: the fixed prices below, and no publishing.
+  ledger::PriceCatalog* catalog = nullptr;
+  // The spot market (spot_market.cpp): every clearing_interval_s, per GPU
+  // type, the spot jobs' bids are cleared (market/clearing.h); 0: no market
+  // (spot jobs pay the list spot price, never more than their bid).
+  std::int64_t clearing_interval_s = 60;
+  // Spot's floor per GPU type at a time (the owner's economics); none, or a
+  // type it does not know (nullopt): the type's list spot price.
+  std::function<std::optional<Money>(const std::string& gpu_type, Timestamp at)> spot_floor;
   GpuPrices default_prices;
   std::unordered_map<std::string, GpuPrices> prices;  // by GPU type
   sched::SchedulerOptions scheduler;
@@ -176,6 +185,11 @@ class ComputeService {
   void close_run(LiveJob& job, Timestamp end);
   void flush();
   Status check_price(const JobSpec& spec, Timestamp now) const;
+  // The spot market (spot_market.cpp).
+  Money floor_of(const std::string& gpu_type, Timestamp now) const;
+  void clear_spot(Timestamp now);
+  // Lets a new spot job start only on the types whose last price its bid meets.
+  void admit_spot_bid(sched::JobId id, const JobSpec& spec);
   sched::Job to_sched_job(const store::JobRecord& record, const JobSpec& spec) const;
   Money unit_price(const LiveJob& job, Timestamp at) const;
   // The list price of a tier of a GPU type at `at`.
@@ -198,6 +212,15 @@ class ComputeService {
   std::vector<ledger::UsageEvent> pending_usage_;
   std::vector<std::string> pending_releases_;  // jobs whose run ended: their hold goes once the usage is recorded
   std::uint64_t exhausted_seen_ = 0;           // the wallet's exhausted_generation() last acted on
+  // The spot market's state: the last clearing price per type (by type index,
+  // empty before the first clearing), when the next clearing is due, and
+  // buffers reused between clearings.
+  std::vector<std::optional<Money>> spot_price_;
+  Timestamp next_clearing_;
+  std::vector<market::Bid> bids_;
+  market::Clearing clearing_;
+  market::ClearingScratch clearing_scratch_;
+  std::unordered_map<sched::JobId, std::uint64_t> spot_types_;
   std::vector<store::JobUpdate> pending_updates_;
   std::vector<std::function<void()>> after_flush_;
   std::optional<Timestamp> end_hint_;  // the exit time of the job being finished

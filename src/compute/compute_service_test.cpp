@@ -126,6 +126,36 @@ class FakeWallet final : public ledger::Wallet {
   std::uint64_t generation = 1;
 };
 
+// A catalog that keeps what it is told (the spot market's clearing prices).
+class FakeCatalog final : public ledger::PriceCatalog {
+ public:
+  Result<Money> price_at(ledger::Product, std::string_view item, std::string_view variant,
+                         Timestamp at) const override {
+    std::lock_guard lock(mutex_);
+    std::optional<Money> found;
+    for (const ledger::PriceEntry& p : versions) {
+      if (p.item == item && p.variant == variant && p.effective_from <= at) found = p.unit_price;
+    }
+    if (!found) return Status::not_found("no price");
+    return *found;
+  }
+  Status set_prices(std::span<ledger::PriceEntry> prices) override {
+    std::lock_guard lock(mutex_);
+    versions.insert(versions.end(), prices.begin(), prices.end());
+    return Status::ok();
+  }
+  Timestamp earliest_price_change() const override { return Timestamp{}; }
+  std::vector<std::string> spot_prices() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    for (const ledger::PriceEntry& p : versions) out.push_back(p.unit_price.to_string());
+    return out;
+  }
+
+  mutable std::mutex mutex_;
+  std::vector<ledger::PriceEntry> versions;
+};
+
 fleet::FleetSpec one_node(int gpus) {
   fleet::FleetSpec f;
   f.gpu_types.push_back({"h100", "", 81920});
@@ -160,9 +190,13 @@ class ComputeServiceTest : public ::testing::Test {
     std::remove((path_ + "-wal").c_str());
     std::remove((path_ + "-shm").c_str());
   }
-  void start_service(std::int64_t spot_grace_ms = 30'000, ledger::Wallet* wallet = nullptr) {
+  void start_service(std::int64_t spot_grace_ms = 30'000, ledger::Wallet* wallet = nullptr,
+                     ledger::PriceCatalog* catalog = nullptr) {
     ComputeOptions options;
     options.wallet = wallet;
+    options.catalog = catalog;
+    options.clearing_interval_s = 1;
+    options.spot_floor = [](const std::string&, Timestamp) { return Money::parse("0.50").value(); };
     options.hold_window_s = 600;
     options.scheduler.grace_ms[static_cast<int>(sched::Tier::kSpot)] = spot_grace_ms;
     options.tick_ms = 10;
@@ -214,6 +248,15 @@ class ComputeServiceTest : public ::testing::Test {
                              });
     EXPECT_TRUE(read.is_ok()) << read.status().to_string();
     return out;
+  }
+
+  // Waits (real time) until the catalog holds `n` spot price versions.
+  static void wait_prices(const FakeCatalog& catalog, std::size_t n) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (catalog.spot_prices().size() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_GE(catalog.spot_prices().size(), n);
   }
 
   std::int64_t billed_gpu_ms(const std::string& id) {
@@ -407,6 +450,54 @@ TEST_F(ComputeServiceTest, ASpentTenantsSpotJobsGetNotice) {
   wait_state("job_s", "preempted");
   // On-demand work is never preempted: it runs on, charged to what the tenant owes.
   EXPECT_EQ(store_->find_job("job_o").value()->state, "running");
+}
+
+TEST_F(ComputeServiceTest, TheSpotMarketSellsToTheHighestBidsAndPreemptsTheOutbid) {
+  FakeCatalog catalog;
+  service_.reset();
+  start_service(1'000, nullptr, &catalog);
+  ASSERT_TRUE(submit("job_a", R"({"gpus":2,"tier":"spot","max_price_per_gpu_hour":"1.00","command":["a"]})").is_ok());
+  ASSERT_TRUE(submit("job_b", R"({"gpus":2,"tier":"spot","max_price_per_gpu_hour":"2.00","command":["b"]})").is_ok());
+  wait_state("job_a", "running");
+  wait_state("job_b", "running");
+  clock_.advance_seconds(1);  // a clearing: 4 bid for 4, nobody loses, the price is the floor
+  wait_prices(catalog, 1);
+  EXPECT_EQ(catalog.spot_prices(), std::vector<std::string>{"0.50"});
+
+  // A higher bid arrives: at the next clearing it and job_b win, job_a (the
+  // highest loser) sets the price and gets notice.
+  ASSERT_TRUE(submit("job_c", R"({"gpus":2,"tier":"spot","max_price_per_gpu_hour":"3.00","command":["c"]})").is_ok());
+  EXPECT_EQ(store_->find_job("job_c").value()->state, "queued");
+  clock_.advance_seconds(1);
+  store::JobRecord outbid = wait_state("job_a", "preempting");
+  EXPECT_EQ(outbid.reason, "outbid");
+  EXPECT_EQ(catalog.spot_prices(), (std::vector<std::string>{"0.50", "1.00"}));
+  EXPECT_EQ(store_->find_job("job_b").value()->state, "running");
+  clock_.advance_seconds(1);  // past the grace: job_a is killed and job_c takes its GPUs
+  executor_.reap_killed("job_a", clock_.now());
+  wait_state("job_a", "preempted");
+  wait_state("job_c", "running");
+  wait_prices(catalog, 3);  // that clearing: job_a had left, nobody lost, back to the floor
+  EXPECT_EQ(catalog.spot_prices(), (std::vector<std::string>{"0.50", "1.00", "0.50"}));
+
+  // A bid below the price waits even with GPUs free, until the price falls to it.
+  ASSERT_TRUE(submit("job_d", R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":"0.60","command":["d"]})").is_ok());
+  clock_.advance_seconds(1);  // job_d loses to job_c and job_b and sets the price
+  wait_prices(catalog, 4);
+  EXPECT_EQ(catalog.spot_prices().back(), "0.60");
+  executor_.exit("job_b", 0, clock_.now());
+  wait_state("job_b", "succeeded");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(store_->find_job("job_d").value()->state, "queued");  // outbid, though 2 GPUs are free
+  clock_.advance_seconds(1);  // job_c and job_d fit: nobody loses, the price falls to the floor
+  wait_state("job_d", "running");
+  wait_prices(catalog, 5);
+  EXPECT_EQ(catalog.spot_prices().back(), "0.50");
+
+  // A bid below the floor is refused at once.
+  auto low = submit("job_e", R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":"0.40","command":["e"]})");
+  EXPECT_EQ(low.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(low.status().message().find("0.50"), std::string::npos) << low.status().message();
 }
 
 }  // namespace

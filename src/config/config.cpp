@@ -545,7 +545,9 @@ Status read_gateway(const TableReader& gateway, ServeConfig& config) {
 }
 
 Status read_market(const TableReader& market, ServeConfig& config) {
-  HR_RETURN_IF_ERROR(market.check_keys({"economics"}));
+  HR_RETURN_IF_ERROR(market.check_keys({"clearing_interval_s", "economics"}));
+  HR_ASSIGN_OR_RETURN(auto interval, market.optional_integer("clearing_interval_s", 0, 3600));
+  if (interval) config.market.clearing_interval_s = *interval;
   HR_ASSIGN_OR_RETURN(const toml::table* economics, market.optional_table("economics"));
   if (!economics) return Status::ok();
   TableReader types(market.source(), *economics, market.path_of("economics"));

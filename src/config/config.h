@@ -143,6 +143,8 @@ struct GatewayConfig {
 
 // [market]: the owner's economics per GPU type, and how spot is priced.
 //
+//   [market]
+//   clearing_interval_s = 60           # the spot market clears this often; 0: off
 //   [market.economics.h100]
 //   purchase_price = "30000.00"        # one GPU, with its share of the server
 //   in_service = "2025-06-01T00:00:00Z"
@@ -161,6 +163,7 @@ struct GpuEconomicsConfig {
   std::int32_t floor_utilization_permille = 600;
 };
 struct MarketConfig {
+  std::int64_t clearing_interval_s = 60;                // the spot market clears this often; 0: no market
   std::map<std::string, GpuEconomicsConfig> economics;  // by GPU type
 };
 

@@ -45,6 +45,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -125,6 +126,18 @@ class PriceSource {
   virtual ~PriceSource() = default;
   virtual Result<Money> price_at(Product product, std::string_view item, std::string_view variant,
                                  Timestamp at) const = 0;
+};
+
+// The catalog: a price source that also takes new versions (the billing
+// service; the spot market publishes its clearing prices here). Thread-safe.
+class PriceCatalog : public PriceSource {
+ public:
+  // Adds versions, all or none, durable when it returns (see BillingService).
+  // An entry without an effective_from (Timestamp{}) takes effect at the
+  // earliest time a change may, which is written back into it.
+  virtual Status set_prices(std::span<PriceEntry> prices) = 0;
+  // The earliest time a new version may take effect.
+  virtual Timestamp earliest_price_change() const = 0;
 };
 
 enum class PriceCheck : std::uint8_t {

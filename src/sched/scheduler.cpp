@@ -28,6 +28,7 @@ std::string_view reason_name(Reason reason) {
     case Reason::kNodeDraining: return "node_draining";
     case Reason::kReservationEnded: return "reservation_ended";
     case Reason::kBudgetExhausted: return "budget_exhausted";
+    case Reason::kOutbid: return "outbid";
   }
   return "?";
 }
@@ -42,6 +43,7 @@ std::string_view wait_reason_name(WaitReason reason) {
     case WaitReason::kOnDemandHeadroom: return "on_demand_headroom";
     case WaitReason::kReservationNotStarted: return "reservation_not_started";
     case WaitReason::kReservationFull: return "reservation_full";
+    case WaitReason::kOutbid: return "outbid";
   }
   return "?";
 }
@@ -707,6 +709,13 @@ Result<Effects> Scheduler::preempt(JobId id, Reason reason, Timestamp now) {
   return effects;
 }
 
+Status Scheduler::set_spot_types(JobId id, std::uint64_t type_mask) {
+  Slot* slot = live(id);
+  if (slot == nullptr) return Status::not_found("job " + std::to_string(id) + " is not live");
+  if (slot->job.tier == Tier::kSpot) slot->spot_types = type_mask;
+  return Status::ok();
+}
+
 Result<Effects> Scheduler::set_node_state(std::string_view node, fleet::NodeState state, Timestamp now) {
   const std::optional<NodeIndex> n = cluster_.find_node(node);
   if (!n) return Status::not_found("node " + fleet::quote_for_message(node) + " is not in the fleet");
@@ -837,6 +846,13 @@ void Scheduler::serve_tier(Tier tier, Timestamp now, Effects& effects, std::size
 std::uint64_t Scheduler::allowed_types(const Slot& slot, Timestamp now, WaitReason& why) const {
   const std::size_t types = cluster_.type_count();
   std::uint64_t mask = slot.type ? type_bit(*slot.type) : (types >= 64 ? ~std::uint64_t{0} : type_bit(types) - 1);
+  if (slot.job.tier == Tier::kSpot) {
+    mask &= slot.spot_types;
+    if (mask == 0) {
+      why = WaitReason::kOutbid;
+      return 0;
+    }
+  }
   const Tenant& tenant = tenants_[slot.tenant];
   if (!tenant.limits.empty()) {
     for (std::size_t t = 0; t < types; ++t) {

@@ -221,6 +221,7 @@ enum class Reason : std::uint8_t {
   kNodeDraining,      // a spot job on a draining node
   kReservationEnded,  // its reservation's window closed or it was cancelled
   kBudgetExhausted,   // a spot job whose tenant's money is spent (preempt())
+  kOutbid,            // a spot job whose bid fell below the clearing price (preempt())
 };
 std::string_view reason_name(Reason reason);
 
@@ -234,6 +235,7 @@ enum class WaitReason : std::uint8_t {
   kOnDemandHeadroom,       // on-demand: the gang exceeds what may be sold now
   kReservationNotStarted,  // reserved: its window has not begun
   kReservationFull,        // reserved: its reservation's GPUs are busy
+  kOutbid,                 // spot: the market let it run on none of the types it fits
 };
 std::string_view wait_reason_name(WaitReason reason);
 
@@ -353,6 +355,13 @@ class Scheduler {
   // Runs one round of the policy above.
   Effects tick(Timestamp now);
 
+  // The spot market's word on a queued spot job: it may start only on the
+  // GPU types whose bit is set in `type_mask` (bit t: cluster().type t), and
+  // waits (kOutbid) while none is. Every type by default. Jobs of other
+  // tiers, and a running job (it keeps its GPUs until preempt()), are left
+  // as they are. not_found when the job is not live.
+  Status set_spot_types(JobId id, std::uint64_t type_mask);
+
   // Fair share: a tenant's weight (default 1). invalid_argument unless
   // 0 < weight <= kSchedTenantWeightMax; unavailable when the tenant table is full.
   Status set_tenant_weight(std::string_view tenant, double weight);
@@ -443,6 +452,7 @@ class Scheduler {
     std::uint64_t no_shadow_until = 0;                         // ...and the tick after which it looks again
     std::uint64_t timer_generation = 0;
     WaitReason wait = WaitReason::kNotConsidered;
+    std::uint64_t spot_types = ~std::uint64_t{0};  // set_spot_types()
     bool in_spot_index = false;
     bool in_ends = false;
     bool lent = false;  // a spot job on a reservation's GPUs

@@ -57,6 +57,27 @@ TEST(Scheduler, RejectsImpossibleJobs) {
   EXPECT_EQ(s.submit(job(1, Tier::kSpot, 1), kT0).status().code(), ErrorCode::kAlreadyExists);
 }
 
+TEST(Scheduler, ASpotJobTheMarketOutbidWaitsOnFreeGpusAndPreemptionSaysWhy) {
+  Scheduler s = make(2, 0);
+  ASSERT_TRUE(s.submit(job(1, Tier::kSpot, 1), kT0).is_ok());
+  ASSERT_TRUE(s.set_spot_types(1, 0).is_ok());
+  EXPECT_TRUE(of_kind(s.tick(kT0), Effect::Kind::kStart).empty());
+  EXPECT_EQ(s.wait_reason(1), WaitReason::kOutbid);
+  EXPECT_EQ(wait_reason_name(WaitReason::kOutbid), "outbid");
+  ASSERT_TRUE(s.set_spot_types(1, ~std::uint64_t{0}).is_ok());
+  EXPECT_EQ(of_kind(s.tick(kT0.plus_seconds(1)), Effect::Kind::kStart), (std::vector<JobId>{1}));
+  // Outbid while running: notice, then the kill at the spot grace.
+  auto effects = s.preempt(1, Reason::kOutbid, kT0.plus_seconds(2));
+  ASSERT_TRUE(effects.is_ok());
+  EXPECT_EQ(of_kind(*effects, Effect::Kind::kPreemptNotice), (std::vector<JobId>{1}));
+  EXPECT_EQ(reason_name(Reason::kOutbid), "outbid");
+  EXPECT_EQ(s.set_spot_types(99, 0).code(), ErrorCode::kNotFound);
+  // Other tiers are not the market's.
+  ASSERT_TRUE(s.submit(job(2, Tier::kOnDemand, 1), kT0).is_ok());
+  ASSERT_TRUE(s.set_spot_types(2, 0).is_ok());
+  EXPECT_EQ(of_kind(s.tick(kT0.plus_seconds(3)), Effect::Kind::kStart), (std::vector<JobId>{2}));
+}
+
 TEST(Scheduler, StartsInTierOrder) {
   Scheduler s = make(1, 0);
   ASSERT_TRUE(s.submit(job(1, Tier::kSpot, 4), kT0).is_ok());

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <set>
 #include <unistd.h>
 #include <thread>
 
@@ -149,6 +150,97 @@ TEST_F(MarketTest, EconomicsShowWhatAGpuIsWorthAndCosts) {
   EXPECT_EQ(text(t4.at("list_prices").at("on-demand").at("break_even_utilization_percent")), "2.8");
   EXPECT_EQ(t4.at("schedule").as_array().size(), 3u);
   EXPECT_EQ(t4.at("schedule").at(0).at("depreciation"), "900.00");
+}
+
+// The spot market clearing every second on two t4 GPUs (floor: the list
+// spot price, $0.36), with a second of notice.
+class SpotMarketTest : public MarketTest {
+ protected:
+  std::string config_toml() const override {
+    return "[compute]\nspot_grace_s = 1\nusage_interval_s = 1\n"
+           "[compute.prices.t4]\nspot = \"0.36\"\n"
+           "[market]\nclearing_interval_s = 1\n"
+           "[[fleet.gpu_types]]\nname = \"t4\"\nmemory_gib = 16\n"
+           "[[fleet.nodes]]\nname = \"node-1\"\nregion = \"r\"\nsite = \"s\"\ncluster = \"c\"\n"
+           "gpu_type = \"t4\"\ngpus = 2\n";
+  }
+
+  json::object wait_job(const std::string& id, const std::string& key, std::string_view state) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    json::object last;
+    while (std::chrono::steady_clock::now() < deadline) {
+      Reply r = get("/v1/jobs/" + id, key);
+      if (r.status != 200) break;
+      last = r.json().as_object();
+      if (text(last.at("state")) == state) return last;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    ADD_FAILURE() << "job " << id << " did not reach " << state << ": " << json::serialize(last);
+    return last;
+  }
+};
+
+TEST_F(SpotMarketTest, AHigherBidTakesTheGpusAndEveryWinnerPaysTheClearingPrice) {
+  Reply t = post("/v1/tenants", admin_, R"({"name":"spot-buyer","kind":"external"})");
+  ASSERT_EQ(t.status, 201) << t.body;
+  const std::string tenant(t.json().at("id").as_string());
+  Reply k = post("/v1/tenants/" + tenant + "/keys", admin_, R"({"name":"k","scopes":["compute"]})");
+  ASSERT_EQ(k.status, 201) << k.body;
+  const std::string key(k.json().at("key").as_string());
+  ASSERT_EQ(post("/v1/tenants/" + tenant + "/credits", admin_, R"({"amount":"100.00"})").status, 201);
+
+  // Below the floor: refused at once, naming the floor.
+  Reply low = post("/v1/jobs", key, R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":"0.10","command":["true"]})");
+  EXPECT_EQ(low.status, 400) << low.body;
+  EXPECT_NE(low.body.find("0.36"), std::string::npos) << low.body;
+
+  auto spot = [&](std::string_view bid) {
+    Reply r = post("/v1/jobs", key,
+                   R"({"gpus":1,"tier":"spot","max_price_per_gpu_hour":")" + std::string(bid) +
+                       R"(","command":["sleep","60"]})");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return r.status == 201 ? std::string(r.json().at("id").as_string()) : std::string();
+  };
+  const std::string job_a = spot("1.00"), job_a2 = spot("1.50");
+  wait_job(job_a, key, "running");
+  wait_job(job_a2, key, "running");
+  // A higher bid: at the next clearing it and job_a2 win the 2 GPUs; job_a,
+  // the highest loser, gets notice and is killed after the grace.
+  const std::string job_b = spot("2.00");
+  json::object outbid = wait_job(job_a, key, "preempted");
+  bool noticed = false;
+  for (const auto& h : outbid.at("history").as_array()) noticed |= text(h.at("reason")) == "outbid";
+  EXPECT_TRUE(noticed) << json::serialize(outbid);
+  wait_job(job_b, key, "running");
+  // A low bid stays queued and loses every clearing: its bid is the price
+  // the two winners pay.
+  const std::string job_c = spot("0.50");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (t4_price(get("/v1/prices", "").json(), "data", "spot") != "0.50" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(t4_price(get("/v1/prices", "").json(), "data", "spot"), "0.50");
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  EXPECT_EQ(text(get("/v1/jobs/" + job_c, key).json().at("state")), "queued");
+  for (const std::string& job : {job_a2, job_b, job_c}) {
+    ASSERT_EQ(post("/v1/jobs/" + job + "/cancel", key, "").status, 200);
+  }
+  wait_job(job_b, key, "cancelled");
+  wait_job(job_a2, key, "cancelled");
+  // The winners paid the clearing price, never their bids. (Rating is
+  // asynchronous: wait for the last run's charge to reach the invoice.)
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  Reply invoices = get("/v1/invoices", key);
+  ASSERT_EQ(invoices.status, 200) << invoices.body;
+  const std::string invoice(invoices.json().at("data").at(0).at("id").as_string());
+  Reply lines = get("/v1/invoices/" + invoice, key);
+  ASSERT_EQ(lines.status, 200) << lines.body;
+  std::set<std::string> prices;
+  for (const auto& line : lines.json().at("lines").as_array()) prices.insert(std::string(text(line.at("unit_price"))));
+  EXPECT_TRUE(prices.contains("0.50")) << lines.body;
+  EXPECT_FALSE(prices.contains("1.50")) << lines.body;
+  EXPECT_FALSE(prices.contains("2.00")) << lines.body;
 }
 
 }  // namespace
