@@ -130,6 +130,21 @@ constexpr const char* kSchemas = R"json({
     "scheduled": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}}}},
   "PriceChange": {"type": "object", "required": ["prices"], "properties": {
     "prices": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}}}},
+  "Offers": {"type": "object", "required": ["data"], "properties": {
+    "at": {"type": "string", "format": "date-time"}, "currency": {"type": "string"},
+    "data": {"type": "array", "items": {"type": "object", "required": ["gpu_type"], "properties": {
+      "gpu_type": {"type": "string"}, "gpus": {"type": "integer"},
+      "sites": {"type": "array", "items": {"type": "object", "properties": {"region": {"type": "string"},
+        "site": {"type": "string"}, "gpus": {"type": "integer"}, "available": {"type": "integer"}}}},
+      "on_demand": {"type": "object", "properties": {"price_per_gpu_hour": {"type": "string", "nullable": true},
+        "available_now": {"type": "integer"}}},
+      "reserved": {"type": "object", "properties": {"price_per_gpu_hour": {"type": "string", "nullable": true},
+        "reservable_by_day": {"type": "array", "items": {"type": "object", "properties": {
+          "date": {"type": "string"}, "gpus": {"type": "integer"}}}}}},
+      "spot": {"type": "object", "properties": {"price_per_gpu_hour": {"type": "string", "nullable": true},
+        "floor_per_gpu_hour": {"type": "string"}, "supply_now": {"type": "integer"},
+        "history_24h": {"type": "array", "items": {"type": "object", "properties": {
+          "from": {"type": "string", "format": "date-time"}, "price_per_gpu_hour": {"type": "string"}}}}}}}}}}},
   "Economics": {"type": "object", "required": ["data"], "properties": {
     "at": {"type": "string", "format": "date-time"}, "currency": {"type": "string"},
     "data": {"type": "array", "items": {"type": "object", "required": ["gpu_type", "book_value"], "properties": {

@@ -1,6 +1,6 @@
 // The market's routes: the catalog of list prices (GET /v1/prices for
-// everyone, POST /v1/prices for the admin) and the owner's economics (GET
-// /v1/economics). The billing service keeps the versioned book and
+// everyone, POST /v1/prices for the admin), what can be had now (GET
+// /v1/offers) and the owner's economics (GET /v1/economics). The billing service keeps the versioned book and
 // market/economics.h does the arithmetic; these routes check input and shape
 // the JSON.
 #include <boost/json.hpp>
@@ -45,20 +45,10 @@ Status get_prices(Services& s, RequestContext& ctx, net::HttpResponse& response)
     if (!parsed) return Status::invalid_argument("at: expected an RFC 3339 time such as 2026-11-26T00:00:00Z");
     at = *parsed;
   }
+  const billing::BillingService::PriceList prices = s.billing->prices_at(at);
   json::array in_force, scheduled;
-  const std::vector<ledger::PriceEntry> versions = s.billing->price_versions();
-  // Versions come by key, oldest first: the last one at or before `at` is in
-  // force; the ones after it are scheduled.
-  for (std::size_t i = 0; i < versions.size(); ++i) {
-    const ledger::PriceEntry& p = versions[i];
-    if (at < p.effective_from) {
-      scheduled.push_back(price_json(p));
-      continue;
-    }
-    const bool last_of_key = i + 1 == versions.size() || versions[i + 1].product != p.product ||
-                             versions[i + 1].item != p.item || versions[i + 1].variant != p.variant;
-    if (last_of_key || at < versions[i + 1].effective_from) in_force.push_back(price_json(p));
-  }
+  for (const ledger::PriceEntry& p : prices.in_force) in_force.push_back(price_json(p));
+  for (const ledger::PriceEntry& p : prices.scheduled) scheduled.push_back(price_json(p));
   write_json(response, 200,
              json::object{{"at", to_rfc3339(at)},
                           {"currency", "USD"},
@@ -197,6 +187,52 @@ Status get_economics(Services& s, RequestContext&, net::HttpResponse& response) 
   return Status::ok();
 }
 
+// GET /v1/offers: per GPU type, what can be had now in each tier: list
+// prices, the GPUs free per site, what on-demand may take now, the spot
+// price with its floor, supply and last 24 hours, and what one more
+// capacity block could book per day for the next 14 days.
+Status get_offers(Services& s, RequestContext&, net::HttpResponse& response) {
+  constexpr std::int32_t kReservableDays = 14;
+  const Timestamp now = s.clock.now();
+  json::array data;
+  for (const compute::TypeOffer& offer : s.compute->offers(kReservableDays)) {
+    const std::string& type = offer.surplus.gpu_type;
+    auto list = [&](sched::Tier tier) -> json::value {
+      auto price = s.billing->price_at(ledger::Product::kGpuTime, type, sched::tier_name(tier), now);
+      return price ? json::value(price->to_string()) : json::value(nullptr);
+    };
+    json::array sites;
+    for (const compute::SiteCapacity& site : offer.sites) {
+      sites.push_back(json::object{
+          {"region", site.region}, {"site", site.site}, {"gpus", site.gpus}, {"available", site.available}});
+    }
+    json::array reservable;
+    for (std::size_t d = 0; d < offer.reservable_by_day.size(); ++d) {
+      const Timestamp day = offer.first_day.plus_seconds(static_cast<std::int64_t>(d) * 86'400);
+      reservable.push_back(json::object{{"date", to_rfc3339(day).substr(0, 10)}, {"gpus", offer.reservable_by_day[d]}});
+    }
+    json::array history;
+    for (const ledger::PriceEntry& p : s.billing->price_history(ledger::Product::kGpuTime, type, "spot",
+                                                                now.plus_seconds(-86'400), now.plus_micros(1))) {
+      history.push_back(json::object{{"from", to_rfc3339(p.effective_from)}, {"price_per_gpu_hour", p.unit_price.to_string()}});
+    }
+    data.push_back(json::object{
+        {"gpu_type", type},
+        {"gpus", offer.surplus.total},
+        {"sites", std::move(sites)},
+        {"on_demand", json::object{{"price_per_gpu_hour", list(sched::Tier::kOnDemand)},
+                                   {"available_now", offer.surplus.sellable_now}}},
+        {"reserved", json::object{{"price_per_gpu_hour", list(sched::Tier::kReserved)},
+                                  {"reservable_by_day", std::move(reservable)}}},
+        {"spot", json::object{{"price_per_gpu_hour", list(sched::Tier::kSpot)},
+                              {"floor_per_gpu_hour", offer.spot_floor.to_string()},
+                              {"supply_now", offer.spot_supply},
+                              {"history_24h", std::move(history)}}}});
+  }
+  write_json(response, 200, json::object{{"at", to_rfc3339(now)}, {"currency", "USD"}, {"data", std::move(data)}});
+  return Status::ok();
+}
+
 }  // namespace
 
 void add_market_routes(Router& router, Services& s) {
@@ -210,6 +246,10 @@ void add_market_routes(Router& router, Services& s) {
   router.add({"POST", "/v1/prices", Access::kAuthenticated, store::kScopeAdmin, std::nullopt, bind(set_prices),
               {"Add price versions, effective from a time not before now (a change never reprices a charge made)",
                "market", 201, "PriceChange", "PriceList"}});
+  router.add({"GET", "/v1/offers", Access::kAuthenticated, 0, std::nullopt, bind(get_offers),
+              {"What can be had now per GPU type: list prices, free GPUs per site, on-demand available now, the "
+               "spot price with its floor, supply and last 24 hours, and reservable GPUs per day for 14 days",
+               "market", 200, "", "Offers"}});
   router.add({"GET", "/v1/economics", Access::kAuthenticated, store::kScopeAdmin, std::nullopt, bind(get_economics),
               {"The owner's economics per GPU type: book value, depreciation, marginal and full cost per GPU-hour, "
                "the spot floor and the utilization each list price breaks even at",

@@ -600,12 +600,20 @@ Status BillingService::set_prices(std::span<ledger::PriceEntry> prices) {
   return journal_->wait_durable(journal_->end());
 }
 
-std::vector<ledger::PriceEntry> BillingService::price_versions() const {
+BillingService::PriceList BillingService::prices_at(Timestamp at) const {
   std::shared_lock book_lock(book_mu_);
-  std::vector<ledger::PriceEntry> out;
-  out.reserve(book_.size());
-  book_.for_each([&](const ledger::PriceEntry& p) { out.push_back(p); });
+  PriceList out;
+  book_.for_each_at(at, [&](const ledger::PriceEntry& p, bool scheduled) {
+    (scheduled ? out.scheduled : out.in_force).push_back(p);
+  });
   return out;
+}
+
+std::vector<ledger::PriceEntry> BillingService::price_history(ledger::Product product, std::string_view item,
+                                                              std::string_view variant, Timestamp from,
+                                                              Timestamp to) const {
+  std::shared_lock book_lock(book_mu_);
+  return book_.history(product, item, variant, from, to);
 }
 
 Result<Money> BillingService::price_at(ledger::Product product, std::string_view item, std::string_view variant,

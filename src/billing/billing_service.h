@@ -167,8 +167,15 @@ class BillingService final : public ledger::Wallet, public ledger::PriceCatalog 
   Status set_prices(std::span<ledger::PriceEntry> prices) override;
   // The earliest time a new price version may take effect.
   Timestamp earliest_price_change() const override;
-  // Every version in the book, by key, oldest first.
-  std::vector<ledger::PriceEntry> price_versions() const;
+  // The versions in force at `at`, one per key, and those set to take
+  // effect after it, by key, oldest first.
+  struct PriceList {
+    std::vector<ledger::PriceEntry> in_force, scheduled;
+  };
+  PriceList prices_at(Timestamp at) const;
+  // One key's versions in force at some time of [from, to), oldest first.
+  std::vector<ledger::PriceEntry> price_history(ledger::Product product, std::string_view item,
+                                                std::string_view variant, Timestamp from, Timestamp to) const;
   // PriceSource: the version in force at `at`.
   Result<Money> price_at(ledger::Product product, std::string_view item, std::string_view variant,
                          Timestamp at) const override;

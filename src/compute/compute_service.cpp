@@ -1,6 +1,7 @@
 #include "compute/compute_service.h"
 
 #include <algorithm>
+#include <map>
 #include <charconv>
 #include <utility>
 
@@ -762,6 +763,50 @@ std::vector<fleet::NodeState> ComputeService::node_states() {
 
 std::vector<sched::TypeSurplus> ComputeService::surplus() {
   return call([&] { return scheduler_.surplus(clock_.now()); });
+}
+
+std::vector<TypeOffer> ComputeService::offers(std::int32_t days) {
+  return call([&] {
+    const Timestamp now = clock_.now();
+    const sched::ClusterState& cluster = scheduler_.cluster();
+    constexpr std::int64_t kDayUs = 86'400'000'000;
+    const Timestamp first_day{now.unix_micros - now.unix_micros % kDayUs};
+    std::vector<TypeOffer> out;
+    for (sched::TypeSurplus& t : scheduler_.surplus(now)) {
+      const std::optional<sched::TypeIndex> type = cluster.find_type(t.gpu_type);
+      if (!type) continue;
+      TypeOffer offer;
+      offer.first_day = first_day;
+      for (std::int32_t d = 0; d < days; ++d) {
+        offer.reservable_by_day.push_back(scheduler_.reservable(*type, first_day.plus_micros(d * kDayUs),
+                                                                first_day.plus_micros((d + 1) * kDayUs), now));
+      }
+      offer.spot_supply = t.spot + t.idle + t.reserved_lent_to_spot;
+      offer.spot_floor = floor_of(t.gpu_type, now);
+      offer.surplus = std::move(t);
+      out.push_back(std::move(offer));
+    }
+    // Sites: GPUs counted per type and site (the cluster's node indices are
+    // the fleet's, in its order).
+    std::vector<std::map<std::pair<std::string, std::string>, SiteCapacity>> by_type(out.size());
+    for (std::size_t g = 0; g < cluster.gpu_count(); ++g) {
+      const auto gpu = static_cast<sched::GpuIndex>(g);
+      const fleet::Node& node = fleet_.nodes[cluster.gpu_node(gpu)];
+      const sched::TypeIndex type = cluster.gpu_type(gpu);
+      if (type >= by_type.size()) continue;
+      SiteCapacity& site = by_type[type][{node.region, node.site}];
+      site.region = node.region;
+      site.site = node.site;
+      ++site.gpus;
+      site.available += cluster.is_available(gpu);
+    }
+    for (std::size_t t = 0; t < out.size(); ++t) {
+      const std::optional<sched::TypeIndex> type = cluster.find_type(out[t].surplus.gpu_type);
+      if (!type || *type >= by_type.size()) continue;
+      for (auto& [key, site] : by_type[*type]) out[t].sites.push_back(std::move(site));
+    }
+    return out;
+  });
 }
 
 std::size_t ComputeService::queue_position(const std::string& job_id) {

@@ -118,6 +118,21 @@ struct GpuHolding {
   std::string tenant_id;  // of the job
 };
 
+// What one GPU type offers now, for GET /v1/offers.
+struct SiteCapacity {
+  std::string region, site;
+  std::uint32_t gpus = 0;       // of the type at the site
+  std::uint32_t available = 0;  // free, on nodes that are up
+};
+struct TypeOffer {
+  sched::TypeSurplus surplus;
+  std::vector<SiteCapacity> sites;               // by region, then site
+  Timestamp first_day;                           // the start (UTC) of today
+  std::vector<std::uint32_t> reservable_by_day;  // GPUs one more block could book, per day from first_day
+  std::uint32_t spot_supply = 0;                 // GPUs spot may hold now (what the market sells)
+  Money spot_floor;                              // spot never sells below it
+};
+
 class ComputeService {
  public:
   static Result<std::unique_ptr<ComputeService>> start(store::Store& store, const fleet::FleetSpec& fleet,
@@ -147,6 +162,8 @@ class ComputeService {
   std::vector<GpuHolding> holdings();
   std::vector<fleet::NodeState> node_states();  // in fleet order
   std::vector<sched::TypeSurplus> surplus();
+  // Per GPU type, in fleet order; reservable over the next `days` days.
+  std::vector<TypeOffer> offers(std::int32_t days);
   // Where a job stands in its tier's queue (1 = next); 0 when not queued.
   std::size_t queue_position(const std::string& job_id);
 

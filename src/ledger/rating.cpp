@@ -108,6 +108,19 @@ Result<Money> PriceBook::price_at(Product product, std::string_view item, std::s
                            std::string(variant) + " at " + to_rfc3339(at));
 }
 
+std::vector<PriceEntry> PriceBook::history(Product product, std::string_view item, std::string_view variant,
+                                           Timestamp from, Timestamp to) const {
+  std::vector<PriceEntry> out;
+  auto key = prices_.find(std::make_tuple(product, item, variant));
+  if (key == prices_.end()) return out;
+  auto it = key->second.upper_bound(from);
+  if (it != key->second.begin()) --it;  // the version in force at `from`
+  for (; it != key->second.end() && it->first < to; ++it) {
+    out.push_back({product, std::string(item), std::string(variant), it->first, it->second});
+  }
+  return out;
+}
+
 Result<RatedCharge> rate(const PriceBook& book, const UsageEvent& event) {
   auto bad = [&](std::string_view why) {
     return Status::invalid_argument("usage event \"" + event.id.substr(0, 64) + "\": " + std::string(why));

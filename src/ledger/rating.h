@@ -44,11 +44,13 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 #include "common/money.h"
 #include "common/status.h"
@@ -99,19 +101,25 @@ class PriceBook {
   // <= at. not_found when there is none.
   Result<Money> price_at(Product product, std::string_view item, std::string_view variant, Timestamp at) const;
   std::size_t size() const { return versions_; }
-  // Calls f(const PriceEntry&) for every version, by key, oldest first.
+  // Calls f(const PriceEntry&, bool scheduled) for each key's version in
+  // force at `at` (scheduled false) and each version after it (true), by
+  // key, oldest first. O(keys + versions after `at`).
   template <typename F>
-  void for_each(F&& f) const {
+  void for_each_at(Timestamp at, F&& f) const {
     PriceEntry entry;
     for (const auto& [key, versions] : prices_) {
       std::tie(entry.product, entry.item, entry.variant) = key;
-      for (const auto& [from, price] : versions) {
-        entry.effective_from = from;
-        entry.unit_price = price;
-        f(static_cast<const PriceEntry&>(entry));
+      const auto later = versions.upper_bound(at);  // the first version after `at`
+      for (auto v = later == versions.begin() ? later : std::prev(later); v != versions.end(); ++v) {
+        entry.effective_from = v->first;
+        entry.unit_price = v->second;
+        f(static_cast<const PriceEntry&>(entry), at < v->first);
       }
     }
   }
+  // The versions of one key in force at some time of [from, to), oldest first.
+  std::vector<PriceEntry> history(Product product, std::string_view item, std::string_view variant, Timestamp from,
+                                  Timestamp to) const;
 
  private:
   using Key = std::tuple<Product, std::string, std::string>;

@@ -114,6 +114,34 @@ TEST(PriceBook, VersionsByEffectiveTime) {
   EXPECT_EQ(b.size(), 5u);
 }
 
+TEST(PriceBook, InForceScheduledAndHistory) {
+  PriceBook b = book();
+  for (int h : {1, 2, 3}) {
+    ASSERT_TRUE(
+        b.set({Product::kGpuTime, "h100", "spot", kT0.plus_seconds(3600 * h), usd(std::to_string(h) + ".00")}).is_ok());
+  }
+  std::vector<std::string> seen;
+  b.for_each_at(kT0.plus_seconds(5000), [&](const PriceEntry& p, bool scheduled) {
+    if (p.item == "h100" && p.variant == "spot") seen.push_back(p.unit_price.to_string() + (scheduled ? "+" : ""));
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"1.00", "2.00+", "3.00+"}));
+  std::size_t in_force = 0;
+  b.for_each_at(kT0, [&](const PriceEntry&, bool scheduled) { in_force += !scheduled; });
+  EXPECT_EQ(in_force, 4u);  // one per key of book()
+  // Before a key's first version: all of it is scheduled.
+  seen.clear();
+  b.for_each_at(kT0.plus_micros(-1), [&](const PriceEntry& p, bool scheduled) {
+    if (p.variant == "spot") seen.push_back(p.unit_price.to_string() + (scheduled ? "+" : ""));
+  });
+  EXPECT_EQ(seen.front().back(), '+');
+  auto history = b.history(Product::kGpuTime, "h100", "spot", kT0.plus_seconds(5000), kT0.plus_seconds(7200));
+  ASSERT_EQ(history.size(), 1u);  // 1.00 in force at the start; 2.00 begins at the end, which is outside
+  EXPECT_EQ(history[0].unit_price, usd("1.00"));
+  history = b.history(Product::kGpuTime, "h100", "spot", kT0.plus_seconds(5000), kT0.plus_seconds(7201));
+  EXPECT_EQ(history.size(), 2u);
+  EXPECT_TRUE(b.history(Product::kGpuTime, "a100", "spot", kT0, kT0.plus_seconds(1)).empty());
+}
+
 TEST(PriceBook, RejectsMalformed) {
   PriceBook b;
   EXPECT_EQ(b.set({Product::kGpuTime, "", "spot", kT0, usd("1")}).code(), ErrorCode::kInvalidArgument);

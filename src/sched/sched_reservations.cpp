@@ -119,12 +119,9 @@ Status Scheduler::add_reservation(Reservation reservation, Timestamp now) {
     return Status::unavailable("the scheduler holds " + std::to_string(limits::kSchedReservations) +
                                " reservations already");
   }
-  const std::int64_t from = std::max(r.start, now).unix_micros;
-  const std::int64_t capacity = std::int64_t{cluster_.type_capacity(*type)} - buffer_[*type];
-  const std::int64_t free =
-      capacity - reserved_need_max(*type, from, r.end.unix_micros) - on_demand_running_after(*type, from);
-  if (static_cast<std::int64_t>(r.gpus) > free) {
-    return Status::conflict("only " + std::to_string(std::max<std::int64_t>(free, 0)) + " " + r.gpu_type +
+  const std::uint32_t free = reservable(*type, r.start, r.end, now);
+  if (r.gpus > free) {
+    return Status::conflict("only " + std::to_string(free) + " " + r.gpu_type +
                             " GPUs are free to reserve from " + to_rfc3339(r.start) + " to " + to_rfc3339(r.end) +
                             " (" + std::to_string(r.gpus) + " asked)");
   }
@@ -146,6 +143,14 @@ Status Scheduler::add_reservation(Reservation reservation, Timestamp now) {
   rebuild_reservation_events(*type);
   recompute_next_reservation_event();
   return Status::ok();
+}
+
+std::uint32_t Scheduler::reservable(TypeIndex type, Timestamp from, Timestamp to, Timestamp now) const {
+  const std::int64_t start = std::max(from, now).unix_micros;
+  if (to.unix_micros <= start) return 0;
+  const std::int64_t free = std::int64_t{cluster_.type_capacity(type)} - buffer_[type] -
+                            reserved_need_max(type, start, to.unix_micros) - on_demand_running_after(type, start);
+  return static_cast<std::uint32_t>(std::max<std::int64_t>(free, 0));
 }
 
 Result<Effects> Scheduler::cancel_reservation(std::string_view id, Timestamp now) {

@@ -376,6 +376,10 @@ class Scheduler {
   // conflict when the type's capacity for the window is booked;
   // unavailable when kSchedReservations are live.
   Status add_reservation(Reservation reservation, Timestamp now);
+  // The most GPUs of a type one more reservation of [from, to) could book
+  // now (add_reservation's rule: capacity less the buffer, the reservations
+  // overlapping it at their peak, and the on-demand GPUs still running then).
+  std::uint32_t reservable(TypeIndex type, Timestamp from, Timestamp to, Timestamp now) const;
   // Ends a reservation now (before its start: just forgets it). not_found
   // for an id that is not live.
   Result<Effects> cancel_reservation(std::string_view id, Timestamp now);

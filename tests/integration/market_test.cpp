@@ -4,6 +4,7 @@
 // economics (GET /v1/economics).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <set>
@@ -68,7 +69,7 @@ TEST_F(MarketTest, PricesArePublicVersionedAndRateUsageFromTheirTime) {
   Reply list = get("/v1/prices", "");
   ASSERT_EQ(list.status, 200) << list.body;
   EXPECT_EQ(t4_price(list.json(), "data", "on-demand"), "3.60");
-  EXPECT_EQ(t4_price(list.json(), "data", "spot"), "0.36");
+  EXPECT_EQ(t4_price(list.json(), "data", "reserved"), "2.40");
   EXPECT_EQ(list.json().at("scheduled").as_array().size(), 0u);
 
   auto change = [&](std::string_view entry, const std::string& key) {
@@ -126,6 +127,32 @@ TEST_F(MarketTest, PricesArePublicVersionedAndRateUsageFromTheirTime) {
   server_->stop(SIGTERM);
   start(dir);
   EXPECT_EQ(t4_price(get("/v1/prices", "").json(), "data", "on-demand"), "7.20");
+}
+
+TEST_F(MarketTest, OffersShowWhatCanBeHadNow) {
+  EXPECT_EQ(get("/v1/offers", "").status, 401);
+  Reply r = get("/v1/offers", make_tenant_key());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json::value& t4 = r.json().at("data").at(0);
+  EXPECT_EQ(text(t4.at("gpu_type")), "t4");
+  EXPECT_EQ(text(t4.at("sites").at(0).at("site")), "s");
+  EXPECT_EQ(t4.at("sites").at(0).at("available").as_int64(), 8);
+  EXPECT_EQ(text(t4.at("on_demand").at("price_per_gpu_hour")), "3.60");
+  EXPECT_EQ(t4.at("on_demand").at("available_now").as_int64(), 8);
+  EXPECT_EQ(text(t4.at("reserved").at("price_per_gpu_hour")), "2.40");
+  const auto& days = t4.at("reserved").at("reservable_by_day").as_array();
+  ASSERT_EQ(days.size(), 14u);
+  for (const auto& d : days) EXPECT_EQ(d.at("gpus").as_int64(), 8) << r.body;
+  EXPECT_EQ(text(days.at(0).at("date")), time_text(std::time(nullptr)).substr(0, 10));
+  // The spot floor: the economics' marginal cost (70 W x 1.5 x $0.20). With
+  // no bids nobody loses, so the market's first clearing sets the price to it.
+  EXPECT_EQ(text(t4.at("spot").at("floor_per_gpu_hour")), "0.021");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (t4_price(get("/v1/prices", "").json(), "data", "spot") != "0.021" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(t4_price(get("/v1/prices", "").json(), "data", "spot"), "0.021");
 }
 
 TEST_F(MarketTest, EconomicsShowWhatAGpuIsWorthAndCosts) {
@@ -223,6 +250,29 @@ TEST_F(SpotMarketTest, AHigherBidTakesTheGpusAndEveryWinnerPaysTheClearingPrice)
   EXPECT_EQ(t4_price(get("/v1/prices", "").json(), "data", "spot"), "0.50");
   std::this_thread::sleep_for(std::chrono::milliseconds(3000));
   EXPECT_EQ(text(get("/v1/jobs/" + job_c, key).json().at("state")), "queued");
+
+  // What the offers show a tenant now: both GPUs sold as spot at $0.50.
+  Reply offers = get("/v1/offers", key);
+  ASSERT_EQ(offers.status, 200) << offers.body;
+  const json::value& t4 = offers.json().at("data").at(0);
+  EXPECT_EQ(text(t4.at("gpu_type")), "t4");
+  EXPECT_EQ(t4.at("gpus").as_int64(), 2);
+  EXPECT_EQ(t4.at("sites").at(0).at("available").as_int64(), 0) << offers.body;
+  EXPECT_EQ(text(t4.at("spot").at("price_per_gpu_hour")), "0.50");
+  EXPECT_EQ(text(t4.at("spot").at("floor_per_gpu_hour")), "0.36");
+  EXPECT_EQ(t4.at("spot").at("supply_now").as_int64(), 2);
+  std::vector<std::string> history;
+  for (const auto& h : t4.at("spot").at("history_24h").as_array()) {
+    history.emplace_back(text(h.at("price_per_gpu_hour")));
+  }
+  // The list price in force a day ago, then each clearing price since (the
+  // clearings between them that changed nothing added no version).
+  ASSERT_GE(history.size(), 3u) << offers.body;
+  EXPECT_EQ(history.front(), "0.36");
+  EXPECT_EQ(history.back(), "0.50");
+  EXPECT_NE(std::find(history.begin(), history.end(), "1.00"), history.end()) << offers.body;
+  EXPECT_EQ(t4.at("on_demand").at("available_now").as_int64(), 0);
+  EXPECT_EQ(t4.at("reserved").at("reservable_by_day").as_array().size(), 14u);
   for (const std::string& job : {job_a2, job_b, job_c}) {
     ASSERT_EQ(post("/v1/jobs/" + job + "/cancel", key, "").status, 200);
   }
