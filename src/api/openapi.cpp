@@ -93,8 +93,18 @@ constexpr const char* kSchemas = R"json({
     "max_queued_jobs": {"type": "integer", "nullable": true}, "fair_share_weight": {"type": "number"},
     "gpu_limits": {"type": "array", "items": {"type": "object", "required": ["tier", "max_gpus"], "properties": {
       "tier": {"type": "string"}, "gpu_type": {"type": "string"}, "max_gpus": {"type": "integer"}}}}}},
-  "ReservationRequest": {"type": "object", "required": ["tenant_id", "gpu_type", "gpus", "start", "end"],
-    "properties": {"tenant_id": {"type": "string"}, "gpu_type": {"type": "string"}, "gpus": {"type": "integer"},
+  "QuoteRequest": {"type": "object", "required": ["gpu_type", "gpus", "start", "end"], "properties": {
+    "gpu_type": {"type": "string"}, "gpus": {"type": "integer"}, "packing": {"type": "string"},
+    "start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"}}},
+  "Quote": {"type": "object", "required": ["quote_id", "price", "available", "expires_at"], "properties": {
+    "quote_id": {"type": "string"}, "gpu_type": {"type": "string"}, "gpus": {"type": "integer"},
+    "packing": {"type": "string"}, "start": {"type": "string", "format": "date-time"},
+    "end": {"type": "string", "format": "date-time"}, "available": {"type": "integer"},
+    "price_per_gpu_hour": {"type": "string"}, "price": {"type": "string"}, "currency": {"type": "string"},
+    "expires_at": {"type": "string", "format": "date-time"}}},
+  "ReservationRequest": {"type": "object",
+    "properties": {"quote_id": {"type": "string"}, "tenant_id": {"type": "string"}, "gpu_type": {"type": "string"},
+      "gpus": {"type": "integer"},
       "packing": {"type": "string"}, "start": {"type": "string", "format": "date-time"},
       "end": {"type": "string", "format": "date-time"}}},
   "Reservation": {"type": "object", "required": ["id"], "properties": {

@@ -302,8 +302,62 @@ json::object reservation_json(const store::ReservationRecord& r) {
           {"cancelled_at", json_time(r.cancelled_at)}};
 }
 
+// POST /v1/reservations/quote: {"gpu_type","gpus","start","end","packing"}
+// for the caller's tenant: the snapped window, what is free for it, the
+// price (held when booked) and when the quote expires.
+Status quote_reservation(Services& s, RequestContext& ctx, net::HttpResponse& response) {
+  HR_ASSIGN_OR_RETURN(JsonBody body, JsonBody::parse(ctx.http.body));
+  HR_RETURN_IF_ERROR(body.only_fields({"gpu_type", "gpus", "packing", "start", "end"}));
+  compute::BlockRequest request;
+  request.tenant_id = ctx.caller.tenant_id();
+  HR_ASSIGN_OR_RETURN(request.gpu_type, body.required_string("gpu_type", limits::kGpuTypeNameBytes));
+  const json::value* gpus = body.object().if_contains("gpus");
+  if (gpus == nullptr || !gpus->is_int64() || gpus->get_int64() < 1 || gpus->get_int64() > limits::kSchedGangGpus) {
+    return Status::invalid_argument("field \"gpus\" must be a whole number from 1 to " +
+                                    std::to_string(limits::kSchedGangGpus));
+  }
+  request.gpus = static_cast<std::uint32_t>(gpus->get_int64());
+  HR_ASSIGN_OR_RETURN(auto packing, body.optional_string("packing", 16));
+  HR_ASSIGN_OR_RETURN(request.packing, sched::parse_packing(packing.value_or("any")));
+  HR_ASSIGN_OR_RETURN(auto start, body.optional_time("start"));
+  HR_ASSIGN_OR_RETURN(auto end, body.optional_time("end"));
+  if (!start || !end) return Status::invalid_argument("fields \"start\" and \"end\" are required (RFC 3339)");
+  request.start = *start;
+  request.end = *end;
+  HR_ASSIGN_OR_RETURN(compute::BlockQuote quote, s.compute->quote_block(std::move(request), make_id("quo", s.random)));
+  write_json(response, 200,
+             json::object{{"quote_id", quote.id},
+                          {"gpu_type", quote.request.gpu_type},
+                          {"gpus", quote.request.gpus},
+                          {"packing", sched::packing_name(quote.request.packing)},
+                          {"start", to_rfc3339(quote.request.start)},
+                          {"end", to_rfc3339(quote.request.end)},
+                          {"available", quote.available},
+                          {"price_per_gpu_hour", quote.price_per_gpu_hour.to_string()},
+                          {"price", quote.total.to_string()},
+                          {"currency", "USD"},
+                          {"expires_at", to_rfc3339(quote.expires_at)}});
+  return Status::ok();
+}
+
+// POST /v1/reservations: {"quote_id":"..."} books a quote for the caller's
+// tenant; the admin may instead book a block for any tenant, unpriced, with
+// {"tenant_id","gpu_type","gpus","packing","start","end"}.
 Status create_reservation(Services& s, RequestContext& ctx, net::HttpResponse& response) {
   HR_ASSIGN_OR_RETURN(JsonBody body, JsonBody::parse(ctx.http.body));
+  if (body.object().contains("quote_id")) {
+    HR_RETURN_IF_ERROR(body.only_fields({"quote_id"}));
+    HR_ASSIGN_OR_RETURN(std::string quote_id, body.required_string("quote_id", 64));
+    const std::string id = make_id(kReservationIdPrefix, s.random);
+    HR_ASSIGN_OR_RETURN(store::ReservationRecord r,
+                        s.compute->book_block(ctx.caller.tenant_id(), quote_id, id,
+                                              audit(s, ctx, "reservation.book", id, {{"quote_id", quote_id}})));
+    write_json(response, 201, reservation_json(r));
+    return Status::ok();
+  }
+  if (!ctx.caller.is_admin()) {
+    return Status::permission_denied("book a block with {\"quote_id\"} from POST /v1/reservations/quote");
+  }
   HR_RETURN_IF_ERROR(body.only_fields({"tenant_id", "gpu_type", "gpus", "packing", "start", "end"}));
   store::ReservationRecord r;
   HR_ASSIGN_OR_RETURN(r.tenant_id, body.required_string("tenant_id", 64));
@@ -388,9 +442,16 @@ void add_compute_routes(Router& router, Services& s) {
   router.add({"GET", "/v1/tenants/{id}/quota", Access::kAuthenticated, 0, tenant_in_path, bind(get_quota),
               {"A tenant's compute quota", "quotas", 200, "", "Quota"}});
 
-  router.add({"POST", "/v1/reservations", Access::kAuthenticated, store::kScopeAdmin, std::nullopt,
+  router.add({"POST", "/v1/reservations/quote", Access::kAuthenticated, store::kScopeCompute, std::nullopt,
+              bind(quote_reservation),
+              {"Quote a capacity block: the window snapped to the hour, the GPUs free for it, its price and the "
+               "quote's expiry",
+               "reservations", 200, "QuoteRequest", "Quote"}});
+  router.add({"POST", "/v1/reservations", Access::kAuthenticated, store::kScopeCompute, std::nullopt,
               bind(create_reservation),
-              {"Book a capacity block for a tenant (admin)", "reservations", 201, "ReservationRequest", "Reservation"}});
+              {"Book a quote ({\"quote_id\"}: the price is held on the tenant's balance), or, for the admin, an "
+               "unpriced block for any tenant",
+               "reservations", 201, "ReservationRequest", "Reservation"}});
   router.add({"GET", "/v1/reservations", Access::kAuthenticated, store::kScopeCompute, std::nullopt,
               [&s](RequestContext& ctx, net::HttpResponse& r) -> Status {
                 HR_ASSIGN_OR_RETURN(auto page, page_request(ctx.http));
@@ -409,7 +470,7 @@ void add_compute_routes(Router& router, Services& s) {
                 return Status::ok();
               },
               {"A reservation", "reservations", 200, "", "Reservation"}});
-  router.add({"DELETE", "/v1/reservations/{id}", Access::kAuthenticated, store::kScopeAdmin, reservation_in_path,
+  router.add({"DELETE", "/v1/reservations/{id}", Access::kAuthenticated, store::kScopeCompute, reservation_in_path,
               [&s](RequestContext& ctx, net::HttpResponse& r) -> Status {
                 std::string id(ctx.param("id"));
                 HR_RETURN_IF_ERROR(s.compute->cancel_reservation(id, audit(s, ctx, "reservation.cancel", id, {})));
@@ -418,7 +479,9 @@ void add_compute_routes(Router& router, Services& s) {
                 write_json(r, 200, reservation_json(*found));
                 return Status::ok();
               },
-              {"Cancel a reservation: its running jobs get notice", "reservations", 200, "", "Reservation"}});
+              {"Cancel a reservation: its running jobs get notice; a priced block is free to cancel 24 h before "
+               "its start, costs a quarter of its price later, and is charged for the hours begun once started",
+               "reservations", 200, "", "Reservation"}});
 }
 
 }  // namespace headroom::api

@@ -241,6 +241,13 @@ Status serve(const ServeFlags& flags) {
   compute_options.wallet = billing.get();
   compute_options.catalog = billing.get();
   compute_options.clearing_interval_s = config.market.clearing_interval_s;
+  for (const market::ForecastEntry& f : config.market.internal_forecast) {
+    if (!fleet::find_gpu_type(fleet, f.gpu_type)) {
+      return Status::invalid_argument("market.internal_forecast: the fleet has no GPU type " +
+                                      fleet::quote_for_message(f.gpu_type));
+    }
+  }
+  compute_options.internal_forecast = config.market.internal_forecast;
   compute_options.spot_floor = [economics = config.market.economics](const std::string& gpu_type,
                                                                      Timestamp at) -> std::optional<Money> {
     auto it = economics.find(gpu_type);

@@ -175,7 +175,8 @@ class BillingService final : public ledger::Wallet, public ledger::PriceCatalog 
   PriceList prices_at(Timestamp at) const;
   // One key's versions in force at some time of [from, to), oldest first.
   std::vector<ledger::PriceEntry> price_history(ledger::Product product, std::string_view item,
-                                                std::string_view variant, Timestamp from, Timestamp to) const;
+                                                std::string_view variant, Timestamp from,
+                                                Timestamp to) const override;
   // PriceSource: the version in force at `at`.
   Result<Money> price_at(ledger::Product product, std::string_view item, std::string_view variant,
                          Timestamp at) const override;

@@ -31,9 +31,6 @@ std::optional<std::vector<std::pair<std::string, std::uint32_t>>> parse_gpu_name
   return out;
 }
 
-sched::Reservation to_sched_reservation(const store::ReservationRecord& r);
-
-
 }  // namespace
 
 Result<std::unique_ptr<ComputeService>> ComputeService::start(store::Store& store, const fleet::FleetSpec& fleet,
@@ -97,10 +94,12 @@ Status ComputeService::recover(Timestamp now) {
     HR_RETURN_IF_ERROR(scheduler_.set_quota(tenant, quota->limits));
     HR_RETURN_IF_ERROR(scheduler_.set_tenant_weight(tenant, quota->fair_share_weight));
   }
+  HR_RETURN_IF_ERROR(open_calendar(now));
   HR_ASSIGN_OR_RETURN(auto reservations, store_.live_reservations(now));
   for (const auto& r : reservations) {
     Status added = scheduler_.add_reservation(to_sched_reservation(r), now);
     if (!added) spdlog::warn("reservation {} cannot be honoured any more: {}", r.id, added.message());
+    restore_block(r, now);
   }
 
   HR_ASSIGN_OR_RETURN(auto jobs, store_.unsettled_jobs());
@@ -224,6 +223,8 @@ void ComputeService::run() {
     if (auto real = std::chrono::steady_clock::now(); real >= next_tick_) {
       clear_spot(now);
       apply(scheduler_.tick(now), now);
+      calendar_->advance(now);
+      charge_blocks(now);
       emit_due_usage(now);
       preempt_exhausted(now);
       next_tick_ = real + std::chrono::milliseconds(options_.tick_ms);
@@ -233,17 +234,6 @@ void ComputeService::run() {
   flush();
 }
 
-template <typename F>
-auto ComputeService::call(F f) -> decltype(f()) {
-  std::packaged_task<decltype(f())()> task(std::move(f));
-  auto result = task.get_future();
-  {
-    std::lock_guard lock(mutex_);
-    tasks_.emplace_back([&task] { task(); });
-  }
-  wake_.notify_one();
-  return result.get();
-}
 
 void ComputeService::submit(Submission submission, std::function<void(Result<Submitted>)> done) {
   {
@@ -505,6 +495,10 @@ Money ComputeService::unit_price(const LiveJob& job, Timestamp at) const {
 void ComputeService::close_run(LiveJob& job, Timestamp end) {
   store::JobRecord& r = job.record;
   if (!r.started_at) return;
+  if (on_priced_block(job)) {  // its GPU-hours are the block's, charged as the block's
+    r.usage_until = std::max(end, r.usage_until.value_or(end));
+    return;
+  }
   Timestamp from = std::max(r.usage_until.value_or(*r.started_at), *r.started_at);
   std::int64_t interval_us = options_.usage_interval_s * 1'000'000;
   while (from < end) {
@@ -642,8 +636,6 @@ sched::Job ComputeService::to_sched_job(const store::JobRecord& record, const Jo
   return job;
 }
 
-namespace {
-
 sched::Reservation to_sched_reservation(const store::ReservationRecord& r) {
   sched::Reservation out;
   out.id = r.id;
@@ -656,8 +648,6 @@ sched::Reservation to_sched_reservation(const store::ReservationRecord& r) {
   out.end = r.end;
   return out;
 }
-
-}  // namespace
 
 Status ComputeService::check_price(const JobSpec& spec, Timestamp now) const {
   if (spec.tier != sched::Tier::kSpot || !spec.max_price_per_gpu_hour) return Status::ok();
@@ -714,11 +704,22 @@ Status ComputeService::set_quota(const std::string& tenant_id, const ComputeQuot
 
 Status ComputeService::add_reservation(const store::ReservationRecord& reservation, const store::AuditRecord& audit) {
   return call([&]() -> Status {
-    HR_RETURN_IF_ERROR(scheduler_.add_reservation(to_sched_reservation(reservation), clock_.now()));
-    Status stored = store_.create_reservation(reservation, audit);
+    const Timestamp now = clock_.now();
+    // The calendar counts it too (its hours snapped outwards), so that no
+    // quote sells its GPUs or the owner's forecast.
+    HR_ASSIGN_OR_RETURN(auto window, market::snap_to_hours(std::max(reservation.start, now), reservation.end));
+    calendar_->advance(now);
+    HR_RETURN_IF_ERROR(
+        calendar_->book({reservation.id, reservation.gpu_type, static_cast<std::uint32_t>(reservation.gpus),
+                         window.first, window.second}));
+    Status added = scheduler_.add_reservation(to_sched_reservation(reservation), now);
+    Status stored = added ? store_.create_reservation(reservation, audit) : added;
     if (!stored) {
-      auto undone = scheduler_.cancel_reservation(reservation.id, clock_.now());
-      if (undone) apply(*undone, clock_.now());
+      if (added) {
+        auto undone = scheduler_.cancel_reservation(reservation.id, now);
+        if (undone) apply(*undone, now);
+      }
+      CHECK(calendar_->release(reservation.id).is_ok());
     }
     return stored;
   });
@@ -730,6 +731,8 @@ Status ComputeService::cancel_reservation(const std::string& id, const store::Au
     HR_RETURN_IF_ERROR(store_.cancel_reservation(id, now, audit));
     auto effects = scheduler_.cancel_reservation(id, now);
     if (effects) apply(*effects, now);
+    (void)calendar_->release(id);  // not_found: its hours are all past already
+    cancel_block(id, now);
     return Status::ok();
   });
 }

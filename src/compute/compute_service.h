@@ -55,6 +55,7 @@
 #include "ledger/usage.h"
 #include "ledger/rating.h"
 #include "ledger/wallet.h"
+#include "market/calendar.h"
 #include "market/clearing.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
@@ -89,6 +90,10 @@ struct ComputeOptions {
   // Spot's floor per GPU type at a time (the owner's economics); none, or a
   // type it does not know (nullopt): the type's list spot price.
   std::function<std::optional<Money>(const std::string& gpu_type, Timestamp at)> spot_floor;
+  // Capacity blocks: the owner's declared internal demand (never sold), and
+  // how long a quote holds.
+  std::vector<market::ForecastEntry> internal_forecast;
+  std::int64_t quote_ttl_s = 900;
   GpuPrices default_prices;
   std::unordered_map<std::string, GpuPrices> prices;  // by GPU type
   sched::SchedulerOptions scheduler;
@@ -133,6 +138,28 @@ struct TypeOffer {
   Money spot_floor;                              // spot never sells below it
 };
 
+// A capacity block asked for (capacity_blocks.cpp).
+struct BlockRequest {
+  std::string tenant_id;
+  std::string gpu_type;
+  std::uint32_t gpus = 0;
+  sched::Packing packing = sched::Packing::kAny;
+  Timestamp start, end;  // snapped to whole hours: start down, end up
+};
+// A quote: what the block would cost and how much of it is free. Booking
+// it (book_block) before expires_at gets exactly this.
+struct BlockQuote {
+  std::string id;  // "quo_..."
+  BlockRequest request;
+  std::uint32_t available = 0;  // the most GPUs a block of this window could book now
+  Money price_per_gpu_hour;     // the reserved list price now, locked for the block
+  Money total;                  // gpus x hours x price, held on the tenant's balance at booking
+  Timestamp expires_at;
+};
+
+// The scheduler's view of a stored reservation.
+sched::Reservation to_sched_reservation(const store::ReservationRecord& r);
+
 class ComputeService {
  public:
   static Result<std::unique_ptr<ComputeService>> start(store::Store& store, const fleet::FleetSpec& fleet,
@@ -156,7 +183,20 @@ class ComputeService {
   Status set_node_state(const std::string& node, fleet::NodeState state, const store::AuditRecord& audit);
   Status set_quota(const std::string& tenant_id, const ComputeQuota& quota, const store::AuditRecord& audit);
   Status add_reservation(const store::ReservationRecord& reservation, const store::AuditRecord& audit);
+  // Cancels a reservation; a priced block's cancellation charges by the
+  // rules in capacity_blocks.cpp. not_found for one that is not live.
   Status cancel_reservation(const std::string& id, const store::AuditRecord& audit);
+
+  // Capacity blocks (capacity_blocks.cpp). invalid_argument naming the field;
+  // conflict when the window does not have the GPUs (saying how many it has).
+  Result<BlockQuote> quote_block(BlockRequest request, std::string quote_id);
+  // Books a quote for its tenant: the calendar and the scheduler take it
+  // together, or neither does, and its total is held on the tenant's balance.
+  // not_found for an unknown or expired quote (or another tenant's);
+  // conflict when the GPUs went meanwhile; insufficient_funds when the
+  // tenant cannot cover the hold; the block's reservation on success.
+  Result<store::ReservationRecord> book_block(const std::string& tenant_id, const std::string& quote_id,
+                                              const std::string& reservation_id, const store::AuditRecord& audit);
 
   // Snapshots, taken on the compute thread.
   std::vector<GpuHolding> holdings();
@@ -202,6 +242,16 @@ class ComputeService {
   void close_run(LiveJob& job, Timestamp end);
   void flush();
   Status check_price(const JobSpec& spec, Timestamp now) const;
+  // Capacity blocks (capacity_blocks.cpp).
+  struct PricedBlock;
+  Status open_calendar(Timestamp now);
+  void charge_blocks(Timestamp now);
+  bool charge_block(const std::string& id, PricedBlock& block, Timestamp now);
+  void cancel_block(const std::string& id, Timestamp now);
+  // After a restart: a live reservation back into the calendar, and a priced
+  // block back into blocks_ (its hours emitted again are recorded once).
+  void restore_block(const store::ReservationRecord& r, Timestamp now);
+  bool on_priced_block(const LiveJob& job) const;
   // The spot market (spot_market.cpp).
   Money floor_of(const std::string& gpu_type, Timestamp now) const;
   void clear_spot(Timestamp now);
@@ -229,6 +279,17 @@ class ComputeService {
   std::vector<ledger::UsageEvent> pending_usage_;
   std::vector<std::string> pending_releases_;  // jobs whose run ended: their hold goes once the usage is recorded
   std::uint64_t exhausted_seen_ = 0;           // the wallet's exhausted_generation() last acted on
+  // Capacity blocks: the calendar (hourly free GPUs per type, the internal
+  // forecast never sold), the live quotes, and the priced blocks whose hours
+  // are charged as they pass (by id: how far they are charged).
+  struct PricedBlock {
+    std::string tenant_id, gpu_type;
+    std::uint32_t gpus = 0;
+    Timestamp start, end, charged_until;
+  };
+  std::unique_ptr<market::CapacityCalendar> calendar_;
+  std::unordered_map<std::string, BlockQuote> quotes_;
+  std::map<std::string, PricedBlock> blocks_;
   // The spot market's state: the last clearing price per type (by type index,
   // empty before the first clearing), when the next clearing is due, and
   // buffers reused between clearings.
@@ -252,5 +313,18 @@ class ComputeService {
   std::vector<std::function<void()>> tasks_;
   std::thread thread_;
 };
+
+// Defined here so that every file of the service may use it.
+template <typename F>
+auto ComputeService::call(F f) -> decltype(f()) {
+  std::packaged_task<decltype(f())()> task(std::move(f));
+  auto result = task.get_future();
+  {
+    std::lock_guard lock(mutex_);
+    tasks_.emplace_back([&task] { task(); });
+  }
+  wake_.notify_one();
+  return result.get();
+}
 
 }  // namespace headroom::compute

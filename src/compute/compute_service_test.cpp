@@ -145,6 +145,15 @@ class FakeCatalog final : public ledger::PriceCatalog {
     return Status::ok();
   }
   Timestamp earliest_price_change() const override { return Timestamp{}; }
+  std::vector<ledger::PriceEntry> price_history(ledger::Product, std::string_view item, std::string_view variant,
+                                                Timestamp, Timestamp) const override {
+    std::lock_guard lock(mutex_);
+    std::vector<ledger::PriceEntry> out;
+    for (const ledger::PriceEntry& p : versions) {
+      if (p.item == item && p.variant == variant) out.push_back(p);
+    }
+    return out;
+  }
   std::vector<std::string> spot_prices() const {
     std::lock_guard lock(mutex_);
     std::vector<std::string> out;

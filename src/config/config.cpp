@@ -545,9 +545,35 @@ Status read_gateway(const TableReader& gateway, ServeConfig& config) {
 }
 
 Status read_market(const TableReader& market, ServeConfig& config) {
-  HR_RETURN_IF_ERROR(market.check_keys({"clearing_interval_s", "economics"}));
+  HR_RETURN_IF_ERROR(market.check_keys({"clearing_interval_s", "economics", "internal_forecast"}));
   HR_ASSIGN_OR_RETURN(auto interval, market.optional_integer("clearing_interval_s", 0, 3600));
   if (interval) config.market.clearing_interval_s = *interval;
+  if (const toml::node* forecast = market.table().get("internal_forecast")) {
+    const toml::array* entries = forecast->as_array();
+    if (entries == nullptr || entries->size() > limits::kCalendarForecastEntries) {
+      return market.error("internal_forecast", "expected an array of tables ([[market.internal_forecast]]), at most " +
+                                                   std::to_string(limits::kCalendarForecastEntries));
+    }
+    for (std::size_t i = 0; i < entries->size(); ++i) {
+      const toml::table* table = (*entries)[i].as_table();
+      const std::string path = market.path_of("internal_forecast") + "[" + std::to_string(i) + "]";
+      if (table == nullptr) return market.error("internal_forecast", path + ": expected a table");
+      TableReader entry(market.source(), *table, path);
+      HR_RETURN_IF_ERROR(entry.check_keys({"gpu_type", "gpus", "from", "to"}));
+      market::ForecastEntry f;
+      HR_ASSIGN_OR_RETURN(f.gpu_type, entry.required_string("gpu_type", limits::kGpuTypeNameBytes));
+      HR_ASSIGN_OR_RETURN(std::int64_t gpus, entry.required_integer("gpus", 1, limits::kFleetGpus));
+      f.gpus = static_cast<std::uint32_t>(gpus);
+      for (auto [name, slot] : {std::pair{"from", &f.from}, std::pair{"to", &f.to}}) {
+        HR_ASSIGN_OR_RETURN(std::string text, entry.required_string(name, 64));
+        auto when = parse_rfc3339(text);
+        if (!when) return entry.error(name, "expected an RFC 3339 time such as \"2026-12-01T00:00:00Z\"");
+        *slot = *when;
+      }
+      if (f.to <= f.from) return entry.error("to", "must be after from");
+      config.market.internal_forecast.push_back(std::move(f));
+    }
+  }
   HR_ASSIGN_OR_RETURN(const toml::table* economics, market.optional_table("economics"));
   if (!economics) return Status::ok();
   TableReader types(market.source(), *economics, market.path_of("economics"));

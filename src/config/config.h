@@ -45,6 +45,7 @@
 #include "common/money.h"
 #include "common/status.h"
 #include "fleet/fleet.h"
+#include "market/calendar.h"
 #include "market/economics.h"
 
 namespace headroom::config {
@@ -145,6 +146,11 @@ struct GatewayConfig {
 //
 //   [market]
 //   clearing_interval_s = 60           # the spot market clears this often; 0: off
+//   [[market.internal_forecast]]       # the owner's own demand, never sold as capacity blocks
+//   gpu_type = "h100"
+//   gpus = 512
+//   from = "2026-12-01T00:00:00Z"
+//   to = "2026-12-15T00:00:00Z"
 //   [market.economics.h100]
 //   purchase_price = "30000.00"        # one GPU, with its share of the server
 //   in_service = "2025-06-01T00:00:00Z"
@@ -165,6 +171,7 @@ struct GpuEconomicsConfig {
 struct MarketConfig {
   std::int64_t clearing_interval_s = 60;                // the spot market clears this often; 0: no market
   std::map<std::string, GpuEconomicsConfig> economics;  // by GPU type
+  std::vector<market::ForecastEntry> internal_forecast;  // the owner's own demand: never sold as blocks
 };
 
 struct ServeConfig {

@@ -146,6 +146,9 @@ class PriceCatalog : public PriceSource {
   virtual Status set_prices(std::span<PriceEntry> prices) = 0;
   // The earliest time a new version may take effect.
   virtual Timestamp earliest_price_change() const = 0;
+  // One key's versions in force at some time of [from, to), oldest first.
+  virtual std::vector<PriceEntry> price_history(Product product, std::string_view item, std::string_view variant,
+                                                Timestamp from, Timestamp to) const = 0;
 };
 
 enum class PriceCheck : std::uint8_t {

@@ -293,5 +293,182 @@ TEST_F(SpotMarketTest, AHigherBidTakesTheGpusAndEveryWinnerPaysTheClearingPrice)
   EXPECT_FALSE(prices.contains("2.00")) << lines.body;
 }
 
+// Capacity blocks on eight t4 GPUs at $3.60 per GPU-hour reserved, with the
+// owner's internal demand of 4 GPUs declared from 48 to 72 hours from now.
+class BlockTest : public MarketTest {
+ protected:
+  std::string config_toml() const override {
+    const std::time_t now = std::time(nullptr);
+    return "[compute.prices.t4]\nreserved = \"3.60\"\n"
+           "[[market.internal_forecast]]\ngpu_type = \"t4\"\ngpus = 4\nfrom = \"" +
+           time_text(now + 48 * 3600) + "\"\nto = \"" + time_text(now + 72 * 3600) +
+           "\"\n"
+           "[[fleet.gpu_types]]\nname = \"t4\"\nmemory_gib = 16\n"
+           "[[fleet.nodes]]\nname = \"node-1\"\nregion = \"r\"\nsite = \"s\"\ncluster = \"c\"\n"
+           "gpu_type = \"t4\"\ngpus = 8\n";
+  }
+
+  // A new tenant with $1,000 and a compute key: {tenant id, key}.
+  std::pair<std::string, std::string> buyer() {
+    static int n = 0;
+    Reply t = post("/v1/tenants", admin_, R"({"name":"block-)" + std::to_string(++n) + R"(","kind":"external"})");
+    EXPECT_EQ(t.status, 201) << t.body;
+    const std::string id(t.json().at("id").as_string());
+    Reply k = post("/v1/tenants/" + id + "/keys", admin_, R"({"name":"k","scopes":["compute"]})");
+    EXPECT_EQ(k.status, 201) << k.body;
+    EXPECT_EQ(post("/v1/tenants/" + id + "/credits", admin_, R"({"amount":"1000.00"})").status, 201);
+    return {id, std::string(k.json().at("key").as_string())};
+  }
+  Reply quote(const std::string& key, std::uint32_t gpus, std::time_t start, std::time_t end) {
+    return post("/v1/reservations/quote", key,
+                R"({"gpu_type":"t4","gpus":)" + std::to_string(gpus) + R"(,"start":")" + time_text(start) +
+                    R"(","end":")" + time_text(end) + R"("})");
+  }
+  std::string balance(const std::string& tenant, std::string_view field) {
+    Reply r = get("/v1/balance?tenant_id=" + tenant, admin_);
+    return r.status == 200 ? std::string(text(r.json().at(field))) : "";
+  }
+  bool wait_balance(const std::string& tenant, std::string_view field, std::string_view value) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (balance(tenant, field) == value) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    ADD_FAILURE() << field << " never became " << value << ": " << balance(tenant, field);
+    return false;
+  }
+  static std::time_t hour_of(std::time_t t) { return t - t % 3600; }
+};
+
+TEST_F(BlockTest, QuoteBookAndCancelByTheRules) {
+  auto [tenant, key] = buyer();
+  const std::time_t day = hour_of(std::time(nullptr)) + 30 * 3600;
+  // 2 GPUs for 2 hours (the start snaps down, the end up) at $3.60: $14.40.
+  Reply q = quote(key, 2, day + 600, day + 2 * 3600 - 600);
+  ASSERT_EQ(q.status, 200) << q.body;
+  EXPECT_EQ(text(q.json().at("start")), time_text(day));
+  EXPECT_EQ(text(q.json().at("end")), time_text(day + 2 * 3600));
+  EXPECT_EQ(q.json().at("available").as_int64(), 8);
+  EXPECT_EQ(text(q.json().at("price_per_gpu_hour")), "3.60");
+  EXPECT_EQ(text(q.json().at("price")), "14.40");
+
+  // The owner's forecast is never sold: 4 of 8 are free from 48 h on.
+  const std::time_t forecast = hour_of(std::time(nullptr)) + 50 * 3600;
+  Reply busy = quote(key, 5, forecast, forecast + 3600);
+  EXPECT_EQ(busy.status, 409) << busy.body;
+  EXPECT_NE(busy.body.find("only 4 t4 GPUs"), std::string::npos) << busy.body;
+  EXPECT_EQ(quote(key, 4, forecast, forecast + 3600).status, 200);
+
+  // Bad quotes are named.
+  for (const auto& [body, says] : std::initializer_list<std::pair<std::string, std::string>>{
+           {R"({"gpu_type":"t4","gpus":0,"start":"2030-01-01T00:00:00Z","end":"2030-01-01T01:00:00Z"})", "gpus"},
+           {R"({"gpu_type":"a100","gpus":1,"start":")" + time_text(day) + R"(","end":")" + time_text(day + 3600) +
+                R"("})",
+            "gpu_type"},
+           {R"({"gpu_type":"t4","gpus":1,"start":")" + time_text(day) + R"(","end":")" + time_text(day - 3600) +
+                R"("})",
+            "end"},
+           {R"({"gpu_type":"t4","gpus":1,"start":")" + time_text(day) + R"("})", "end"},
+           {R"({"gpu_type":"t4","gpus":1,"start":")" + time_text(day) + R"(","end":")" +
+                time_text(day + 400LL * 86400) + R"("})",
+            "end"}}) {
+    Reply r = post("/v1/reservations/quote", key, body);
+    EXPECT_EQ(r.status, 400) << body << " -> " << r.body;
+    EXPECT_NE(r.body.find(says), std::string::npos) << body << " -> " << r.body;
+  }
+
+  // Booking holds the price; the quote is used up; nobody else may book it.
+  auto [other, other_key] = buyer();
+  const std::string quote_id(q.json().at("quote_id").as_string());
+  EXPECT_EQ(post("/v1/reservations", other_key, R"({"quote_id":")" + quote_id + R"("})").status, 404);
+  Reply booked = post("/v1/reservations", key, R"({"quote_id":")" + quote_id + R"("})");
+  ASSERT_EQ(booked.status, 201) << booked.body;
+  const std::string reservation(booked.json().at("id").as_string());
+  EXPECT_EQ(text(booked.json().at("tenant_id")), tenant);
+  EXPECT_EQ(balance(tenant, "held"), "14.40");
+  EXPECT_EQ(post("/v1/reservations", key, R"({"quote_id":")" + quote_id + R"("})").status, 404);
+  EXPECT_EQ(post("/v1/reservations", key, R"({"quote_id":"quo_nope"})").status, 404);
+  // A tenant books by quote only.
+  EXPECT_EQ(post("/v1/reservations", key,
+                 R"({"tenant_id":")" + tenant + R"(","gpu_type":"t4","gpus":1,"start":")" + time_text(day) +
+                     R"(","end":")" + time_text(day + 3600) + R"("})")
+                .status,
+            403);
+  // The calendar counts it: 6 left for that window.
+  EXPECT_EQ(quote(key, 1, day, day + 3600).json().at("available").as_int64(), 6);
+  EXPECT_EQ(call(server_->url(), "DELETE", "/v1/reservations/" + reservation, other_key).status, 404);
+
+  // 30 hours ahead: cancelling is free, and the GPUs come back.
+  Reply cancelled = call(server_->url(), "DELETE", "/v1/reservations/" + reservation, key);
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  EXPECT_TRUE(wait_balance(tenant, "held", "0.00"));
+  EXPECT_EQ(balance(tenant, "balance"), "1000.00");
+  EXPECT_EQ(quote(key, 1, day, day + 3600).json().at("available").as_int64(), 8);
+
+  // Within 24 hours of the start: a quarter of the price ($14.40 / 4).
+  const std::time_t soon = hour_of(std::time(nullptr)) + 3 * 3600;
+  Reply late = quote(key, 2, soon, soon + 2 * 3600);
+  ASSERT_EQ(late.status, 200) << late.body;
+  Reply late_booked = post("/v1/reservations", key, R"({"quote_id":")" + std::string(late.json().at("quote_id").as_string()) + R"("})");
+  ASSERT_EQ(late_booked.status, 201) << late_booked.body;
+  ASSERT_EQ(call(server_->url(), "DELETE", "/v1/reservations/" + std::string(late_booked.json().at("id").as_string()), key)
+                .status,
+            200);
+  EXPECT_TRUE(wait_balance(tenant, "balance", "996.40"));
+  EXPECT_TRUE(wait_balance(tenant, "held", "0.00"));
+}
+
+TEST_F(BlockTest, TwoTenantsRacingForTheLastGpusNeverBothGetThem) {
+  const std::time_t start = hour_of(std::time(nullptr)) + 10 * 3600;
+  for (int round = 0; round < 5; ++round) {
+    auto [a, a_key] = buyer();
+    auto [b, b_key] = buyer();
+    const std::time_t from = start + round * 3600;
+    Reply qa = quote(a_key, 8, from, from + 3600), qb = quote(b_key, 8, from, from + 3600);
+    ASSERT_EQ(qa.status, 200) << qa.body;
+    ASSERT_EQ(qb.status, 200) << qb.body;
+    int statuses[2] = {0, 0};
+    std::thread ta([&] {
+      statuses[0] = post("/v1/reservations", a_key, R"({"quote_id":")" + std::string(qa.json().at("quote_id").as_string()) + R"("})").status;
+    });
+    std::thread tb([&] {
+      statuses[1] = post("/v1/reservations", b_key, R"({"quote_id":")" + std::string(qb.json().at("quote_id").as_string()) + R"("})").status;
+    });
+    ta.join();
+    tb.join();
+    EXPECT_EQ(std::min(statuses[0], statuses[1]), 201) << statuses[0] << " " << statuses[1];
+    EXPECT_EQ(std::max(statuses[0], statuses[1]), 409) << statuses[0] << " " << statuses[1];
+    // Only the winner's money is held.
+    EXPECT_EQ(balance(statuses[0] == 201 ? b : a, "held"), "0.00");
+  }
+}
+
+TEST_F(BlockTest, ABlockUnderWayIsChargedForTheHoursBegunAndItsJobsAreNotChargedTwice) {
+  auto [tenant, key] = buyer();
+  const std::time_t now = std::time(nullptr);
+  Reply q = quote(key, 1, now, hour_of(now) + 3600);  // the rest of this hour
+  ASSERT_EQ(q.status, 200) << q.body;
+  Reply booked = post("/v1/reservations", key, R"({"quote_id":")" + std::string(q.json().at("quote_id").as_string()) + R"("})");
+  ASSERT_EQ(booked.status, 201) << booked.body;
+  const std::string reservation(booked.json().at("id").as_string());
+  Reply job = post("/v1/jobs", key,
+                   R"({"gpus":1,"tier":"reserved","reservation_id":")" + reservation + R"(","command":["true"]})");
+  ASSERT_EQ(job.status, 201) << job.body;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (text(get("/v1/jobs/" + std::string(job.json().at("id").as_string()), key).json().at("state")) != "succeeded" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_EQ(call(server_->url(), "DELETE", "/v1/reservations/" + reservation, key).status, 200);
+  EXPECT_TRUE(wait_balance(tenant, "held", "0.00"));
+  // The hour begun is charged from the booking, at most $3.60; the job adds nothing.
+  const double spent = 1000.0 - std::stod(balance(tenant, "balance"));
+  EXPECT_GT(spent, 0.0);
+  EXPECT_LE(spent, 3.60);
+  Reply usage = get("/v1/usage?group_by=job", key);
+  ASSERT_EQ(usage.status, 200) << usage.body;
+  for (const auto& row : usage.json().at("data").as_array()) EXPECT_EQ(text(row.at("group")), reservation) << usage.body;
+}
+
 }  // namespace
 }  // namespace headroom::testing
