@@ -140,6 +140,9 @@ constexpr const char* kSchemas = R"json({
     "scheduled": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}}}},
   "PriceChange": {"type": "object", "required": ["prices"], "properties": {
     "prices": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}}}},
+  "Report": {"type": "object", "required": ["data"], "properties": {
+    "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
+    "data": {"type": "array", "items": {"type": "object"}}}},
   "Offers": {"type": "object", "required": ["data"], "properties": {
     "at": {"type": "string", "format": "date-time"}, "currency": {"type": "string"},
     "data": {"type": "array", "items": {"type": "object", "required": ["gpu_type"], "properties": {

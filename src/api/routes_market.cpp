@@ -47,8 +47,15 @@ Status get_prices(Services& s, RequestContext& ctx, net::HttpResponse& response)
   }
   const billing::BillingService::PriceList prices = s.billing->prices_at(at);
   json::array in_force, scheduled;
-  for (const ledger::PriceEntry& p : prices.in_force) in_force.push_back(price_json(p));
-  for (const ledger::PriceEntry& p : prices.scheduled) scheduled.push_back(price_json(p));
+  // A capacity block's own price (variant "block:<id>") is its tenant's
+  // business, not a list price.
+  auto listed = [](const ledger::PriceEntry& p) { return !p.variant.starts_with("block:"); };
+  for (const ledger::PriceEntry& p : prices.in_force) {
+    if (listed(p)) in_force.push_back(price_json(p));
+  }
+  for (const ledger::PriceEntry& p : prices.scheduled) {
+    if (listed(p)) scheduled.push_back(price_json(p));
+  }
   write_json(response, 200,
              json::object{{"at", to_rfc3339(at)},
                           {"currency", "USD"},

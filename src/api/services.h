@@ -52,7 +52,8 @@ void add_fleet_routes(Router& router, Services& services);
 void add_compute_routes(Router& router, Services& services);
 void add_billing_routes(Router& router, Services& services);
 void add_model_routes(Router& router, Services& services);  // the OpenAI API
-void add_market_routes(Router& router, Services& services);  // prices, economics
+void add_market_routes(Router& router, Services& services);  // prices, offers, economics
+void add_report_routes(Router& router, Services& services);  // the owner's reports
 
 // The OpenAPI 3 document of every route in `router`.
 std::string openapi_document(const Router& router);

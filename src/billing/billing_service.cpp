@@ -737,6 +737,11 @@ UsageReport BillingService::usage(std::string_view tenant_id, Timestamp from, Ti
   return statements_.usage(tenant_id, from, to, group_by);
 }
 
+std::vector<ChargeSummary> BillingService::summary(Timestamp from, Timestamp to, std::int64_t bucket_us) const {
+  std::lock_guard lock(mu_);
+  return statements_.summary(from, to, bucket_us);
+}
+
 std::vector<std::int32_t> BillingService::invoice_months(std::string_view tenant_id) const {
   std::lock_guard lock(mu_);
   return statements_.months(tenant_id);

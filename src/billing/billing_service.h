@@ -191,6 +191,9 @@ class BillingService final : public ledger::Wallet, public ledger::PriceCatalog 
   // ---- Reading ----
   Balance balance(std::string_view tenant_id) const;
   UsageReport usage(std::string_view tenant_id, Timestamp from, Timestamp to, GroupBy group_by) const;
+  // Every tenant's charges in [from, to), summed for the owner's reports
+  // (statements.h's ChargeSummary).
+  std::vector<ChargeSummary> summary(Timestamp from, Timestamp to, std::int64_t bucket_us) const;
   // Months with charges, oldest first (yyyymm).
   std::vector<std::int32_t> invoice_months(std::string_view tenant_id) const;
   // The month's statement, reconciled against its charges. not_found for a

@@ -92,6 +92,35 @@ UsageReport Statements::usage(std::string_view tenant_id, Timestamp from, Timest
   return report;
 }
 
+std::vector<ChargeSummary> Statements::summary(Timestamp from, Timestamp to, std::int64_t bucket_us) const {
+  using Key = std::tuple<std::string_view, ledger::Product, std::uint32_t, std::string_view, std::int64_t>;
+  std::map<Key, ChargeSummary> sums;
+  for (const auto& [tenant, charges] : by_tenant_) {
+    for (const Charge& c : charges) {
+      if (c.start < from || !(c.start < to)) continue;
+      std::string_view tier = text(c.variant);
+      if (tier.starts_with("block:")) tier = "reserved";
+      const std::int64_t bucket =
+          bucket_us > 0 ? from.unix_micros + (c.start.unix_micros - from.unix_micros) / bucket_us * bucket_us
+                        : from.unix_micros;
+      ChargeSummary& sum = sums[Key{tenant, c.product, c.item, tier, bucket}];
+      if (sum.tenant_id.empty()) {
+        sum.tenant_id = tenant;
+        sum.product = c.product;
+        sum.item = text(c.item);
+        sum.tier = tier;
+        sum.bucket = Timestamp{bucket};
+      }
+      sum.quantity += c.quantity;
+      sum.amount += c.amount;
+    }
+  }
+  std::vector<ChargeSummary> out;
+  out.reserve(sums.size());
+  for (auto& [key, sum] : sums) out.push_back(std::move(sum));
+  return out;
+}
+
 std::vector<std::int32_t> Statements::months(std::string_view tenant_id) const {
   std::vector<std::int32_t> out;
   auto it = by_tenant_.find(std::string(tenant_id));

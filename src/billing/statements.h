@@ -39,6 +39,19 @@ struct UsageReport {
   ledger::Amount total;
 };
 
+// The charges of every tenant summed by tenant, product, item (GPU type or
+// model), tier (GPU time: the event's tier, a capacity block's "block:<id>"
+// counted as "reserved"; tokens: "input" or "output") and time bucket (the
+// start of the charge's bucket), for the owner's reports.
+struct ChargeSummary {
+  std::string tenant_id;
+  ledger::Product product = ledger::Product::kGpuTime;
+  std::string item, tier;
+  Timestamp bucket;
+  std::int64_t quantity = 0;  // GPU-ms or tokens
+  ledger::Amount amount;      // exact
+};
+
 class Statements {
  public:
   void add(const ledger::RatedCharge& charge);
@@ -46,6 +59,9 @@ class Statements {
   // The charges starting in [from, to), grouped. gpu_type counts GPU time
   // only, model tokens only.
   UsageReport usage(std::string_view tenant_id, Timestamp from, Timestamp to, GroupBy group_by) const;
+  // Every tenant's charges starting in [from, to), summed as ChargeSummary
+  // says, in buckets of bucket_us from `from` (0: one bucket).
+  std::vector<ChargeSummary> summary(Timestamp from, Timestamp to, std::int64_t bucket_us) const;
   // The UTC months (yyyymm) in which the tenant's charges start, oldest first.
   std::vector<std::int32_t> months(std::string_view tenant_id) const;
   // The tenant's charges starting in the month, as rated.

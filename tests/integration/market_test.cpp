@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <map>
 #include <set>
 #include <unistd.h>
 #include <thread>
@@ -177,6 +178,98 @@ TEST_F(MarketTest, EconomicsShowWhatAGpuIsWorthAndCosts) {
   EXPECT_EQ(text(t4.at("list_prices").at("on-demand").at("break_even_utilization_percent")), "2.8");
   EXPECT_EQ(t4.at("schedule").as_array().size(), 3u);
   EXPECT_EQ(t4.at("schedule").at(0).at("depreciation"), "900.00");
+}
+
+TEST_F(MarketTest, ReportsReconcileWithTheLedger) {
+  // Two tenants' metered GPU time two hours ago: A 1 GPU-hour on-demand
+  // ($3.60) and half a GPU-hour of spot ($0.18); B 2 GPU-hours on-demand ($7.20).
+  const std::time_t now = std::time(nullptr), hour = now - now % 3600, at = hour - 2 * 3600;
+  std::vector<std::string> tenants;
+  for (const char* name : {"report-a", "report-b"}) {
+    Reply t = post("/v1/tenants", admin_, R"({"name":")" + std::string(name) + R"(","kind":"external"})");
+    ASSERT_EQ(t.status, 201) << t.body;
+    tenants.emplace_back(t.json().at("id").as_string());
+  }
+  auto event = [&](const std::string& id, const std::string& tenant, std::string_view tier, std::int64_t ms) {
+    return R"({"id":")" + id + R"(","tenant_id":")" + tenant + R"(","product":"gpu_time","gpu_type":"t4","tier":")" +
+           std::string(tier) + R"(","quantity":)" + std::to_string(ms) + R"(,"start":")" + time_text(at) +
+           R"(","end":")" + time_text(at + 3600) + R"(","source_id":"meter"})";
+  };
+  Reply usage = post("/v1/usage", admin_,
+                     R"({"events":[)" + event("r-1", tenants[0], "on-demand", 3'600'000) + "," +
+                         event("r-2", tenants[0], "spot", 1'800'000) + "," +
+                         event("r-3", tenants[1], "on-demand", 7'200'000) + "]}");
+  ASSERT_EQ(usage.status, 200) << usage.body;
+  const std::string range = "from=" + time_text(hour - 3 * 3600) + "&to=" + time_text(hour + 3600);
+
+  // Revenue by tenant: each one's own usage total, and the ledger's revenue.
+  Reply revenue;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    revenue = get("/v1/reports/revenue?group_by=tenant&" + range, admin_);
+    if (revenue.status == 200 && text(revenue.json().at("total")) == "10.98") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  } while (std::chrono::steady_clock::now() < deadline);
+  ASSERT_EQ(revenue.status, 200) << revenue.body;
+  EXPECT_EQ(text(revenue.json().at("total")), "10.98") << revenue.body;
+  std::map<std::string, std::string> by_tenant;
+  for (const auto& row : revenue.json().at("data").as_array()) {
+    by_tenant[std::string(text(row.at("group")))] = std::string(text(row.at("revenue")));
+  }
+  EXPECT_EQ(by_tenant[tenants[0]], "3.78");
+  EXPECT_EQ(by_tenant[tenants[1]], "7.20");
+  for (const std::string& t : tenants) {
+    Reply own = get("/v1/usage?tenant_id=" + t + "&" + range, admin_);
+    EXPECT_EQ(text(own.json().at("total_cost")), by_tenant[t]) << own.body;
+  }
+  EXPECT_TRUE(revenue.json().at("reconciliation").at("reconciled").as_bool()) << revenue.body;
+  EXPECT_EQ(text(revenue.json().at("reconciliation").at("ledger_revenue")),
+            text(revenue.json().at("reconciliation").at("rated_charges")));
+  Reply by_tier = get("/v1/reports/revenue?group_by=tier&" + range, admin_);
+  ASSERT_EQ(by_tier.status, 200) << by_tier.body;
+  EXPECT_EQ(text(by_tier.json().at("total")), "10.98");
+
+  // Utilization by hour: 3 on-demand and 0.5 spot GPU-hours of 8 in that hour.
+  Reply utilization = get("/v1/reports/utilization?bucket=hour&" + range, admin_);
+  ASSERT_EQ(utilization.status, 200) << utilization.body;
+  bool found = false;
+  for (const auto& row : utilization.json().at("data").as_array()) {
+    if (text(row.at("bucket")) != time_text(at)) continue;
+    found = true;
+    EXPECT_EQ(text(row.at("on_demand_gpu_hours")), "3.000");
+    EXPECT_EQ(text(row.at("spot_gpu_hours")), "0.500");
+    EXPECT_EQ(text(row.at("idle_gpu_hours")), "4.500");
+    EXPECT_EQ(text(row.at("utilization_percent")), "43.7");  // 3.5 / 8
+  }
+  EXPECT_TRUE(found) << utilization.body;
+  EXPECT_EQ(get("/v1/reports/utilization?bucket=week", admin_).status, 400);
+
+  // Margin over the 4 hours: $10.98 of revenue; the GPUs are fully
+  // depreciated; power $0.021 x 3.5 GPU-hours = $0.0735; other cost $0.10 x
+  // 8 GPUs x 4 h = $3.20.
+  Reply margin = get("/v1/reports/margin?" + range, admin_);
+  ASSERT_EQ(margin.status, 200) << margin.body;
+  const json::value& t4 = margin.json().at("data").at(0);
+  EXPECT_EQ(text(t4.at("revenue")), "10.98");
+  EXPECT_EQ(text(t4.at("depreciation")), "0.00");
+  EXPECT_EQ(text(t4.at("power")), "0.0735");
+  EXPECT_EQ(text(t4.at("other_operating")), "3.20");
+  EXPECT_EQ(text(t4.at("margin")), "7.7065");
+
+  // Payback: 8 GPUs of $3,000, at their $300 salvage now.
+  Reply payback = get("/v1/reports/payback", admin_);
+  ASSERT_EQ(payback.status, 200) << payback.body;
+  EXPECT_EQ(text(payback.json().at("data").at(0).at("capital")), "24000.00");
+  EXPECT_EQ(text(payback.json().at("data").at(0).at("book_value")), "2400.00");
+  EXPECT_EQ(text(payback.json().at("data").at(0).at("depreciation_to_date")), "21600.00");
+
+  // CSV, and only for the admin.
+  Reply csv = call(server_->url(), "GET", "/v1/reports/revenue?group_by=tenant&" + range, admin_, {},
+                   {{"Accept", "text/csv"}});
+  ASSERT_EQ(csv.status, 200) << csv.body;
+  EXPECT_EQ(csv.body.substr(0, csv.body.find('\n')), "group,product,quantity,unit,revenue");
+  EXPECT_NE(csv.body.find(tenants[1] + ",gpu_time,7200000,gpu_ms,7.20"), std::string::npos) << csv.body;
+  EXPECT_EQ(get("/v1/reports/revenue", make_tenant_key()).status, 403);
 }
 
 // The spot market clearing every second on two t4 GPUs (floor: the list
@@ -386,6 +479,8 @@ TEST_F(BlockTest, QuoteBookAndCancelByTheRules) {
   const std::string reservation(booked.json().at("id").as_string());
   EXPECT_EQ(text(booked.json().at("tenant_id")), tenant);
   EXPECT_EQ(balance(tenant, "held"), "14.40");
+  // The block's locked price is not a list price anyone can read.
+  EXPECT_EQ(get("/v1/prices", "").body.find(reservation), std::string::npos);
   EXPECT_EQ(post("/v1/reservations", key, R"({"quote_id":")" + quote_id + R"("})").status, 404);
   EXPECT_EQ(post("/v1/reservations", key, R"({"quote_id":"quo_nope"})").status, 404);
   // A tenant books by quote only.
