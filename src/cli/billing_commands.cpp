@@ -229,8 +229,9 @@ Result<std::string> usage_target(const UsageArgs& args) {
   return target;
 }
 
-// `usage --csv`: the server's CSV, as it comes, on stdout.
-int print_usage_csv(const std::string& target, const ClientFlags& flags, const ClientEnvironment& env) {
+}  // namespace
+
+int print_csv(const std::string& target, const ClientFlags& flags, const ClientEnvironment& env) {
   std::unique_ptr<ApiSession> session;
   if (ExitCode code = ApiSession::open(flags, Auth::kRequired, env, session); code != ExitCode::kOk) {
     return static_cast<int>(code);
@@ -244,6 +245,8 @@ int print_usage_csv(const std::string& target, const ClientFlags& flags, const C
   out.flush();
   return 0;
 }
+
+namespace {
 
 int run_usage(const UsageArgs& args, const ClientFlags& flags, const ClientEnvironment& env) {
   if (!args.csv) {
@@ -264,7 +267,7 @@ int run_usage(const UsageArgs& args, const ClientFlags& flags, const ClientEnvir
     *env.err << "error: " << usage_ok.message() << "\n";
     return static_cast<int>(ExitCode::kUsage);
   }
-  return print_usage_csv(*target, flags, env);
+  return print_csv(*target, flags, env);
 }
 
 void add_usage_command(CLI::App& app, int& exit_code, const Env& env) {

@@ -50,6 +50,11 @@ std::string render_usage(const boost::json::value& usage);
 // its adjustments, the rounding and the total.
 std::string render_invoice(const boost::json::value& invoice);
 
+struct ClientFlags;
+// GET `target` with Accept: text/csv and print the server's CSV as it comes
+// (`usage --csv`, `report --csv`); the exit code.
+int print_csv(const std::string& target, const ClientFlags& flags, const ClientEnvironment& env);
+
 // Adds `balance`, `usage`, `invoices` and `credits` to `app`, as
 // add_client_commands does.
 void add_billing_commands(CLI::App& app, int& exit_code, const std::shared_ptr<const ClientEnvironment>& env);

@@ -14,6 +14,7 @@
 
 #include "cli/api_command.h"
 #include "cli/billing_commands.h"
+#include "cli/market_commands.h"
 #include "cli/fleet_commands.h"
 #include "cli/generate_command.h"
 #include "cli/job_commands.h"
@@ -251,6 +252,7 @@ void add_client_commands(CLI::App& app, int& exit_code, std::shared_ptr<const Cl
     add_fleet_commands(app, exit_code, env);
     add_billing_commands(app, exit_code, env);
     add_model_commands(app, exit_code, env);
+    add_market_commands(app, exit_code, env);
     add_generate_command(app, exit_code, env);
   } catch (const std::exception& e) {
     CHECK(false) << "cannot add the client commands: " << e.what();

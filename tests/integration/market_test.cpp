@@ -154,6 +154,13 @@ TEST_F(MarketTest, OffersShowWhatCanBeHadNow) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(t4_price(get("/v1/prices", "").json(), "data", "spot"), "0.021");
+
+  CommandResult offers = run_headroom({"offers"}, {{"HEADROOM_URL", server_->url()}, {"HEADROOM_API_KEY", admin_}});
+  EXPECT_EQ(offers.exit_code, 0) << offers.err;
+  EXPECT_NE(offers.out.find("t4"), std::string::npos) << offers.out;
+  CommandResult prices = run_headroom({"prices"}, {{"HEADROOM_URL", server_->url()}});
+  EXPECT_EQ(prices.exit_code, 0) << prices.err;
+  EXPECT_NE(prices.out.find("3.60"), std::string::npos) << prices.out;
 }
 
 TEST_F(MarketTest, EconomicsShowWhatAGpuIsWorthAndCosts) {
@@ -270,6 +277,18 @@ TEST_F(MarketTest, ReportsReconcileWithTheLedger) {
   EXPECT_EQ(csv.body.substr(0, csv.body.find('\n')), "group,product,quantity,unit,revenue");
   EXPECT_NE(csv.body.find(tenants[1] + ",gpu_time,7200000,gpu_ms,7.20"), std::string::npos) << csv.body;
   EXPECT_EQ(get("/v1/reports/revenue", make_tenant_key()).status, 403);
+
+  // The same through the CLI.
+  const std::map<std::string, std::string> env{{"HEADROOM_URL", server_->url()}, {"HEADROOM_API_KEY", admin_}};
+  CommandResult cli = run_headroom({"report", "revenue", "--group-by", "tenant", "--from", time_text(hour - 3 * 3600),
+                                    "--to", time_text(hour + 3600)},
+                                   env);
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("Total: 10.98"), std::string::npos) << cli.out;
+  EXPECT_NE(cli.out.find("Reconciled with the ledger."), std::string::npos) << cli.out;
+  CommandResult csv_cli = run_headroom({"report", "payback", "--csv"}, env);
+  EXPECT_EQ(csv_cli.exit_code, 0) << csv_cli.err;
+  EXPECT_EQ(csv_cli.out.rfind("gpu_type,gpus,in_service,capital", 0), 0u) << csv_cli.out;
 }
 
 // The spot market clearing every second on two t4 GPUs (floor: the list
