@@ -79,6 +79,7 @@ Status set_prices(Services& s, RequestContext& ctx, net::HttpResponse& response)
                                     " in one change");
   }
   std::vector<ledger::PriceEntry> entries;
+  std::vector<std::optional<sched::Tier>> tier_of_entry;  // gpu_time entries' tiers
   entries.reserve(list->as_array().size());
   for (std::size_t i = 0; i < list->as_array().size(); ++i) {
     const std::string where = "prices[" + std::to_string(i) + "]";
@@ -99,11 +100,13 @@ Status set_prices(Services& s, RequestContext& ctx, net::HttpResponse& response)
       if (!fleet::find_gpu_type(s.fleet, p.item)) {
         return Status::invalid_argument(where + ".gpu_type: the fleet has no " + fleet::quote_for_message(p.item));
       }
+      tier_of_entry.push_back(*tier);
     } else if (product == "tokens") {
       HR_RETURN_IF_ERROR(fail(price.only_fields({"product", "model", "direction", "unit_price", "effective_from"})));
       HR_ASSIGN_OR_RETURN(p.item, price.required_string("model", limits::kUsageTextBytes));
       HR_ASSIGN_OR_RETURN(p.variant, price.required_string("direction", 16));
       p.product = ledger::Product::kTokens;
+      tier_of_entry.push_back(std::nullopt);
     } else {
       return Status::invalid_argument(where + ".product: expected \"gpu_time\" or \"tokens\"");
     }
@@ -113,6 +116,25 @@ Status set_prices(Services& s, RequestContext& ctx, net::HttpResponse& response)
     p.unit_price = *money;
     HR_ASSIGN_OR_RETURN(auto from, price.optional_time("effective_from"));
     p.effective_from = from.value_or(Timestamp{});  // none: as soon as a change may take effect
+    // The owner's floor for the tier ([market.economics]): never sell below it.
+    if (tier_of_entry.back()) {
+      auto economics = s.economics.find(p.item);
+      const config::GpuEconomicsConfig* c = economics == s.economics.end() ? nullptr : &economics->second;
+      const std::optional<market::FloorPolicy> policy =
+          c == nullptr                                       ? std::nullopt
+          : *tier_of_entry.back() == sched::Tier::kOnDemand ? c->on_demand_floor
+          : *tier_of_entry.back() == sched::Tier::kReserved ? c->reserved_floor
+                                                             : std::optional(c->spot_floor);
+      if (policy) {
+        const Timestamp at = p.effective_from == Timestamp{} ? s.clock.now() : p.effective_from;
+        auto floor = market::price_floor(c->economics, *policy, at, c->floor_utilization_permille);
+        if (floor && p.unit_price < *floor) {
+          return Status::invalid_argument(where + ".unit_price: " + p.unit_price.to_string() + " is below the " +
+                                          std::string(market::floor_policy_name(*policy)) + " floor of " +
+                                          floor->to_string() + " per GPU-hour for " + p.item + " " + p.variant);
+        }
+      }
+    }
     entries.push_back(std::move(p));
   }
   HR_RETURN_IF_ERROR(s.billing->set_prices(entries));
@@ -168,6 +190,14 @@ Status get_economics(Services& s, RequestContext&, net::HttpResponse& response) 
     o["spot_floor"] = json::object{{"policy", market::floor_policy_name(config.spot_floor)},
                                    {"utilization_percent", percent_text(config.floor_utilization_permille)},
                                    {"price_per_gpu_hour", floor ? floor->to_string() : ""}};
+    for (auto [name, policy] : {std::pair{"on_demand_floor", config.on_demand_floor},
+                                std::pair{"reserved_floor", config.reserved_floor}}) {
+      auto price = policy ? market::price_floor(e, *policy, now, config.floor_utilization_permille)
+                          : Result<Money>(Status::not_found("none"));
+      o[name] = policy ? json::value(json::object{{"policy", market::floor_policy_name(*policy)},
+                                                  {"price_per_gpu_hour", price ? price->to_string() : ""}})
+                       : json::value(nullptr);
+    }
     o["full_cost_per_gpu_hour_at_floor_utilization"] =
         market::full_cost_per_gpu_hour(e, now, config.floor_utilization_permille)->to_string();
     json::object break_even;

@@ -583,7 +583,8 @@ Status read_market(const TableReader& market, ServeConfig& config) {
     TableReader entry(market.source(), *table, types.path_of(key.str()));
     HR_RETURN_IF_ERROR(entry.check_keys({"purchase_price", "in_service", "useful_life_years", "salvage_value",
                                          "depreciation", "power_watts", "pue", "energy_price_per_kwh",
-                                         "other_cost_per_gpu_hour", "spot_floor", "floor_utilization_percent"}));
+                                         "other_cost_per_gpu_hour", "spot_floor", "on_demand_floor",
+                                         "reserved_floor", "floor_utilization_percent"}));
     GpuEconomicsConfig out;
     market::GpuEconomics& e = out.economics;
     e.gpu_type = std::string(key.str());
@@ -630,6 +631,14 @@ Status read_market(const TableReader& market, ServeConfig& config) {
       auto parsed = market::parse_floor_policy(*floor);
       if (!parsed) return entry.error("spot_floor", parsed.status().message());
       out.spot_floor = *parsed;
+    }
+    for (auto [name, slot] : {std::pair{"on_demand_floor", &out.on_demand_floor},
+                              std::pair{"reserved_floor", &out.reserved_floor}}) {
+      HR_ASSIGN_OR_RETURN(auto policy, entry.optional_string(name, 16));
+      if (!policy || *policy == "none") continue;
+      auto parsed = market::parse_floor_policy(*policy);
+      if (!parsed) return entry.error(name, "expected none, marginal or full_cost");
+      *slot = *parsed;
     }
     HR_ASSIGN_OR_RETURN(auto utilization, entry.optional_integer("floor_utilization_percent", 1, 100));
     if (utilization) out.floor_utilization_permille = static_cast<std::int32_t>(*utilization * 10);

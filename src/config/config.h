@@ -162,10 +162,14 @@ struct GatewayConfig {
 //   energy_price_per_kwh = "0.10"
 //   other_cost_per_gpu_hour = "0.25"   # space, staff, network, support
 //   spot_floor = "marginal"            # or "full_cost": spot never sells below it
+//   on_demand_floor = "full_cost"      # list prices below it are refused ("none": no floor, the default)
+//   reserved_floor = "marginal"
 //   floor_utilization_percent = 60     # the utilization full cost is counted at
 struct GpuEconomicsConfig {
   market::GpuEconomics economics;
   market::FloorPolicy spot_floor = market::FloorPolicy::kMarginal;
+  // The list prices of these tiers may not be set below their floor (none: any price).
+  std::optional<market::FloorPolicy> on_demand_floor, reserved_floor;
   std::int32_t floor_utilization_permille = 600;
 };
 struct MarketConfig {

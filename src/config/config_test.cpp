@@ -517,6 +517,8 @@ pue = "1.3"
 energy_price_per_kwh = "0.10"
 other_cost_per_gpu_hour = "0.25"
 spot_floor = "full_cost"
+on_demand_floor = "marginal"
+reserved_floor = "none"
 floor_utilization_percent = 60
 )");
   ASSERT_TRUE(config.is_ok()) << config.status().to_string();
@@ -533,6 +535,8 @@ floor_utilization_percent = 60
   EXPECT_EQ(h100.economics.other_cost_per_gpu_hour.to_string(), "0.25");
   EXPECT_EQ(h100.spot_floor, market::FloorPolicy::kFullCost);
   EXPECT_EQ(h100.floor_utilization_permille, 600);
+  EXPECT_EQ(h100.on_demand_floor, market::FloorPolicy::kMarginal);
+  EXPECT_FALSE(h100.reserved_floor.has_value());
 
   const std::string base = "[market.economics.h100]\nin_service = \"2025-06-01T00:00:00Z\"\n";
   expect_error(base, {"test.toml:", "purchase_price: required"});
@@ -543,6 +547,7 @@ floor_utilization_percent = 60
   expect_error(base + "purchase_price = \"100\"\npue = \"0.5\"\n", {"pue"});
   expect_error(base + "purchase_price = \"100\"\nspot_floor = \"cheap\"\n", {"spot_floor", "marginal"});
   expect_error(base + "purchase_price = \"100\"\npower = 7\n", {"unknown key", "power_watts"});
+  expect_error(base + "purchase_price = \"100\"\nreserved_floor = \"low\"\n", {"reserved_floor", "none"});
   expect_error("[market.economics.h100]\npurchase_price = \"100\"\nin_service = \"yesterday\"\n",
                {"in_service", "RFC 3339"});
   expect_error("[market]\neconomy = {}\n", {"unknown key", "economics"});

@@ -36,7 +36,7 @@ class MarketTest : public FleetServerTest {
     return "[compute.prices.t4]\non_demand = \"3.60\"\nreserved = \"2.40\"\nspot = \"0.36\"\n"
            "[market.economics.t4]\npurchase_price = \"3000\"\nin_service = \"2020-01-01T00:00:00Z\"\n"
            "useful_life_years = 3\nsalvage_value = \"300\"\npower_watts = 70\npue = \"1.5\"\n"
-           "energy_price_per_kwh = \"0.20\"\nother_cost_per_gpu_hour = \"0.10\"\n"
+           "energy_price_per_kwh = \"0.20\"\nother_cost_per_gpu_hour = \"0.10\"\non_demand_floor = \"full_cost\"\n"
            "[[fleet.gpu_types]]\nname = \"t4\"\nmemory_gib = 16\n"
            "[[fleet.nodes]]\nname = \"node-1\"\nregion = \"r\"\nsite = \"s\"\ncluster = \"c\"\n"
            "gpu_type = \"t4\"\ngpus = 8\n";
@@ -94,7 +94,10 @@ TEST_F(MarketTest, PricesArePublicVersionedAndRateUsageFromTheirTime) {
            {R"({"product":"gpu_time","gpu_type":"t4","tier":"spot","unit_price":"1","effective_from":")" +
                 time_text(now - 3600) + R"("})",
             "is past"},
-           {R"({"product":"films","unit_price":"1"})", "prices[0].product"}}) {
+           {R"({"product":"films","unit_price":"1"})", "prices[0].product"},
+           // The owner's on-demand floor: full cost at 60% ($0.10 / 0.6 + $0.021).
+           {R"({"product":"gpu_time","gpu_type":"t4","tier":"on-demand","unit_price":"0.10"})",
+            "below the full_cost floor of 0.187666667"}}) {
     Reply r = change(bad.entry, admin_);
     EXPECT_EQ(r.status, 400) << bad.entry << " -> " << r.body;
     EXPECT_NE(r.body.find(bad.says), std::string::npos) << bad.entry << " -> " << r.body;
@@ -176,6 +179,8 @@ TEST_F(MarketTest, EconomicsShowWhatAGpuIsWorthAndCosts) {
   EXPECT_EQ(text(t4.at("marginal_cost_per_gpu_hour")), "0.021");
   EXPECT_EQ(text(t4.at("spot_floor").at("policy")), "marginal");
   EXPECT_EQ(text(t4.at("spot_floor").at("price_per_gpu_hour")), "0.021");
+  EXPECT_EQ(text(t4.at("on_demand_floor").at("price_per_gpu_hour")), "0.187666667");
+  EXPECT_TRUE(t4.at("reserved_floor").is_null());
   // Nothing runs: utilization 0, so no full cost per sold hour.
   EXPECT_EQ(text(t4.at("utilization_percent")), "0.0");
   EXPECT_TRUE(t4.at("full_cost_per_gpu_hour").is_null());
