@@ -173,7 +173,7 @@ class ComputeService {
 
   // Queues a job; `done` runs on the compute thread once it is durable (or
   // refused). Errors: invalid_argument (cannot ever fit, unknown type, a bid
-  // below the spot price), quota_exceeded, conflict (Idempotency-Key reused
+  // below the spot floor), quota_exceeded, conflict (Idempotency-Key reused
   // for another request), unavailable (queue full, store failing).
   void submit(Submission submission, std::function<void(Result<Submitted>)> done);
   // Cancels a job; `done` runs once the change is durable.
