@@ -12,6 +12,8 @@ echo "== issue 3: scheduler"
 echo "== issue 3: durable job submissions through the HTTP API beside sbatch"
 "$here/job_submit_bench.sh" "$build" 1   # the headline: one server thread, wrk on the other core
 "$here/job_submit_bench.sh" "$build" 2   # two server threads: the 2 cores are shared with wrk
+echo "== issue 8: durable job submissions through the HTTP API with the store on PostgreSQL, beside SQLite"
+"$here/job_submit_pg_bench.sh" "$build" 1   # a throwaway PostgreSQL on this machine, fsync on
 echo "== issue 4: usage log"
 "$build/bench/usage_log_bench"
 echo "== issue 4: durable usage events over HTTP (POST /v1/usage, batches of 1,000) beside SQLite"

@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev sqlite3 libssl-dev openssl
+  postgresql-15 libpq-dev               # the scale-out store; its tests start a throwaway cluster
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nginx wrk curl

@@ -60,6 +60,7 @@ void add_all_routes(Router& router, Services& services) {
   if (services.billing != nullptr) add_market_routes(router, services);
   if (services.billing != nullptr) add_report_routes(router, services);
   if (services.models != nullptr) add_model_routes(router, services);
+  if (services.models != nullptr && services.billing != nullptr) add_deployment_routes(router, services);
   router.seal();
 }
 

@@ -140,6 +140,24 @@ constexpr const char* kSchemas = R"json({
     "scheduled": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}}}},
   "PriceChange": {"type": "object", "required": ["prices"], "properties": {
     "prices": {"type": "array", "items": {"$ref": "#/components/schemas/Price"}}}},
+  "DeploymentRequest": {"type": "object", "required": ["name", "input_price", "output_price"], "properties": {
+    "name": {"type": "string"}, "file": {"type": "string"},
+    "upstreams": {"type": "array", "items": {"type": "string"}}, "upstream_model": {"type": "string"},
+    "upstream_api_key_env": {"type": "string"}, "upstream_workers": {"type": "integer"},
+    "input_price": {"type": "string"}, "output_price": {"type": "string"}, "threads": {"type": "integer"},
+    "kv_cache_mb": {"type": "integer"}, "context_tokens": {"type": "integer"}, "max_running": {"type": "integer"}}},
+  "Deployment": {"type": "object", "required": ["name", "origin", "source", "input_price", "output_price"],
+    "properties": {
+    "name": {"type": "string"}, "object": {"type": "string"}, "origin": {"type": "string", "enum": ["config", "api"]},
+    "source": {"type": "string", "enum": ["file", "upstreams"]}, "file": {"type": "string"},
+    "upstreams": {"type": "array", "items": {"type": "string"}}, "upstream_model": {"type": "string"},
+    "upstream_workers": {"type": "integer"}, "input_price": {"type": "string"}, "output_price": {"type": "string"},
+    "created": {"type": "integer"}, "context_tokens": {"type": "integer"}, "threads": {"type": "integer"},
+    "kv_cache_mb": {"type": "integer"}, "max_running": {"type": "integer"}}},
+  "DeploymentDeleted": {"type": "object", "required": ["name", "deleted"], "properties": {
+    "name": {"type": "string"}, "object": {"type": "string"}, "deleted": {"type": "boolean"}}},
+  "DeploymentList": {"type": "object", "required": ["data"], "properties": {
+    "object": {"type": "string"}, "data": {"type": "array", "items": {"$ref": "#/components/schemas/Deployment"}}}},
   "Report": {"type": "object", "required": ["data"], "properties": {
     "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
     "data": {"type": "array", "items": {"type": "object"}}}},
@@ -185,7 +203,7 @@ constexpr const char* kSchemas = R"json({
       "tier": {"type": "string"}, "model": {"type": "string"}, "direction": {"type": "string", "enum": ["input", "output"]},
       "quantity": {"type": "integer"}, "unit_price": {"type": "string"},
       "start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"},
-      "source_id": {"type": "string"}}}}}},
+      "source_id": {"type": "string"}, "key_id": {"type": "string"}}}}}},
   "UsageBatchResult": {"type": "object", "required": ["data", "recorded", "rejected"], "properties": {
     "recorded": {"type": "integer"}, "rejected": {"type": "integer"}, "data": {"type": "array", "items": {
       "type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"},

@@ -332,7 +332,7 @@ Result<ledger::UsageEvent> parse_event(const json::value& value, std::size_t ind
   static constexpr std::string_view kGpuFields[] = {"id", "tenant_id", "product", "gpu_type", "tier", "quantity",
                                                     "unit_price", "start", "end", "source_id"};
   static constexpr std::string_view kTokenFields[] = {"id", "tenant_id", "product", "model", "direction", "quantity",
-                                                      "unit_price", "start", "end", "source_id"};
+                                                      "unit_price", "start", "end", "source_id", "key_id"};
   std::span<const std::string_view> known;
   if (product == "gpu_time") {
     e.product = ledger::Product::kGpuTime;
@@ -355,6 +355,9 @@ Result<ledger::UsageEvent> parse_event(const json::value& value, std::size_t ind
   HR_ASSIGN_OR_RETURN(e.id, text("id", true, limits::kUsageIdBytes));
   HR_ASSIGN_OR_RETURN(e.tenant_id, text("tenant_id", true, limits::kLedgerOwnerBytes));
   HR_ASSIGN_OR_RETURN(e.source_id, text("source_id", false, limits::kUsageTextBytes));
+  if (e.product == ledger::Product::kTokens) {
+    HR_ASSIGN_OR_RETURN(e.key_id, text("key_id", false, limits::kUsageTextBytes));
+  }
   const json::value* quantity = o->if_contains("quantity");
   if (quantity == nullptr || !quantity->is_int64() || quantity->get_int64() < 0 ||
       quantity->get_int64() > limits::kUsageQuantityMax) {

@@ -40,8 +40,8 @@ gateway::ApiError model_not_found(std::string_view model) {
 }
 
 Status show_model(Services& s, RequestContext& ctx, net::HttpResponse& response) {
-  const gateway::ModelInfo* m = s.models->find(ctx.param("id"));
-  if (m == nullptr) {
+  const std::optional<gateway::ModelInfo> m = s.models->find(ctx.param("id"));
+  if (!m) {
     gateway::write_api_error(response, model_not_found(ctx.param("id")));
     return Status::ok();
   }
@@ -80,7 +80,7 @@ Status embeddings(Services& s, RequestContext& ctx, net::HttpResponse& response)
     return Status::ok();
   }
   const std::string name(model->as_string());
-  if (s.models->find(name) == nullptr) {
+  if (!s.models->find(name)) {
     gateway::write_api_error(response, model_not_found(name));
     return Status::ok();
   }

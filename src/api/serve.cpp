@@ -11,11 +11,12 @@
 #include <map>
 #include <thread>
 
+#include "api/model_deployments.h"
 #include "api/router.h"
 #include "api/services.h"
 #include "billing/billing_service.h"
 #include "compute/compute_service.h"
-#include "exec/local_executor.h"
+#include "api/exec_setup.h"
 #include "ledger/usage_log.h"
 #include "auth/api_key.h"
 #include "common/log.h"
@@ -24,6 +25,7 @@
 #include "gateway/builtin_model.h"
 #include "gateway/model_service.h"
 #include "net/server.h"
+#include "store/postgres/postgres_store.h"
 
 namespace headroom::api {
 namespace {
@@ -31,6 +33,7 @@ namespace {
 struct ServeFlags {
   std::string config_path;
   std::string data_dir;
+  std::string store;
   std::string listen;
   std::uint32_t threads = 0;
   std::string tls_cert, tls_key;
@@ -135,35 +138,7 @@ Result<std::vector<gateway::Deployment>> deployments_of(const config::ServeConfi
   }
   std::vector<gateway::Deployment> out;
   for (const auto& [name, m] : models) {
-    gateway::Deployment d;
-    d.name = name;
-    d.file = m.file;
-    if (m.file.starts_with(config::kBuiltinModelScheme)) {
-      if (m.file.substr(config::kBuiltinModelScheme.size()) != gateway::kBuiltinModelName) {
-        return Status::invalid_argument("models." + name + ".file: the built-in model is " +
-                                        std::string(config::kBuiltinModelScheme) +
-                                        std::string(gateway::kBuiltinModelName));
-      }
-      HR_ASSIGN_OR_RETURN(d.file, gateway::materialize_builtin_model((data_dir / "models").string()));
-    }
-    d.upstreams = m.upstreams;
-    d.upstream_model = m.upstream_model;
-    d.upstream.workers = m.upstream_workers;
-    if (!m.upstream_api_key_env.empty()) {
-      const char* key = std::getenv(m.upstream_api_key_env.c_str());
-      if (key == nullptr || *key == '\0') {
-        return Status::invalid_argument("models." + name + ".upstream_api_key_env: " + m.upstream_api_key_env +
-                                        " is not set");
-      }
-      d.upstream_api_key = key;
-    }
-    d.input_price = m.input_price;
-    d.output_price = m.output_price;
-    d.engine.threads = m.threads;
-    d.engine.kv_cache_bytes = std::size_t{m.kv_cache_mb} << 20;
-    d.engine.context_tokens = m.context_tokens;
-    d.engine.max_running = m.max_running;
-    d.engine.max_step_tokens = std::max<std::size_t>(d.engine.max_step_tokens, m.max_running);
+    HR_ASSIGN_OR_RETURN(gateway::Deployment d, to_deployment(name, m, data_dir, "models." + name + "."));
     out.push_back(std::move(d));
   }
   return out;
@@ -183,6 +158,11 @@ Status serve(const ServeFlags& flags) {
     HR_ASSIGN_OR_RETURN(config, config::load_config_file(flags.config_path));
   }
   if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
+  if (!flags.store.empty()) {
+    Status valid = config::check_store_url(flags.store);
+    if (!valid) return Status::invalid_argument("--store: " + valid.message());
+    config.store = flags.store;
+  }
   if (!flags.listen.empty()) config.listen = flags.listen;
   if (flags.threads != 0) config.threads = flags.threads;
   if (!flags.tls_cert.empty()) config.tls_cert = flags.tls_cert;
@@ -199,7 +179,10 @@ Status serve(const ServeFlags& flags) {
   HR_ASSIGN_OR_RETURN(int lock_fd, lock_data_dir(data_dir));
   (void)lock_fd;  // held until exit
 
-  HR_ASSIGN_OR_RETURN(auto store, store::Store::open({"sqlite:" + (data_dir / "headroom.db").string()}));
+  // The data directory stays this process's own (jobs, usage log, models);
+  // only the store may be shared, when it is PostgreSQL.
+  std::string store_url = config.store.empty() ? "sqlite:" + (data_dir / "headroom.db").string() : config.store;
+  HR_ASSIGN_OR_RETURN(auto store, store::Store::open({store_url}));
   SystemClock clock;
   SecureRandom random;
   std::string admin_tenant_id;
@@ -214,7 +197,7 @@ Status serve(const ServeFlags& flags) {
   if (config.fleet) {
     fleet = *config.fleet;
   } else {
-    HR_ASSIGN_OR_RETURN(fleet, fleet::detect_local_fleet());
+    HR_ASSIGN_OR_RETURN(fleet, undeclared_fleet(config));  // Slurm's nodes with [exec] kind = "slurm"
   }
 
   auth::Authenticator authenticator(clock);
@@ -222,8 +205,9 @@ Status serve(const ServeFlags& flags) {
   HR_ASSIGN_OR_RETURN(auto keys, store->all_keys());
   authenticator.load(tenants, keys);
 
-  // Raw compute: jobs run here, as processes under DATA/jobs.
-  HR_ASSIGN_OR_RETURN(auto executor, exec::LocalExecutor::create((data_dir / "jobs").string(), clock));
+  // Raw compute: jobs run through the executor [exec] names (by default here,
+  // as processes under DATA/jobs; or through Slurm).
+  HR_ASSIGN_OR_RETURN(auto executor, make_executor(config.exec, (data_dir / "jobs").string(), clock));
   HR_ASSIGN_OR_RETURN(auto usage, ledger::UsageLog::open({(data_dir / "usage").string()}));
   if (const auto& replay = usage->replay_report(); replay.tails_cut > 0) {
     spdlog::warn("usage log: cut {} bytes of an invalid tail: {}", replay.bytes_cut, replay.reason);
@@ -273,8 +257,20 @@ Status serve(const ServeFlags& flags) {
                                                    .random = &random,
                                                    .tenant_limits = limits(config.gateway.tenant_limits),
                                                    .key_limits = limits(config.gateway.key_limits)}));
+  // Those deployed through the API (their prices are in the catalog). One
+  // that cannot be served now (its file gone) is logged and kept, so the
+  // operator can see it and delete it; the config file's win a name.
+  HR_ASSIGN_OR_RETURN(auto api_deployments, store->all_deployments());
+  for (const auto& [name, stored] : api_deployments) {
+    Result<std::pair<std::string, config::ModelConfig>> parsed = parse_deployment(stored);
+    Result<gateway::Deployment> deployment =
+        parsed.is_ok() ? to_deployment(name, parsed->second, data_dir, "") : Result<gateway::Deployment>(parsed.status());
+    Status deployed = deployment.is_ok() ? models->deploy(std::move(*deployment)) : deployment.status();
+    if (!deployed.is_ok()) spdlog::error("model {} (deployed through the API) is not served: {}", name, deployed.message());
+  }
 
   Services services{*store, authenticator, clock, random, fleet, admin_tenant_id};
+  services.data_dir = data_dir;
   services.models = models.get();
   services.compute = compute.get();
   services.billing = billing.get();
@@ -300,7 +296,12 @@ Status serve(const ServeFlags& flags) {
   std::string host = listen.host.find(':') != std::string::npos ? "[" + listen.host + "]" : listen.host;
   std::string url = std::string(server->is_tls() ? "https" : "http") + "://" + host + ":" + std::to_string(server->port());
   std::printf("headroom %s\n", HEADROOM_VERSION);
-  std::printf("  data:    %s (SQLite, schema v%d)\n", config.data_dir.c_str(), store->schema_version());
+  if (config.store.empty()) {
+    std::printf("  data:    %s (SQLite, schema v%d)\n", config.data_dir.c_str(), store->schema_version());
+  } else {
+    std::printf("  data:    %s; store %s (schema v%d)\n", config.data_dir.c_str(),
+                store::redact_postgres_url(config.store).c_str(), store->schema_version());
+  }
   std::printf("  fleet:   %s\n", describe_fleet(fleet).c_str());
   std::string model_names;
   for (const gateway::ModelInfo& m : models->models()) model_names += (model_names.empty() ? "" : ", ") + m.id;
@@ -339,6 +340,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   serve_cmd->add_option("--config", flags->config_path, "A headroom.toml declaring the fleet and settings")
       ->check(CLI::ExistingFile);
   serve_cmd->add_option("--data", flags->data_dir, "Data directory (default ./headroom-data)");
+  serve_cmd->add_option("--store", flags->store,
+                        "The store: postgres://USER@HOST/DB (shared) or sqlite:PATH (default: SQLite in the data directory)");
   serve_cmd->add_option("--listen", flags->listen, "HOST:PORT to listen on; port 0 picks a free one (default 127.0.0.1:8080)");
   serve_cmd->add_option("--threads", flags->threads, "I/O threads (default: one per core)")->check(CLI::Range(1, 64));
   serve_cmd->add_option("--tls-cert", flags->tls_cert, "PEM certificate chain: serve HTTPS")->check(CLI::ExistingFile);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <string>
 
@@ -27,6 +28,7 @@ struct Services {
   Random& random;  // ids and secrets: a CSPRNG in production
   const fleet::FleetSpec& fleet;
   std::string admin_tenant_id;
+  std::filesystem::path data_dir;              // the server's; the built-in model is written under it
   compute::ComputeService* compute = nullptr;  // raw compute; set before the server starts
   billing::BillingService* billing = nullptr;  // the money; set before the server starts
   ledger::UsageLog* usage = nullptr;           // where usage is recorded
@@ -52,6 +54,7 @@ void add_fleet_routes(Router& router, Services& services);
 void add_compute_routes(Router& router, Services& services);
 void add_billing_routes(Router& router, Services& services);
 void add_model_routes(Router& router, Services& services);  // the OpenAI API
+void add_deployment_routes(Router& router, Services& services);  // the models' deployments, for the operator
 void add_market_routes(Router& router, Services& services);  // prices, offers, economics
 void add_report_routes(Router& router, Services& services);  // the owner's reports
 

@@ -97,6 +97,7 @@ TEST_F(BillingTest, UsageIsChargedAtTheBooksPriceExactly) {
   tokens.variant = "input";
   tokens.quantity = 1;  // $0.05 per million: 50 nano-dollars
   tokens.source_id = "req_1";
+  tokens.key_id = "key_7";
   record(tokens);
   billing_->wait_rated();
   Balance b = billing_->balance("ten_a");
@@ -114,6 +115,11 @@ TEST_F(BillingTest, UsageIsChargedAtTheBooksPriceExactly) {
   EXPECT_EQ(report.rows[1].group, "tokens");
   EXPECT_EQ(report.total, Amount::from_money(dollars("2.00000005")));
   EXPECT_TRUE(billing_->usage("ten_b", Timestamp{0}, clock_.now(), GroupBy::kDay).rows.empty());
+  // By key: the tokens only, under the key that spent them.
+  UsageReport by_key = billing_->usage("ten_a", Timestamp{0}, clock_.now().plus_seconds(3600), GroupBy::kKey);
+  ASSERT_EQ(by_key.rows.size(), 1u);
+  EXPECT_EQ(by_key.rows[0].group, "key_7");
+  EXPECT_EQ(by_key.rows[0].quantity, 1);
 
   auto months = billing_->invoice_months("ten_a");
   ASSERT_EQ(months.size(), 1u);

@@ -7,10 +7,11 @@
 namespace headroom::billing {
 
 Result<GroupBy> parse_group_by(std::string_view text) {
-  for (GroupBy g : {GroupBy::kDay, GroupBy::kProduct, GroupBy::kGpuType, GroupBy::kModel, GroupBy::kJob}) {
+  for (GroupBy g :
+       {GroupBy::kDay, GroupBy::kProduct, GroupBy::kGpuType, GroupBy::kModel, GroupBy::kJob, GroupBy::kKey}) {
     if (group_by_name(g) == text) return g;
   }
-  return Status::invalid_argument("group_by must be day, product, gpu_type, model or job, not \"" +
+  return Status::invalid_argument("group_by must be day, product, gpu_type, model, job or key, not \"" +
                                   std::string(text.substr(0, 32)) + "\"");
 }
 
@@ -21,6 +22,7 @@ std::string_view group_by_name(GroupBy group_by) {
     case GroupBy::kGpuType: return "gpu_type";
     case GroupBy::kModel: return "model";
     case GroupBy::kJob: return "job";
+    case GroupBy::kKey: return "key";
   }
   return "day";
 }
@@ -39,6 +41,7 @@ void Statements::add(const ledger::RatedCharge& c) {
                                            .item = intern(c.item),
                                            .variant = intern(c.variant),
                                            .source_id = intern(c.source_id),
+                                           .key_id = intern(c.key_id),
                                            .product = c.product,
                                            .quantity = c.quantity,
                                            .unit_price = c.unit_price,
@@ -76,6 +79,10 @@ UsageReport Statements::usage(std::string_view tenant_id, Timestamp from, Timest
         group = text(c.item);
         break;
       case GroupBy::kJob: group = text(c.source_id); break;
+      case GroupBy::kKey:  // model tokens only: GPU time is not made by a key
+        if (c.product != ledger::Product::kTokens) continue;
+        group = text(c.key_id);
+        break;
     }
     UsageRow& row = rows[{group, c.product}];
     row.quantity += c.quantity;
@@ -149,6 +156,7 @@ std::vector<ledger::RatedCharge> Statements::charges(std::string_view tenant_id,
     r.start = c.start;
     r.end = c.end;
     r.source_id = text(c.source_id);
+    r.key_id = text(c.key_id);
     r.source_unit_price = c.unit_price;
     out.push_back(std::move(r));
   }

@@ -21,8 +21,8 @@
 
 namespace headroom::billing {
 
-enum class GroupBy : std::uint8_t { kDay, kProduct, kGpuType, kModel, kJob };
-Result<GroupBy> parse_group_by(std::string_view text);  // "day", "product", "gpu_type", "model", "job"
+enum class GroupBy : std::uint8_t { kDay, kProduct, kGpuType, kModel, kJob, kKey };
+Result<GroupBy> parse_group_by(std::string_view text);  // "day", "product", "gpu_type", "model", "job", "key"
 std::string_view group_by_name(GroupBy group_by);
 
 // One row of a usage report: the charges of one group and product.
@@ -73,7 +73,7 @@ class Statements {
  private:
   struct Charge {
     std::string event_id;
-    std::uint32_t item, variant, source_id;  // interned
+    std::uint32_t item, variant, source_id, key_id;  // interned
     ledger::Product product;
     std::int64_t quantity;
     Money unit_price;

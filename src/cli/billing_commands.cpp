@@ -25,7 +25,7 @@ constexpr std::int64_t kGpuMsPerThousandthHour = 3'600;
 // percent, which would say nothing more (and could overflow).
 constexpr std::int64_t kBudgetMultipleShownMax = 1'000'000;
 
-const std::vector<std::string> kGroupBy = {"day", "product", "gpu_type", "model", "job"};
+const std::vector<std::string> kGroupBy = {"day", "product", "gpu_type", "model", "job", "key"};
 
 const std::vector<Column> kBalanceColumns = {{"TENANT", "tenant_id"},
                                              {"CURRENCY", "currency"},

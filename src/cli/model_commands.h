@@ -1,6 +1,7 @@
 // Hosted models from the command line: `headroom models list`, `headroom
 // models show ID` and `headroom chat MODEL "prompt"`, which streams the
-// answer as the model writes it (the OpenAI API's server-sent events).
+// answer as the model writes it (the OpenAI API's server-sent events); and
+// for the operator, `headroom deployments list|show|create|delete`.
 #pragma once
 
 #include <memory>

@@ -35,6 +35,45 @@ TEST_F(ModelCommandsTest, ListShowsEachModel) {
   EXPECT_EQ(server_.requests.back().target, "/v1/models");
 }
 
+TEST_F(ModelCommandsTest, DeploymentsCreateSendsTheDeclaredFields) {
+  server_.answer(201, R"({"name":"tiny","origin":"api","source":"upstreams","input_price":"0.05","output_price":"0.10"})");
+  const RunResult r = run({"deployments", "create", "tiny", "--upstream", "http://10.0.0.5:8000/v1", "--upstream",
+                           "http://10.0.0.6:8000/v1", "--upstream-model", "meta/llama", "--input-price", "0.05",
+                           "--output-price", "0.10", "--upstream-workers", "8"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("tiny"), std::string::npos) << r.out;
+  const auto& sent = server_.requests.back();
+  EXPECT_EQ(sent.method, "POST");
+  EXPECT_EQ(sent.target, "/v1/deployments");
+  EXPECT_EQ(boost::json::parse(sent.body),
+            boost::json::parse(R"({"name":"tiny","input_price":"0.05","output_price":"0.10","upstreams":)"
+                               R"(["http://10.0.0.5:8000/v1","http://10.0.0.6:8000/v1"],"upstream_model":"meta/llama",)"
+                               R"("upstream_workers":8})"));
+}
+
+TEST_F(ModelCommandsTest, DeploymentsCreateNeedsOneSource) {
+  const std::size_t before = server_.requests.size();
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"deployments", "create", "tiny", "--input-price", "1", "--output-price", "1"},
+        std::vector<std::string>{"deployments", "create", "tiny", "--file", "a.gguf", "--upstream", "http://h/v1",
+                                 "--input-price", "1", "--output-price", "1"}}) {
+    const RunResult r = run(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("either --file"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(server_.requests.size(), before);
+}
+
+TEST_F(ModelCommandsTest, DeploymentsDeleteSaysWhatWentAway) {
+  server_.answer(200, R"({"name":"tiny","object":"deployment","deleted":true})");
+  const RunResult r = run({"deployments", "delete", "tiny"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(server_.requests.back().method, "DELETE");
+  EXPECT_EQ(server_.requests.back().target, "/v1/deployments/tiny");
+  EXPECT_NE(r.out.find("tiny"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("true"), std::string::npos) << r.out;
+}
+
 TEST_F(ModelCommandsTest, ChatStreamsTheAnswerThenTheUsage) {
   server_.answer(200,
                  "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n"

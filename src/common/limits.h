@@ -49,6 +49,31 @@ inline constexpr std::size_t kJsonDepth = 32;
 
 // Store.
 inline constexpr std::int64_t kStoreBusyTimeoutMs = 5'000;
+// PostgreSQL: connections one store (one process) keeps open at most. Each
+// Store call holds one for the length of its transaction, so this bounds the
+// calls in flight; more wait up to kStoreBusyTimeoutMs for a free one. Several
+// processes share a server whose max_connections (100 by default) must cover
+// them all.
+inline constexpr std::size_t kStorePostgresConnections = 8;
+inline constexpr std::int64_t kStorePostgresConnectTimeoutS = 5;
+static_assert(kStorePostgresConnections >= 1 && kStorePostgresConnections <= 64);
+
+// Leader election (store/postgres/leader_lease.h): one `headroom serve` of
+// several leads, holding a PostgreSQL advisory lock on a connection of its own.
+inline constexpr std::int64_t kLeaderRetryIntervalMs = 500;    // a follower tries the lock this often
+inline constexpr std::int64_t kLeaderCheckIntervalMs = 500;    // a leader checks its connection this often
+inline constexpr std::int64_t kLeaderStatementTimeoutMs = 1'000;  // a lease statement unanswered by then: lost
+inline constexpr std::int64_t kLeaderIntervalMinMs = 10;       // bounds of the two intervals above, as options
+inline constexpr std::int64_t kLeaderIntervalMaxMs = 60'000;
+inline constexpr std::int64_t kLeaderConnectTimeoutS = 2;      // libpq's minimum
+inline constexpr std::size_t kLeaderHolderBytes = 256;         // a holder's name ("host:pid", a URL)
+inline constexpr std::int64_t kLeaderTakeoverGoalMs = 5'000;   // issue 8: a killed leader replaced within
+static_assert(kLeaderIntervalMinMs <= kLeaderRetryIntervalMs && kLeaderRetryIntervalMs <= kLeaderIntervalMaxMs);
+static_assert(kLeaderIntervalMinMs <= kLeaderCheckIntervalMs && kLeaderCheckIntervalMs <= kLeaderIntervalMaxMs);
+static_assert(kLeaderRetryIntervalMs + kLeaderStatementTimeoutMs < kLeaderTakeoverGoalMs,
+              "a follower gets at least one try at a freed lock within the takeover goal");
+static_assert(kLeaderCheckIntervalMs + kLeaderStatementTimeoutMs < kLeaderTakeoverGoalMs,
+              "a leader cut off from the server learns it within the takeover goal");
 
 // An Idempotency-Key header's value (printable ASCII).
 inline constexpr std::size_t kIdempotencyKeyBytes = 255;

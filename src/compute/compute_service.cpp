@@ -134,9 +134,11 @@ Status ComputeService::recover(Timestamp now) {
     } else {
       // starting, running, preempting: its supervisor may still run.
       exec::Exit ended;
-      bool alive = job.record.pid > 0 &&
+      const bool had_handle = job.record.pid > 0 || !job.record.external_id.empty();
+      bool alive = had_handle &&
                    executor_.adopt(job.record.id,
-                                   exec::ProcessHandle{job.record.pid, static_cast<std::uint64_t>(job.record.start_ticks)},
+                                   exec::ProcessHandle{job.record.pid, static_cast<std::uint64_t>(job.record.start_ticks),
+                                                       job.record.external_id},
                                    ended);
       std::vector<sched::GpuIndex> gpus;
       bool gpus_known = true;
@@ -168,7 +170,7 @@ Status ComputeService::recover(Timestamp now) {
         spdlog::error("job {} runs on GPUs this fleet does not have any more: killing it", job.record.id);
         (void)executor_.kill(job.record.id);
         ended = exec::Exit{job.record.id, 137, now, true};
-      } else if (job.record.pid == 0) {
+      } else if (!had_handle) {
         ended = exec::Exit{job.record.id, 0, job.record.state_at, true};
       }
       // Gone: closed with what it left. A lost job is billed only up to the
@@ -386,6 +388,12 @@ void ComputeService::start_job(sched::JobId id, const std::vector<sched::GpuInde
   }
   job.record.gpus = gpu_names(gpus);
   job.record.gpu_type = gpus.empty() ? "" : cluster.type_name(cluster.gpu_type(gpus[0]));
+  // Where it was placed, for executors that enforce it elsewhere (Slurm).
+  for (sched::GpuIndex g : gpus) {
+    const std::string& node = cluster.node(cluster.gpu_node(g)).name;
+    if (std::find(launch.nodes.begin(), launch.nodes.end(), node) == launch.nodes.end()) launch.nodes.push_back(node);
+  }
+  launch.gpu_type = job.record.gpu_type;
   if (Status paid = hold_first_window(job, gpus.size(), now); !paid) {
     job.record.message = paid.message();
     auto effects = scheduler_.finished(id, 1, now);
@@ -402,6 +410,7 @@ void ComputeService::start_job(sched::JobId id, const std::vector<sched::GpuInde
   }
   job.record.pid = started->pid;
   job.record.start_ticks = static_cast<std::int64_t>(started->start_ticks);
+  job.record.external_id = started->external_id;
   auto effects = scheduler_.running(id, now);
   CHECK(effects.is_ok()) << effects.status().to_string();
   apply(*effects, now);
@@ -425,6 +434,7 @@ void ComputeService::on_state(const sched::Effect& e, Timestamp now) {
   if (e.state == JobState::kQueued) {  // requeued after preemption: a new stay
     r.pid = 0;
     r.start_ticks = 0;
+    r.external_id.clear();
   }
   if (e.state == JobState::kPreempting) ++r.preemptions;
   r.state = std::string(sched::job_state_name(e.state));

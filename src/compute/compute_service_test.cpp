@@ -25,6 +25,7 @@ class FakeExecutor final : public exec::Executor {
     if (spec.argv[0] == "missing") return Status::invalid_argument("command not found: missing");
     started.push_back(spec);
     running[spec.job_id] = ++next_pid_;
+    if (external_ids) return exec::ProcessHandle{0, 0, "slurm-" + std::to_string(next_pid_)};
     return exec::ProcessHandle{next_pid_, 42};
   }
   Status notify_preempt(std::string_view job_id, Timestamp) override {
@@ -44,8 +45,9 @@ class FakeExecutor final : public exec::Executor {
     out.swap(exits_);
     return out;
   }
-  bool adopt(std::string_view job_id, const exec::ProcessHandle&, exec::Exit& ended) override {
+  bool adopt(std::string_view job_id, const exec::ProcessHandle& handle, exec::Exit& ended) override {
     std::lock_guard lock(mutex_);
+    adopted[std::string(job_id)] = handle;
     auto it = adoptable.find(std::string(job_id));
     if (it == adoptable.end()) {
       ended = exec::Exit{std::string(job_id), 137, Timestamp{}, true};
@@ -78,6 +80,8 @@ class FakeExecutor final : public exec::Executor {
   std::map<std::string, int> running;
   std::map<std::string, bool> adoptable;  // id -> still running
   std::map<std::string, exec::Exit> ended_while_away;
+  bool external_ids = false;  // hand out handles as the Slurm executor does
+  std::map<std::string, exec::ProcessHandle> adopted;
 
  private:
   int next_pid_ = 1000;
@@ -372,6 +376,30 @@ TEST_F(ComputeServiceTest, RestartAdoptsTheLivingAndClosesTheDead) {
   EXPECT_EQ(billed_gpu_ms("job_alive"), 90'000);
 }
 
+// An executor that hands jobs to another system (Slurm) identifies them by
+// that system's id: it is kept with the job and given back on restart.
+TEST_F(ComputeServiceTest, AnExecutorsOwnIdIsKeptAndGivenBackOnRestart) {
+  executor_.external_ids = true;
+  ASSERT_TRUE(submit("job_slurm", R"({"gpus":2,"command":["x"]})").is_ok());
+  store::JobRecord running = wait_state("job_slurm", "running");
+  EXPECT_EQ(running.pid, 0);
+  EXPECT_EQ(running.external_id, "slurm-1001");
+  ASSERT_EQ(executor_.started_count(), 1u);
+  EXPECT_EQ(executor_.started[0].nodes, std::vector<std::string>{"n1"});
+  EXPECT_EQ(executor_.started[0].gpu_type, "h100");
+  service_.reset();
+
+  executor_.adoptable["job_slurm"] = true;
+  start_service();
+  EXPECT_EQ(wait_state("job_slurm", "running").external_id, "slurm-1001");
+  {
+    std::lock_guard lock(executor_.mutex_);
+    ASSERT_TRUE(executor_.adopted.contains("job_slurm"));
+    EXPECT_EQ(executor_.adopted["job_slurm"].external_id, "slurm-1001");
+  }
+  executor_.exit("job_slurm", 0, clock_.now());
+  wait_state("job_slurm", "succeeded");
+}
 
 TEST_F(ComputeServiceTest, ARequeuedJobRestartsOnlyAfterItsKilledRunIsReaped) {
   service_.reset();

@@ -363,8 +363,19 @@ Result<std::optional<GroupedName>> read_grouped_name(const Source& source, const
 
 // ---- Sections ----------------------------------------------------------------
 
+}  // namespace
+
+Status check_store_url(std::string_view url) {
+  if (url.starts_with("postgres://") || url.starts_with("postgresql://")) return Status::ok();
+  if (url.starts_with("sqlite:") && url.size() > 7) return Status::ok();
+  return Status::invalid_argument("expected sqlite:PATH, postgres://... or postgresql://..., got \"" +
+                                  std::string(url.substr(0, 40)) + "\"");
+}
+
+namespace {
+
 Status read_server(const TableReader& server, ServeConfig& config) {
-  HR_RETURN_IF_ERROR(server.check_keys({"listen", "data_dir", "threads", "tls_cert", "tls_key"}));
+  HR_RETURN_IF_ERROR(server.check_keys({"listen", "data_dir", "store", "threads", "tls_cert", "tls_key"}));
   HR_ASSIGN_OR_RETURN(auto listen, server.optional_string("listen", limits::kListenAddressBytes));
   if (listen) {
     auto parsed = parse_listen_address(*listen);
@@ -375,6 +386,12 @@ Status read_server(const TableReader& server, ServeConfig& config) {
   if (data_dir) {
     if (data_dir->empty()) return server.error("data_dir", "must not be empty");
     config.data_dir = std::move(*data_dir);
+  }
+  HR_ASSIGN_OR_RETURN(auto store, server.optional_string("store", limits::kConfigPathBytes));
+  if (store) {
+    Status valid = check_store_url(*store);
+    if (!valid) return server.error("store", valid.message());
+    config.store = std::move(*store);
   }
   HR_ASSIGN_OR_RETURN(auto threads,
                       server.optional_integer("threads", 0, static_cast<std::int64_t>(limits::kServerThreads)));
@@ -405,6 +422,41 @@ Status read_log(const TableReader& log, ServeConfig& config) {
     auto parsed = parse_log_level(*level);
     if (!parsed.is_ok()) return log.error("level", parsed.status().message());
     config.log.level = *parsed;
+  }
+  return Status::ok();
+}
+
+Status read_exec(const TableReader& exec, ServeConfig& config) {
+  HR_RETURN_IF_ERROR(
+      exec.check_keys({"kind", "jobs_dir", "slurm_conf", "slurm_bin_dir", "partition", "gpu_memory_gib"}));
+  ExecConfig& out = config.exec;
+  HR_ASSIGN_OR_RETURN(auto kind, exec.optional_string("kind", 16));
+  if (kind) {
+    if (*kind != "local" && *kind != "slurm") return exec.error("kind", "expected \"local\" or \"slurm\"");
+    out.kind = std::move(*kind);
+  }
+  for (auto [key, field] : {std::pair{"jobs_dir", &out.jobs_dir}, std::pair{"slurm_conf", &out.slurm_conf},
+                            std::pair{"slurm_bin_dir", &out.slurm_bin_dir}}) {
+    HR_ASSIGN_OR_RETURN(auto path, exec.optional_string(key, limits::kConfigPathBytes));
+    if (!path) continue;
+    if (path->empty() || (*path)[0] != '/') return exec.error(key, "must be an absolute path");
+    *field = std::move(*path);
+  }
+  HR_ASSIGN_OR_RETURN(auto partition, exec.optional_string("partition", limits::kFleetNameBytes));
+  if (partition) {
+    if (!fleet::is_valid_fleet_name(*partition)) return exec.error("partition", "is not a partition name");
+    out.partition = std::move(*partition);
+  }
+  HR_ASSIGN_OR_RETURN(const toml::table* memory, exec.optional_table("gpu_memory_gib"));
+  if (memory) {
+    TableReader reader(exec.source(), *memory, exec.path_of("gpu_memory_gib"));
+    for (auto&& [key, node] : *memory) {
+      HR_ASSIGN_OR_RETURN(std::int64_t gib, reader.required_integer(key.str(), 1, limits::kGpuMemoryMib / 1024));
+      out.gpu_memory_gib[std::string(key.str())] = gib;
+    }
+  }
+  if (out.kind == "slurm" && out.jobs_dir.empty()) {
+    return exec.error("kind", "kind = \"slurm\" needs jobs_dir: a directory every Slurm node mounts at the same path");
   }
   return Status::ok();
 }
@@ -824,7 +876,9 @@ Result<ServeConfig> parse(std::string_view toml_text, std::string_view source_na
   config.source = std::string(source_name);
   const TableReader top(source, root, "");
   HR_RETURN_IF_ERROR(
-      top.check_keys({"server", "log", "compute", "billing", "models", "gateway", "market", "fleet"}));
+      top.check_keys({"server", "log", "compute", "billing", "models", "gateway", "market", "fleet", "exec"}));
+  HR_ASSIGN_OR_RETURN(const toml::table* exec, top.optional_table("exec"));
+  if (exec) HR_RETURN_IF_ERROR(read_exec(TableReader(source, *exec, "exec"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* compute, top.optional_table("compute"));
   if (compute) HR_RETURN_IF_ERROR(read_compute(TableReader(source, *compute, "compute"), config));
   HR_ASSIGN_OR_RETURN(const toml::table* billing, top.optional_table("billing"));

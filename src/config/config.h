@@ -4,6 +4,7 @@
 //   [server]                       # where and how the platform listens
 //   listen = "127.0.0.1:8080"
 //   data_dir = "./headroom-data"
+//   store = "postgres://headroom@db.internal/headroom"   # default: SQLite in data_dir
 //   threads = 0                    # 0: one per hardware thread
 //   tls_cert = "/etc/headroom/tls/cert.pem"   # both or neither
 //   tls_key = "/etc/headroom/tls/key.pem"
@@ -60,6 +61,10 @@ struct ListenAddress {
 // The host is an IPv4 address, a bracketed IPv6 address or a host name, and
 // may not be empty (write 0.0.0.0 to listen everywhere).
 Result<ListenAddress> parse_listen_address(std::string_view text);
+
+// A store URL as `store` and `headroom serve --store` take it: "sqlite:PATH",
+// "postgres://..." or "postgresql://..." (store::Store::open checks the rest).
+Status check_store_url(std::string_view url);
 
 // [compute]: how raw compute is run and priced.
 //
@@ -178,9 +183,33 @@ struct MarketConfig {
   std::vector<market::ForecastEntry> internal_forecast;  // the owner's own demand: never sold as blocks
 };
 
+// [exec]: where jobs run (docs/slurm.md).
+//
+//   [exec]
+//   kind = "slurm"                        # "local" (default): processes on this machine
+//   jobs_dir = "/shared/headroom/jobs"    # job directories; required for slurm: a path every node mounts
+//   slurm_conf = "/etc/slurm/slurm.conf"  # default: Slurm's own
+//   slurm_bin_dir = "/usr/bin"            # where sbatch, squeue, scontrol, scancel are; default: PATH
+//   partition = "gpu"                     # default: the cluster's default partition
+//   gpu_memory_gib = { h100 = 80 }        # per GPU type, for the fleet read from Slurm
+//
+// With kind = "slurm" and no [fleet], the fleet is read from Slurm
+// (scontrol show nodes): its GPU GRES types need their memory here.
+struct ExecConfig {
+  std::string kind = "local";  // "local" or "slurm"
+  std::string jobs_dir;        // empty: DATA/jobs (local only)
+  std::string slurm_conf;
+  std::string slurm_bin_dir;
+  std::string partition;
+  std::map<std::string, std::int64_t> gpu_memory_gib;
+};
+
 struct ServeConfig {
   std::string listen = "127.0.0.1:8080";     // accepted by parse_listen_address
   std::string data_dir = "./headroom-data";  // relative paths are relative to the working directory
+  // The Store's URL (store::StoreOptions): "sqlite:PATH", "postgres://..." or
+  // "postgresql://...". Empty: SQLite in data_dir/headroom.db.
+  std::string store;
   std::uint32_t threads = 0;                 // 0: one per hardware thread, capped at limits::kServerThreads
   std::optional<std::string> tls_cert;       // PEM certificate chain; set exactly when tls_key is
   std::optional<std::string> tls_key;        // PEM private key
@@ -189,6 +218,7 @@ struct ServeConfig {
   BillingConfig billing;
   GatewayConfig gateway;
   MarketConfig market;
+  ExecConfig exec;
   // Absent: the built-in stories260K alone.
   std::optional<std::map<std::string, ModelConfig>> models;
   // The declared fleet, validated by fleet::validate (source "config"); absent:

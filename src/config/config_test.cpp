@@ -87,6 +87,7 @@ TEST(Config, EmptyTextGivesTheDefaults) {
   ASSERT_TRUE(config.is_ok()) << config.status().to_string();
   EXPECT_EQ(config->listen, "127.0.0.1:8080");
   EXPECT_EQ(config->data_dir, "./headroom-data");
+  EXPECT_EQ(config->store, "") << "SQLite in data_dir";
   EXPECT_EQ(config->threads, 0u);
   EXPECT_FALSE(config->tls_cert.has_value());
   EXPECT_FALSE(config->tls_key.has_value());
@@ -226,6 +227,15 @@ TEST(Config, UnknownKeysAreErrors) {
   expect_error("top = 1\n", {"unknown key \"top\""});
 }
 
+TEST(Config, StoreUrl) {
+  for (std::string url : {"postgres://headroom@db.internal:5432/headroom", "postgresql:///headroom?host=/run/pg",
+                          "sqlite:/var/lib/headroom/headroom.db"}) {
+    auto config = parse("[server]\nstore = \"" + url + "\"\n");
+    ASSERT_TRUE(config.is_ok()) << url << ": " << config.status().to_string();
+    EXPECT_EQ(config->store, url);
+  }
+}
+
 TEST(Config, TypeErrors) {
   expect_error("[server]\nthreads = \"4\"\n", {"test.toml:2:11: server.threads: expected an integer, got a string"});
   expect_error("[server]\nthreads = 4.0\n", {"server.threads: expected an integer, got a float"});
@@ -243,6 +253,9 @@ TEST(Config, RangeAndValueErrors) {
   expect_error("[server]\nthreads = 65\n", {"server.threads: 65 is out of range (0 to 64)"});
   expect_error("[server]\nthreads = -1\n", {"out of range"});
   expect_error("[server]\ndata_dir = \"\"\n", {"server.data_dir: must not be empty"});
+  expect_error("[server]\nstore = \"mysql://db/x\"\n",
+               {"server.store: expected sqlite:PATH, postgres://... or postgresql://..., got \"mysql://db/x\""});
+  expect_error("[server]\nstore = \"sqlite:\"\n", {"server.store: expected sqlite:PATH"});
   expect_error("[server]\ntls_cert = \"c.pem\"\n", {"server.tls_cert: tls_cert needs tls_key as well"});
   expect_error("[server]\ntls_key = \"k.pem\"\n", {"server.tls_key: tls_key needs tls_cert as well"});
   expect_error("[log]\nformat = \"xml\"\n", {"log.format", "unknown log format \"xml\""});
@@ -551,6 +564,28 @@ floor_utilization_percent = 60
   expect_error("[market.economics.h100]\npurchase_price = \"100\"\nin_service = \"yesterday\"\n",
                {"in_service", "RFC 3339"});
   expect_error("[market]\neconomy = {}\n", {"unknown key", "economics"});
+}
+
+TEST(Config, ExecSection) {
+  auto defaults = parse_config("", "test.toml");
+  ASSERT_TRUE(defaults.is_ok());
+  EXPECT_EQ(defaults->exec.kind, "local");
+  auto slurm = parse_config(
+      "[exec]\nkind = \"slurm\"\njobs_dir = \"/shared/jobs\"\nslurm_conf = \"/etc/slurm/slurm.conf\"\n"
+      "partition = \"gpu\"\ngpu_memory_gib = { h100 = 80 }\n",
+      "test.toml");
+  ASSERT_TRUE(slurm.is_ok()) << slurm.status().to_string();
+  EXPECT_EQ(slurm->exec.kind, "slurm");
+  EXPECT_EQ(slurm->exec.jobs_dir, "/shared/jobs");
+  EXPECT_EQ(slurm->exec.slurm_conf, "/etc/slurm/slurm.conf");
+  EXPECT_EQ(slurm->exec.slurm_bin_dir, "");
+  EXPECT_EQ(slurm->exec.partition, "gpu");
+  EXPECT_EQ(slurm->exec.gpu_memory_gib.at("h100"), 80);
+  expect_error("[exec]\nkind = \"kubernetes\"\n", {"exec.kind", "slurm"});
+  expect_error("[exec]\nkind = \"slurm\"\n", {"exec.kind", "jobs_dir"});
+  expect_error("[exec]\nkind = \"slurm\"\njobs_dir = \"jobs\"\n", {"exec.jobs_dir", "absolute"});
+  expect_error("[exec]\ngpu_memory_gib = { h100 = 0 }\n", {"exec.gpu_memory_gib.h100"});
+  expect_error("[exec]\nslurm = 1\n", {"unknown key"});
 }
 
 }  // namespace

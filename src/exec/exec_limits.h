@@ -44,7 +44,23 @@ inline constexpr std::size_t kExecCleanupRounds = 1'024;
 inline constexpr std::size_t kExecEnvironScanBytes = 256 * 1024;
 inline constexpr std::size_t kExecProcScanEntries = 4'194'304;  // Linux's largest pid_max
 
+// The Slurm executor's commands (sbatch, squeue, scontrol, scancel). Each
+// blocks the compute service's thread, so each has a deadline; slurmctld
+// answers in milliseconds, and its own MessageTimeout (10 s by default)
+// bounds its retries, so a command past this one is hung.
+inline constexpr std::int64_t kSlurmCommandTimeoutMs = 60'000;
+// What one command may print: `scontrol show nodes --oneliner` takes about a
+// kilobyte a node, so this covers tens of thousands of nodes.
+inline constexpr std::size_t kSlurmCommandOutputBytes = 64 * 1024 * 1024;
+// The least time between two squeue queries of poll(): the compute service
+// polls on every turn of its loop, and slurmctld serves the whole cluster.
+inline constexpr std::int64_t kSlurmPollIntervalMs = 1'000;
+// Slurm job ids in one squeue query (its argument, ~9 bytes an id, stays far
+// below the kernel's limit); more live jobs take several queries per poll.
+inline constexpr std::size_t kSlurmJobIdsPerQuery = 10'000;
+
 static_assert(kExecArgs + kExecEnvVars < kExecArgvEnvBytes / 8, "every string can hold a few bytes");
+static_assert(kSlurmJobIdsPerQuery * 12 < kExecArgvEnvBytes, "one squeue query's job ids fit a command line");
 static_assert(kExecJobIdBytes < 256, "a job directory's path stays far below PATH_MAX");
 static_assert(kExecHeartbeatMs >= 1'000, "thousands of supervisors wake at most once a second each");
 

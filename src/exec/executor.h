@@ -13,6 +13,9 @@
 // Each job runs under a small supervisor process that leads its own session
 // and process group; the supervisor survives a restart of `headroom serve`,
 // so a new server can adopt() the job and still learn its exit status.
+// (That is the local executor, exec/local_executor.h; with the Slurm
+// executor, exec/slurm_executor.h, Slurm's batch step is the supervisor and
+// the job directory lies on a filesystem the nodes share.)
 #pragma once
 
 #include <cstdint>
@@ -33,13 +36,22 @@ struct LaunchSpec {
   std::string workdir;                // empty: the job's directory
   std::vector<int> gpu_devices;       // device indices on this node -> CUDA_VISIBLE_DEVICES
   std::vector<std::string> gpu_names; // fleet names of its GPUs -> HEADROOM_GPUS (comma-separated)
+  // Where the scheduler placed it, for executors that place work on other
+  // machines (Slurm: --nodelist, --gres=gpu:TYPE:N): its nodes, each once, in
+  // the order of its GPUs (a gang may span several), and its GPUs' type.
+  // Empty: not placed on GPUs. The local executor ignores them.
+  std::vector<std::string> nodes;
+  std::string gpu_type;
 };
 
-// What identifies a job's supervisor across restarts: its pid and the
-// kernel's start time for it (so a reused pid is never mistaken for it).
+// What identifies a job's supervisor across restarts: for the local
+// executor its pid and the kernel's start time for it (so a reused pid is
+// never mistaken for it); for an executor that hands jobs to another system,
+// that system's id for the job (Slurm's job id), with pid and start_ticks 0.
 struct ProcessHandle {
   int pid = 0;
   std::uint64_t start_ticks = 0;  // field 22 of /proc/<pid>/stat
+  std::string external_id;        // empty for the local executor
 };
 
 struct Exit {

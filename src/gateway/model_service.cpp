@@ -6,6 +6,7 @@
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <utility>
@@ -23,6 +24,9 @@ namespace json = boost::json;
 struct ModelService::Model {
   ModelInfo info;
   Deployment deployment;
+  // Held shared while a request uses the engine or the upstreams, and
+  // exclusively by undeploy() to free them: after that both are null.
+  std::shared_mutex serving;
   std::unique_ptr<infer::Engine> engine;      // a built-in model
   std::unique_ptr<Upstream> upstream;         // or an external one
   infer::ChatTemplate chat_template = infer::ChatTemplate::recognise("");
@@ -43,7 +47,7 @@ struct ModelService::Call {
   };
 
   ModelService* service = nullptr;
-  Model* model = nullptr;
+  std::shared_ptr<Model> model;
   CompletionRequest request;
   Caller caller;
   std::string id;  // the completion's, and so the usage events'
@@ -91,8 +95,14 @@ class ModelService::EventStream final : public net::BodyStream {
         if (!c.done) ids.push_back(c.engine_id);
       }
     }
-    if (call_->model->engine) {
-      for (infer::RequestId id : ids) call_->model->engine->cancel(id);
+    // Not waited for: this may run on the engine's own thread (the last
+    // reference dropped in a callback) while undeploy() frees the engine,
+    // which cancels everything anyway. The token callback, seeing
+    // client_gone, cancels too.
+    Model& model = *call_->model;
+    std::shared_lock serving(model.serving, std::try_to_lock);
+    if (serving.owns_lock() && model.engine) {
+      for (infer::RequestId id : ids) model.engine->cancel(id);
     }
   }
 
@@ -181,41 +191,8 @@ Result<std::unique_ptr<ModelService>> ModelService::open(std::vector<Deployment>
   auto service = std::unique_ptr<ModelService>(new ModelService());
   service->options_ = options;
   for (Deployment& d : deployments) {
-    for (const auto& m : service->models_) {
-      if (m->info.id == d.name) return Status::invalid_argument("model " + d.name + " is deployed twice");
-    }
-    if (!d.upstreams.empty()) {
-      Result<std::unique_ptr<Upstream>> upstream = Upstream::create(d.upstreams, d.upstream_api_key, d.upstream);
-      if (!upstream.is_ok()) {
-        return Status::invalid_argument("model " + d.name + ": " + upstream.status().message());
-      }
-      auto model = std::make_unique<Model>();
-      model->upstream = std::move(*upstream);
-      if (d.upstream_model.empty()) d.upstream_model = d.name;
-      model->info = {d.name, options.clock->now().unix_seconds(), options.owned_by, 0, d.input_price, d.output_price};
-      spdlog::info("model {}: {} replica(s) of {} at {}", d.name, d.upstreams.size(), d.upstream_model,
-                   d.upstreams.front());
-      model->deployment = std::move(d);
-      service->models_.push_back(std::move(model));
-      continue;
-    }
-    Result<std::unique_ptr<infer::Engine>> engine = infer::Engine::open(d.file, d.engine);
-    if (!engine.is_ok()) {
-      return Status::invalid_argument("model " + d.name + ": " + engine.status().message());
-    }
-    auto model = std::make_unique<Model>();
-    model->engine = std::move(*engine);
-    const infer::Tokenizer& tokenizer = model->engine->tokenizer();
-    Result<std::string_view> chat_template = model->engine->file().get_string("tokenizer.chat_template");
-    model->chat_template = infer::ChatTemplate::recognise(chat_template.is_ok() ? *chat_template : "");
-    if (std::optional<infer::TokenId> eos = tokenizer.eos()) {
-      model->special.eos = tokenizer.token_to_piece(*eos, infer::RenderSpecial::kYes);
-    }
-    model->info = {d.name, options.clock->now().unix_seconds(), options.owned_by, model->engine->context_tokens(),
-                   d.input_price, d.output_price};
-    spdlog::info("model {}: {} ({} context tokens, chat template {})", d.name, d.file, model->info.context_tokens,
-                 infer::chat_family_name(model->chat_template.family()));
-    model->deployment = std::move(d);
+    if (service->model_named(d.name)) return Status::invalid_argument("model " + d.name + " is deployed twice");
+    HR_ASSIGN_OR_RETURN(std::shared_ptr<Model> model, service->open_model(std::move(d)));
     service->models_.push_back(std::move(model));
   }
   service->limiter_ = std::make_unique<RateLimiter>(options.tenant_limits, options.key_limits, *options.clock);
@@ -223,12 +200,51 @@ Result<std::unique_ptr<ModelService>> ModelService::open(std::vector<Deployment>
   return service;
 }
 
+Result<std::shared_ptr<ModelService::Model>> ModelService::open_model(Deployment d) const {
+  auto model = std::make_shared<Model>();
+  if (!d.upstreams.empty()) {
+    Result<std::unique_ptr<Upstream>> upstream = Upstream::create(d.upstreams, d.upstream_api_key, d.upstream);
+    if (!upstream.is_ok()) return Status::invalid_argument("model " + d.name + ": " + upstream.status().message());
+    model->upstream = std::move(*upstream);
+    if (d.upstream_model.empty()) d.upstream_model = d.name;
+    model->info = {d.name, options_.clock->now().unix_seconds(), options_.owned_by, 0, d.input_price, d.output_price};
+    spdlog::info("model {}: {} replica(s) of {} at {}", d.name, d.upstreams.size(), d.upstream_model,
+                 d.upstreams.front());
+    model->deployment = std::move(d);
+    return model;
+  }
+  Result<std::unique_ptr<infer::Engine>> engine = infer::Engine::open(d.file, d.engine);
+  if (!engine.is_ok()) return Status::invalid_argument("model " + d.name + ": " + engine.status().message());
+  model->engine = std::move(*engine);
+  const infer::Tokenizer& tokenizer = model->engine->tokenizer();
+  Result<std::string_view> chat_template = model->engine->file().get_string("tokenizer.chat_template");
+  model->chat_template = infer::ChatTemplate::recognise(chat_template.is_ok() ? *chat_template : "");
+  if (std::optional<infer::TokenId> eos = tokenizer.eos()) {
+    model->special.eos = tokenizer.token_to_piece(*eos, infer::RenderSpecial::kYes);
+  }
+  model->info = {d.name, options_.clock->now().unix_seconds(), options_.owned_by, model->engine->context_tokens(),
+                 d.input_price, d.output_price};
+  spdlog::info("model {}: {} ({} context tokens, chat template {})", d.name, d.file, model->info.context_tokens,
+               infer::chat_family_name(model->chat_template.family()));
+  model->deployment = std::move(d);
+  return model;
+}
+
+// Frees a model's engine or upstreams, ending its requests (each metered).
+void ModelService::stop_model(Model& model) {
+  std::unique_lock serving(model.serving);
+  model.engine.reset();
+  model.upstream.reset();
+}
+
 ModelService::~ModelService() {
   // The engines and upstreams first: each ends its requests, which are metered.
-  for (auto& model : models_) {
-    model->engine.reset();
-    model->upstream.reset();
+  std::vector<std::shared_ptr<Model>> models;
+  {
+    std::unique_lock lock(models_mutex_);
+    models = models_;
   }
+  for (const auto& model : models) stop_model(*model);
   {
     std::lock_guard lock(meter_mutex_);
     meter_stopping_ = true;
@@ -237,25 +253,85 @@ ModelService::~ModelService() {
   if (meter_thread_.joinable()) meter_thread_.join();
 }
 
-std::vector<ModelInfo> ModelService::models() const {
-  std::vector<ModelInfo> out;
-  for (const auto& m : models_) out.push_back(m->info);
-  return out;
-}
-
-const ModelInfo* ModelService::find(std::string_view model) const {
+std::shared_ptr<ModelService::Model> ModelService::model_named(std::string_view name) const {
+  std::shared_lock lock(models_mutex_);
   for (const auto& m : models_) {
-    if (m->info.id == model) return &m->info;
+    if (m->info.id == name) return m;
   }
   return nullptr;
 }
 
-void ModelService::handle(const Caller& caller, CompletionRequest request, net::HttpResponse& response) {
-  Model* model = nullptr;
-  for (const auto& m : models_) {
-    if (m->info.id == request.model) model = m.get();
+std::vector<ModelInfo> ModelService::models() const {
+  std::shared_lock lock(models_mutex_);
+  std::vector<ModelInfo> out;
+  out.reserve(models_.size());
+  for (const auto& m : models_) out.push_back(m->info);
+  return out;
+}
+
+std::optional<ModelInfo> ModelService::find(std::string_view model) const {
+  std::shared_ptr<Model> m = model_named(model);
+  if (!m) return std::nullopt;
+  return m->info;
+}
+
+std::vector<Deployment> ModelService::deployments() const {
+  std::vector<Deployment> out;
+  {
+    std::shared_lock lock(models_mutex_);
+    for (const auto& m : models_) {
+      out.push_back(m->deployment);
+      out.back().upstream_api_key.clear();  // a secret: never shown
+    }
   }
-  if (model == nullptr) {
+  std::sort(out.begin(), out.end(), [](const Deployment& a, const Deployment& b) { return a.name < b.name; });
+  return out;
+}
+
+Status ModelService::deploy(Deployment deployment, const std::function<Status()>& commit) {
+  if (model_named(deployment.name)) {
+    return Status::already_exists("a model named \"" + deployment.name + "\" is already deployed");
+  }
+  HR_ASSIGN_OR_RETURN(std::shared_ptr<Model> model, open_model(std::move(deployment)));
+  if (commit) {
+    if (Status committed = commit(); !committed.is_ok()) {
+      stop_model(*model);
+      return committed;
+    }
+  }
+  {
+    std::unique_lock lock(models_mutex_);
+    const bool taken = std::any_of(models_.begin(), models_.end(),
+                                   [&](const auto& m) { return m->info.id == model->info.id; });
+    if (!taken) {
+      models_.push_back(model);
+      return Status::ok();
+    }
+  }
+  stop_model(*model);  // another deploy() of the name won: this one never served
+  return Status::already_exists("a model named \"" + model->info.id + "\" is already deployed");
+}
+
+Status ModelService::undeploy(std::string_view name) {
+  std::shared_ptr<Model> model;
+  {
+    std::unique_lock lock(models_mutex_);
+    auto it = std::find_if(models_.begin(), models_.end(), [&](const auto& m) { return m->info.id == name; });
+    if (it == models_.end()) return Status::not_found("no model named \"" + std::string(name) + "\" is deployed");
+    model = std::move(*it);
+    models_.erase(it);
+  }
+  spdlog::info("model {}: undeployed", model->info.id);
+  stop_model(*model);
+  return Status::ok();
+}
+
+void ModelService::handle(const Caller& caller, CompletionRequest request, net::HttpResponse& response) {
+  const std::shared_ptr<Model> model = model_named(request.model);
+  // Held while this request starts; undeploy() waits for it, then frees.
+  std::shared_lock<std::shared_mutex> serving;
+  if (model) serving = std::shared_lock(model->serving);
+  if (!model || (!model->engine && !model->upstream)) {  // none, or undeployed just now
     write_api_error(response, {404, "invalid_request_error",
                                "The model '" + request.model + "' does not exist or you do not have access to it.",
                                "model", "model_not_found"});
@@ -269,7 +345,7 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
   }
 
   if (model->upstream) {
-    handle_upstream(*model, caller, std::move(request), response);
+    handle_upstream(model, caller, std::move(request), response);
     return;
   }
 
@@ -317,7 +393,7 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
   const std::int64_t per_choice = request.sampling.max_tokens.has_value()
                                       ? std::min<std::int64_t>(*request.sampling.max_tokens, room)
                                       : std::min(options_.default_reserved_tokens, room);
-  auto call = admit(*model, caller, request, static_cast<std::int64_t>(prompt->size()), per_choice, response);
+  auto call = admit(model, caller, request, static_cast<std::int64_t>(prompt->size()), per_choice, response);
   if (!call) return;
   call->prompt_tokens = prompt->size();
   call->choices.resize(static_cast<std::size_t>(request.n));
@@ -488,6 +564,7 @@ std::vector<ledger::UsageEvent> ModelService::usage_events(const Call& call, std
     e.start = call.started;
     e.end = now;
     e.source_id = call.id;
+    e.key_id = call.caller.key_id;
     events.push_back(std::move(e));
   }
   return events;
@@ -497,10 +574,12 @@ void ModelService::call_finished(const std::shared_ptr<Call>& call) {
   // Every choice is done: nothing else touches the choices now.
   std::size_t completion = 0;
   for (const Call::Choice& c : call->choices) completion += c.completion_tokens;
+  // The limits count the work done (the prompt is computed once per
+  // choice); the bill is what the answer's usage says, the prompt once, as
+  // OpenAI counts it.
   call->ticket->settle(static_cast<std::int64_t>(call->prompt_tokens * call->choices.size() + completion));
   MeterJob job;
-  job.events = usage_events(*call, static_cast<std::int64_t>(call->prompt_tokens * call->choices.size()),
-                            static_cast<std::int64_t>(completion));
+  job.events = usage_events(*call, static_cast<std::int64_t>(call->prompt_tokens), static_cast<std::int64_t>(completion));
   job.done = [call, completion](const Status& metered) {
     const CompletionRequest& r = call->request;
     const bool chat = r.endpoint == Endpoint::kChat;
@@ -565,8 +644,8 @@ void ModelService::call_finished(const std::shared_ptr<Call>& call) {
   meter(std::move(job));
 }
 
-void ModelService::handle_upstream(Model& model, const Caller& caller, CompletionRequest request,
-                                   net::HttpResponse& response) {
+void ModelService::handle_upstream(const std::shared_ptr<Model>& model, const Caller& caller,
+                                   CompletionRequest request, net::HttpResponse& response) {
   // No tokenizer for an external model: the prompt is estimated, at a token
   // per 4 bytes, for the limits (and corrected by the upstream's count).
   std::size_t bytes = request.prompt.size();
@@ -580,7 +659,7 @@ void ModelService::handle_upstream(Model& model, const Caller& caller, Completio
 
   // The client's body, for the model's name there, asking for the usage.
   json::object body = std::move(request.body);
-  body["model"] = model.deployment.upstream_model;
+  body["model"] = model->deployment.upstream_model;
   if (request.stream) {
     json::object stream_options;
     if (const json::value* given = body.if_contains("stream_options"); given != nullptr && given->is_object()) {
@@ -603,15 +682,19 @@ void ModelService::handle_upstream(Model& model, const Caller& caller, Completio
   } else {
     call->deferred = response.defer();
   }
-  model.upstream->run([this, call, body = json::serialize(body), reserved]() mutable {
-    forward(call, std::move(body), reserved);
+  // The upstream by address: undeploy() frees it only after its workers
+  // have run every job queued here.
+  Upstream* upstream = model->upstream.get();
+  upstream->run([this, call, upstream, body = json::serialize(body), reserved]() mutable {
+    forward(call, *upstream, std::move(body), reserved);
   });
   if (stream) response.stream = std::move(stream);
 }
 
 // On an upstream worker thread: sends the request to a replica, the next one
 // if it cannot be reached, and passes the answer on.
-void ModelService::forward(const std::shared_ptr<Call>& call, std::string body, std::int64_t reserved) {
+void ModelService::forward(const std::shared_ptr<Call>& call, Upstream& upstream, std::string body,
+                           std::int64_t reserved) {
   Call::Upstreamed& u = call->upstream;
   const bool chat = call->request.endpoint == Endpoint::kChat;
   const std::string target = chat ? "/chat/completions" : "/completions";
@@ -648,9 +731,9 @@ void ModelService::forward(const std::shared_ptr<Call>& call, std::string body, 
     if (auto s = call->stream.lock()) s->wake();
     return !call->client_gone;
   };
-  for (Upstream::Replica* replica : call->model->upstream->order()) {
+  for (Upstream::Replica* replica : upstream.order()) {
     replica->outstanding += reserved;
-    const Status status = call->model->upstream->post(*replica, target, body, on_chunk, on_head);
+    const Status status = upstream.post(*replica, target, body, on_chunk, on_head);
     replica->outstanding -= reserved;
     if (u.status != 0) break;  // answered: never sent twice
     u.failure = status;
@@ -770,7 +853,7 @@ void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
   job.done(metered);
 }
 
-std::shared_ptr<ModelService::Call> ModelService::admit(Model& model, const Caller& caller,
+std::shared_ptr<ModelService::Call> ModelService::admit(const std::shared_ptr<Model>& model, const Caller& caller,
                                                          const CompletionRequest& request, std::int64_t prompt_tokens,
                                                          std::int64_t max_tokens, net::HttpResponse& response) {
   const std::int64_t reserved = request.n * (prompt_tokens + max_tokens);
@@ -782,7 +865,7 @@ std::shared_ptr<ModelService::Call> ModelService::admit(Model& model, const Call
     return nullptr;
   }
   const std::string id = make_id("cmpl", *options_.random);
-  if (Status held = hold(caller, id, model.info, prompt_tokens * request.n, max_tokens * request.n); !held.is_ok()) {
+  if (Status held = hold(caller, id, model->info, prompt_tokens * request.n, max_tokens * request.n); !held.is_ok()) {
     (*ticket)->settle(0);
     write_api_error(response, api_error(held));
     add_rate_headers(response, rate, /*refused=*/false);
@@ -792,7 +875,7 @@ std::shared_ptr<ModelService::Call> ModelService::admit(Model& model, const Call
   call->ticket = std::move(*ticket);
   call->rate = rate;
   call->service = this;
-  call->model = &model;
+  call->model = model;
   call->caller = caller;
   call->id = id;
   call->started = options_.clock->now();

@@ -47,6 +47,9 @@
 // refusal is 429 with retry-after. When an engine is saturated, waiting
 // requests are admitted fairly among tenants by tokens (infer::Engine).
 //
+// Deployments come from the config at open() and from the API at run time
+// (deploy(), undeploy()); the list is read under a shared lock per request.
+//
 // Thread-safety: handle() is called on the server's I/O threads; engine
 // callbacks run on each engine's scheduler thread; usage is recorded on the
 // service's metering thread. Destroying the service stops the engines (which
@@ -58,6 +61,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -130,7 +135,21 @@ class ModelService {
   ~ModelService();
 
   std::vector<ModelInfo> models() const;
-  const ModelInfo* find(std::string_view model) const;
+  std::optional<ModelInfo> find(std::string_view model) const;
+
+  // Deployments at run time (POST /v1/deployments): opens the model (its
+  // file, or its upstreams) and routes to it. already_exists when the name is
+  // deployed; invalid_argument naming what is wrong with the file or options.
+  // `commit`, when given, runs once the model is open and before it is
+  // routed to (to record and price it); its failure undoes the deployment.
+  Status deploy(Deployment deployment, const std::function<Status()>& commit = {});
+  // Stops routing to the model at once, then ends its requests under way (a
+  // built-in model's are cancelled, an external model's run to their end),
+  // each metered, and frees the model; returns when that is done. not_found
+  // when no model has the name.
+  Status undeploy(std::string_view name);
+  // The deployments, as declared (the upstream's key left out), by name.
+  std::vector<Deployment> deployments() const;
 
   // Runs a chat or completion request: fills `response` with a stream, a
   // deferred answer, or an OpenAI error.
@@ -146,9 +165,12 @@ class ModelService {
   };
 
   ModelService() = default;
+  std::shared_ptr<Model> model_named(std::string_view name) const;
+  Result<std::shared_ptr<Model>> open_model(Deployment d) const;
+  static void stop_model(Model& model);
   // Admits a request reserving its prompt and max_tokens per choice: the
   // limits, then the hold; a new call, or null with the refusal written.
-  std::shared_ptr<Call> admit(Model& model, const Caller& caller, const CompletionRequest& request,
+  std::shared_ptr<Call> admit(const std::shared_ptr<Model>& model, const Caller& caller, const CompletionRequest& request,
                               std::int64_t prompt_tokens, std::int64_t max_tokens, net::HttpResponse& response);
   // A model's price per million input or output tokens at `at`.
   Money token_price(const ModelInfo& model, std::string_view variant, Timestamp at) const;
@@ -161,12 +183,16 @@ class ModelService {
   void call_finished(const std::shared_ptr<Call>& call);
   std::vector<ledger::UsageEvent> usage_events(const Call& call, std::int64_t input_tokens,
                                                std::int64_t output_tokens) const;
-  void handle_upstream(Model& model, const Caller& caller, CompletionRequest request, net::HttpResponse& response);
-  void forward(const std::shared_ptr<Call>& call, std::string body, std::int64_t reserved);
+  void handle_upstream(const std::shared_ptr<Model>& model, const Caller& caller, CompletionRequest request,
+                       net::HttpResponse& response);
+  void forward(const std::shared_ptr<Call>& call, Upstream& upstream, std::string body, std::int64_t reserved);
   void upstream_finished(const std::shared_ptr<Call>& call);
 
   ModelServiceOptions options_;
-  std::vector<std::unique_ptr<Model>> models_;
+  // The models routed to, by deployment order. Each is shared with the
+  // requests it serves, so an undeployed model lives until they end.
+  mutable std::shared_mutex models_mutex_;
+  std::vector<std::shared_ptr<Model>> models_;
   std::unique_ptr<RateLimiter> limiter_;
 
   std::mutex meter_mutex_;

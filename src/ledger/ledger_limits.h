@@ -21,13 +21,13 @@ inline constexpr std::size_t kRecordLogHeaderBytes = 24;                     // 
 
 // Usage events (usage.h, usage_log.h).
 inline constexpr std::size_t kUsageIdBytes = 256;                  // an event's id, made by its source
-inline constexpr std::size_t kUsageTextBytes = 256;                // tenant, item, variant, source id: each at most
+inline constexpr std::size_t kUsageTextBytes = 256;                // tenant, item, variant, source id, key id: each at most
 inline constexpr std::int64_t kUsageQuantityMax = 10'000'000'000;  // GPU-ms (115 GPU-days) or tokens, per event
 inline constexpr std::size_t kUsageBatchEvents = 16'384;           // events in one record() call
 inline constexpr std::uint64_t kUsageLogEvents = 100'000'000;      // distinct events one UsageLog holds (its id index)
 
-// The encoding of one event (usage_log.h): 48 fixed bytes and five strings.
-inline constexpr std::size_t kUsageEventBytesMax = 48 + kUsageIdBytes + 4 * kUsageTextBytes;
+// The encoding of one event (usage_log.h): 48 fixed bytes and six strings.
+inline constexpr std::size_t kUsageEventBytesMax = 48 + kUsageIdBytes + 5 * kUsageTextBytes;
 
 static_assert(kUsageEventBytesMax <= kRecordLogPayloadBytes, "an event fits one record");
 static_assert(kUsageBatchEvents * (kUsageEventBytesMax + kRecordLogHeaderBytes) <= kRecordLogQueueBytes,

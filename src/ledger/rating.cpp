@@ -146,6 +146,7 @@ Result<RatedCharge> rate(const PriceBook& book, const UsageEvent& event) {
   charge.start = event.start;
   charge.end = event.end;
   charge.source_id = event.source_id;
+  charge.key_id = event.key_id;
   charge.source_unit_price = event.unit_price;
   charge.price_check = event.unit_price == price ? PriceCheck::kMatches : PriceCheck::kSourceDiffers;
   return charge;

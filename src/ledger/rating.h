@@ -167,6 +167,7 @@ struct RatedCharge {
   Amount amount;     // exact: quantity * unit_price, never rounded
   Timestamp start, end;
   std::string source_id;
+  std::string key_id;
   PriceCheck price_check = PriceCheck::kMatches;
   Money source_unit_price;  // the event's
 };

@@ -32,6 +32,7 @@ struct UsageEvent {
   Money unit_price;
   Timestamp start, end;   // the interval the usage covers, [start, end)
   std::string source_id;  // the job or request it came from
+  std::string key_id;     // the API key that made the request (tokens); empty when none did
 };
 
 class UsageSink {

@@ -14,7 +14,9 @@ static_assert(std::endian::native == std::endian::little, "the encoding's intege
 
 constexpr std::uint8_t kEncodingVersion = 1;
 constexpr std::size_t kFixedBytes = 48;  // the fixed part of the table in usage_log.h
-static_assert(kFixedBytes + limits::kUsageIdBytes + 4 * limits::kUsageTextBytes == limits::kUsageEventBytesMax);
+constexpr int kStrings = 6;             // id, tenant_id, item, variant, source_id, key_id
+static_assert(kFixedBytes + limits::kUsageIdBytes + (kStrings - 1) * limits::kUsageTextBytes ==
+              limits::kUsageEventBytesMax);
 
 template <typename T>
 T load(const char* p) {
@@ -31,7 +33,7 @@ void store(char* p, T v) {
 // An event's fields as views into its payload.
 struct EventView {
   std::uint8_t product = 0;
-  std::string_view id, tenant_id, item, variant, source_id;
+  std::string_view id, tenant_id, item, variant, source_id, key_id;
   std::int64_t quantity = 0, unit_price_nanos = 0, start_us = 0, end_us = 0;
 };
 
@@ -53,8 +55,8 @@ std::string broken_rule(const EventView& e) {
     return "a tenant id must have 1 to " + std::to_string(limits::kUsageTextBytes) + " bytes";
   }
   if (e.item.size() > limits::kUsageTextBytes || e.variant.size() > limits::kUsageTextBytes ||
-      e.source_id.size() > limits::kUsageTextBytes) {
-    return "item, variant and source id may have at most " + std::to_string(limits::kUsageTextBytes) + " bytes";
+      e.source_id.size() > limits::kUsageTextBytes || e.key_id.size() > limits::kUsageTextBytes) {
+    return "item, variant, source id and key id may have at most " + std::to_string(limits::kUsageTextBytes) + " bytes";
   }
   if (e.product > static_cast<std::uint8_t>(Product::kTokens)) return "unknown product " + std::to_string(e.product);
   if (e.quantity < 0 || e.quantity > limits::kUsageQuantityMax) {
@@ -72,6 +74,7 @@ EventView view_of(const UsageEvent& e) {
           e.item,
           e.variant,
           e.source_id,
+          e.key_id,
           e.quantity,
           e.unit_price.nanos(),
           e.start.unix_micros,
@@ -83,19 +86,19 @@ std::string parse(std::string_view payload, EventView& e) {
   if (payload.size() < kFixedBytes) return "a payload of " + std::to_string(payload.size()) + " bytes";
   const char* p = payload.data();
   if (static_cast<std::uint8_t>(p[0]) != kEncodingVersion) return "encoding version " + std::to_string(p[0]);
-  if (load<std::uint32_t>(p + 12) != 0) return "a nonzero reserved field";
+  if (load<std::uint16_t>(p + 14) != 0) return "a nonzero reserved field";
   e.product = static_cast<std::uint8_t>(p[1]);
-  std::size_t lengths[5];
+  std::size_t lengths[kStrings];
   std::size_t total = kFixedBytes;
-  for (int i = 0; i < 5; ++i) total += lengths[i] = load<std::uint16_t>(p + 2 + 2 * i);
+  for (int i = 0; i < kStrings; ++i) total += lengths[i] = load<std::uint16_t>(p + 2 + 2 * i);
   if (total != payload.size()) return "string lengths that do not add up to the payload";
   e.quantity = load<std::int64_t>(p + 16);
   e.unit_price_nanos = load<std::int64_t>(p + 24);
   e.start_us = load<std::int64_t>(p + 32);
   e.end_us = load<std::int64_t>(p + 40);
   std::size_t at = kFixedBytes;
-  std::string_view* fields[5] = {&e.id, &e.tenant_id, &e.item, &e.variant, &e.source_id};
-  for (int i = 0; i < 5; ++i) {
+  std::string_view* fields[kStrings] = {&e.id, &e.tenant_id, &e.item, &e.variant, &e.source_id, &e.key_id};
+  for (int i = 0; i < kStrings; ++i) {
     *fields[i] = payload.substr(at, lengths[i]);
     at += lengths[i];
   }
@@ -118,6 +121,7 @@ std::string first_difference(const EventView& a, const EventView& b) {
   if (a.start_us != b.start_us) return "start";
   if (a.end_us != b.end_us) return "end";
   if (a.source_id != b.source_id) return "source_id";
+  if (a.key_id != b.key_id) return "key_id";
   return "encoding";
 }
 
@@ -317,15 +321,16 @@ Status validate_usage_event(const UsageEvent& event) {
 void encode_usage_event(const UsageEvent& event, std::string& out) {
   ASSERT(validate_usage_event(event).is_ok());
   std::size_t at = out.size();
-  std::string_view fields[5] = {event.id, event.tenant_id, event.item, event.variant, event.source_id};
+  std::string_view fields[kStrings] = {event.id, event.tenant_id, event.item, event.variant, event.source_id,
+                                       event.key_id};
   std::size_t total = kFixedBytes;
   for (std::string_view f : fields) total += f.size();
   out.resize(at + total);
   char* p = out.data() + at;
   p[0] = static_cast<char>(kEncodingVersion);
   p[1] = static_cast<char>(event.product);
-  for (int i = 0; i < 5; ++i) store<std::uint16_t>(p + 2 + 2 * i, static_cast<std::uint16_t>(fields[i].size()));
-  store<std::uint32_t>(p + 12, 0);
+  for (int i = 0; i < kStrings; ++i) store<std::uint16_t>(p + 2 + 2 * i, static_cast<std::uint16_t>(fields[i].size()));
+  store<std::uint16_t>(p + 14, 0);
   store<std::int64_t>(p + 16, event.quantity);
   store<std::int64_t>(p + 24, event.unit_price.nanos());
   store<std::int64_t>(p + 32, event.start.unix_micros);
@@ -352,6 +357,7 @@ Result<UsageEvent> decode_usage_event(std::string_view payload) {
   e.start = Timestamp{v.start_us};
   e.end = Timestamp{v.end_us};
   e.source_id = v.source_id;
+  e.key_id = v.key_id;
   return e;
 }
 

@@ -24,13 +24,17 @@
 //   |      6 |    2 | item length, 0..kUsageTextBytes (GPU type or model)     |
 //   |      8 |    2 | variant length, 0..kUsageTextBytes (tier, input/output) |
 //   |     10 |    2 | source_id length, 0..kUsageTextBytes                    |
-//   |     12 |    4 | reserved, 0                                             |
+//   |     12 |    2 | key_id length, 0..kUsageTextBytes                       |
+//   |     14 |    2 | reserved, 0                                             |
 //   |     16 |    8 | quantity, 0..kUsageQuantityMax (GPU-ms or tokens)       |
 //   |     24 |    8 | unit price, nano-dollars, >= 0                          |
 //   |     32 |    8 | start, unix microseconds                                |
 //   |     40 |    8 | end, unix microseconds, >= start                        |
-//   |     48 |    * | id, tenant_id, item, variant, source_id, back to back   |
+//   |     48 |    * | id, tenant_id, item, variant, source_id, key_id, back   |
+//   |        |      | to back                                                 |
 //   +--------+------+---------------------------------------------------------+
+// The key_id length was a reserved zero before key ids were metered, so
+// events written then read as events without a key.
 // The encoding is canonical (one byte string per event), so "the same
 // content" is byte equality of encodings.
 //

@@ -43,13 +43,14 @@ UsageEvent token_event(const std::string& id, const std::string& tenant = "ten_b
   e.unit_price = Money::from_nanos(50);
   e.start = e.end = Timestamp::from_unix_seconds(1'767'225'601);
   e.source_id = "req_9";
+  e.key_id = "key_3";
   return e;
 }
 
 bool same(const UsageEvent& a, const UsageEvent& b) {
   return a.id == b.id && a.tenant_id == b.tenant_id && a.product == b.product && a.item == b.item &&
          a.variant == b.variant && a.quantity == b.quantity && a.unit_price == b.unit_price && a.start == b.start &&
-         a.end == b.end && a.source_id == b.source_id;
+         a.end == b.end && a.source_id == b.source_id && a.key_id == b.key_id;
 }
 
 std::unique_ptr<UsageLog> open_log(const TempDir& dir) {
@@ -76,11 +77,30 @@ TEST(UsageEncoding, RoundTrips) {
     std::string encoded;
     encode_usage_event(e, encoded);
     EXPECT_EQ(encoded.size(),
-              48 + e.id.size() + e.tenant_id.size() + e.item.size() + e.variant.size() + e.source_id.size());
+              48 + e.id.size() + e.tenant_id.size() + e.item.size() + e.variant.size() + e.source_id.size() +
+                  e.key_id.size());
     auto decoded = decode_usage_event(encoded);
     ASSERT_TRUE(decoded.is_ok()) << decoded.status().to_string();
     EXPECT_TRUE(same(*decoded, e));
   }
+}
+
+// Events written before key ids were metered had a reserved zero where the
+// key id's length now is: they read as events without a key.
+TEST(UsageEncoding, EventsWrittenBeforeKeyIdsReadWithoutOne) {
+  UsageEvent e = token_event("req_9:out");
+  e.key_id.clear();
+  std::string encoded;
+  encode_usage_event(e, encoded);
+  ASSERT_EQ(encoded[12], 0);
+  ASSERT_EQ(encoded[13], 0);
+  auto decoded = decode_usage_event(encoded);
+  ASSERT_TRUE(decoded.is_ok()) << decoded.status().to_string();
+  EXPECT_EQ(decoded->key_id, "");
+  EXPECT_TRUE(same(*decoded, e));
+  std::string bad_reserved = encoded;
+  bad_reserved[14] = 1;
+  EXPECT_FALSE(decode_usage_event(bad_reserved).is_ok());
 }
 
 TEST(UsageEncoding, DecodeRefusesWhatItDidNotEncode) {

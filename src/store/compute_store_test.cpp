@@ -1,48 +1,19 @@
 // The raw-compute part of the Store: jobs with group-committed inserts and
 // idempotency keys, their history, quotas, node states and reservations.
+// Checked against every store (see store_test_util.h).
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "store/store.h"
+#include "store/store_test_util.h"
 
 namespace headroom::store {
 namespace {
 
-class ComputeStoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto opened = Store::open({":memory:"});
-    ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
-    store_ = std::move(opened).value();
-    for (const char* id : {"ten_a", "ten_b"}) {
-      Tenant t{id, std::string("name-") + id, TenantKind::kExternal, Timestamp{1}};
-      ASSERT_TRUE(store_->create_tenant(t, audit("create " + std::string(id))).is_ok());
-    }
-  }
+using namespace headroom::store::testing;  // NOLINT: the suite's vocabulary
 
-  AuditRecord audit(const std::string& what) {
-    return AuditRecord{0, "aud_" + std::to_string(++audits_), Timestamp{1}, "", "", "", "test", what, "{}"};
-  }
-
-  static JobRecord job(std::int64_t seq, const std::string& tenant) {
-    JobRecord j;
-    j.id = "job_" + std::to_string(seq);
-    j.seq = seq;
-    j.tenant_id = tenant;
-    j.spec_json = R"({"gpus":1})";
-    j.state = "queued";
-    j.reason = "submitted";
-    j.created_at = j.state_at = Timestamp{1000 + seq};
-    return j;
-  }
-
-  std::unique_ptr<Store> store_;
-  int audits_ = 0;
-};
-
-TEST_F(ComputeStoreTest, BatchInsertWithIdempotencyKeys) {
+TEST_P(ComputeStoreTest, BatchInsertWithIdempotencyKeys) {
   std::vector<JobInsert> batch(3);
   batch[0].job = job(1, "ten_a");
   batch[0].idempotency_key = "k1";
@@ -72,7 +43,24 @@ TEST_F(ComputeStoreTest, BatchInsertWithIdempotencyKeys) {
   EXPECT_EQ(*store_->max_job_seq(), 3);
 }
 
-TEST_F(ComputeStoreTest, AFailedBatchKeepsNothing) {
+TEST_P(ComputeStoreTest, OneIdempotencyKeyTwiceInOneBatch) {
+  std::vector<JobInsert> batch(3);
+  for (int i = 0; i < 3; ++i) {
+    batch[i].job = job(i + 1, "ten_a");
+    batch[i].idempotency_key = "k";
+    batch[i].request_sha256 = i == 2 ? "other" : "h";
+  }
+  ASSERT_TRUE(store_->insert_jobs(batch).is_ok());
+  EXPECT_TRUE(batch[0].status.is_ok() && !batch[0].replay);
+  ASSERT_TRUE(batch[1].replay.has_value());
+  EXPECT_EQ(batch[1].replay->id, "job_1");
+  EXPECT_EQ(batch[1].replay->spec_json, batch[0].job.spec_json);
+  EXPECT_EQ(batch[2].status.code(), ErrorCode::kConflict);
+  EXPECT_EQ(*store_->max_job_seq(), 1);
+  EXPECT_EQ(store_->list_jobs({}, {10, ""})->items.size(), 1u);
+}
+
+TEST_P(ComputeStoreTest, AFailedBatchKeepsNothing) {
   std::vector<JobInsert> batch(2);
   batch[0].job = job(1, "ten_a");
   batch[1].job = job(2, "ten_missing");  // foreign key: no such tenant
@@ -81,7 +69,7 @@ TEST_F(ComputeStoreTest, AFailedBatchKeepsNothing) {
   EXPECT_EQ(*store_->max_job_seq(), 0);
 }
 
-TEST_F(ComputeStoreTest, UpdatesHistoryListingAndLiveJobs) {
+TEST_P(ComputeStoreTest, UpdatesHistoryListingAndLiveJobs) {
   std::vector<JobInsert> batch(3);
   for (int i = 0; i < 3; ++i) batch[i].job = job(i + 1, i == 2 ? "ten_b" : "ten_a");
   ASSERT_TRUE(store_->insert_jobs(batch).is_ok());
@@ -141,29 +129,38 @@ TEST_F(ComputeStoreTest, UpdatesHistoryListingAndLiveJobs) {
   EXPECT_EQ((*store_->find_job("job_1"))->state, "succeeded");
 }
 
-TEST_F(ComputeStoreTest, QuotasNodeStatesAndReservations) {
-  ASSERT_TRUE(store_->set_quota("ten_a", R"({"max_queued_jobs":3})", audit("q")).is_ok());
+TEST_P(ComputeStoreTest, QuotasNodeStatesAndReservations) {
+  ASSERT_TRUE(store_->set_quota("ten_a", R"({"max_queued_jobs":3})", next_audit("q")).is_ok());
   EXPECT_EQ(**store_->find_quota("ten_a"), R"({"max_queued_jobs":3})");
-  ASSERT_TRUE(store_->set_quota("ten_a", "", audit("q")).is_ok());
+  ASSERT_TRUE(store_->set_quota("ten_a", "", next_audit("q")).is_ok());
   EXPECT_FALSE(store_->find_quota("ten_a")->has_value());
 
-  ASSERT_TRUE(store_->set_node_state("n1", "cordoned", audit("n")).is_ok());
-  ASSERT_TRUE(store_->set_node_state("n2", "draining", audit("n")).is_ok());
-  ASSERT_TRUE(store_->set_node_state("n2", "up", audit("n")).is_ok());
+  ASSERT_TRUE(store_->set_node_state("n1", "cordoned", next_audit("n")).is_ok());
+  ASSERT_TRUE(store_->set_node_state("n2", "draining", next_audit("n")).is_ok());
+  ASSERT_TRUE(store_->set_node_state("n2", "up", next_audit("n")).is_ok());
   auto states = store_->node_states();
   ASSERT_TRUE(states.is_ok());
   ASSERT_EQ(states->size(), 1u);
   EXPECT_EQ((*states)[0], std::make_pair(std::string("n1"), std::string("cordoned")));
+  // Sorted byte by byte, whatever the database's locale.
+  for (const char* node : {"n2", "N3", "n10"}) {
+    ASSERT_TRUE(store_->set_node_state(node, "draining", next_audit("n")).is_ok());
+  }
+  auto sorted = store_->node_states();
+  ASSERT_TRUE(sorted.is_ok());
+  std::vector<std::string> order;
+  for (const auto& [node, state] : *sorted) order.push_back(node);
+  EXPECT_EQ(order, (std::vector<std::string>{"N3", "n1", "n10", "n2"}));
 
   ReservationRecord r{"res_1", "ten_a", "h100", 8, "any", Timestamp{100}, Timestamp{200}, Timestamp{1}, {}};
-  ASSERT_TRUE(store_->create_reservation(r, audit("r")).is_ok());
+  ASSERT_TRUE(store_->create_reservation(r, next_audit("r")).is_ok());
   EXPECT_EQ(store_->live_reservations(Timestamp{150})->size(), 1u);
   EXPECT_EQ(store_->live_reservations(Timestamp{200})->size(), 0u);
   EXPECT_EQ(store_->list_reservations("ten_b", {10, ""})->items.size(), 0u);
   EXPECT_EQ(store_->list_reservations("", {10, ""})->items.size(), 1u);
-  ASSERT_TRUE(store_->cancel_reservation("res_1", Timestamp{120}, audit("c")).is_ok());
-  EXPECT_EQ(store_->cancel_reservation("res_1", Timestamp{121}, audit("c")).code(), ErrorCode::kConflict);
-  EXPECT_EQ(store_->cancel_reservation("res_x", Timestamp{121}, audit("c")).code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(store_->cancel_reservation("res_1", Timestamp{120}, next_audit("c")).is_ok());
+  EXPECT_EQ(store_->cancel_reservation("res_1", Timestamp{121}, next_audit("c")).code(), ErrorCode::kConflict);
+  EXPECT_EQ(store_->cancel_reservation("res_x", Timestamp{121}, next_audit("c")).code(), ErrorCode::kNotFound);
   EXPECT_EQ(store_->live_reservations(Timestamp{150})->size(), 0u);
 }
 

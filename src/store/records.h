@@ -103,6 +103,7 @@ struct JobRecord {
   std::string gpus;       // its GPUs, "node:index,...", once placed
   int pid = 0;            // its supervisor process, while it runs locally
   std::int64_t start_ticks = 0;
+  std::string external_id;  // the executor's own id for its run (a Slurm job id), while it runs there
   std::int32_t preemptions = 0;
   Timestamp created_at;
   Timestamp state_at;     // when it entered `state`

@@ -1,16 +1,17 @@
 #include "store/store.h"
 
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace headroom::store {
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   std::string_view url = options.url;
-  if (url.starts_with("sqlite:")) url.remove_prefix(7);
   if (url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-    return Status::invalid_argument("the PostgreSQL store is not built into this version of headroom; use SQLite");
+    return open_postgres_store(options.url);
   }
-  if (url.empty()) return Status::invalid_argument("no store given (expected sqlite:PATH)");
+  if (url.starts_with("sqlite:")) url.remove_prefix(7);
+  if (url.empty()) return Status::invalid_argument("no store given (expected sqlite:PATH or postgres://...)");
   return open_sqlite_store(std::string(url));
 }
 

@@ -3,7 +3,8 @@
 // Every method is one transaction: a change and its audit record commit
 // together or not at all, and a change is on disk (fsync) before the method
 // returns. Implementations are safe for concurrent use from many threads.
-// The embedded default is SQLite (sqlite/); PostgreSQL comes with scale-out.
+// The embedded default is SQLite (sqlite/); PostgreSQL (postgres/) is the
+// scale-out store that several processes share.
 #pragma once
 
 #include <memory>
@@ -18,7 +19,8 @@
 namespace headroom::store {
 
 struct StoreOptions {
-  // "sqlite:PATH" or a plain file path for SQLite.
+  // "sqlite:PATH" or a plain file path for SQLite; "postgres://..." or
+  // "postgresql://..." (a libpq URI) for PostgreSQL.
   std::string url;
 };
 
@@ -80,6 +82,14 @@ class Store {
   virtual Status set_quota(const std::string& tenant_id, const std::string& quota_json, const AuditRecord& audit) = 0;
   virtual Result<std::optional<std::string>> find_quota(const std::string& tenant_id) = 0;
   virtual Result<std::vector<std::pair<std::string, std::string>>> all_quotas() = 0;  // (tenant, json)
+
+  // Hosted models deployed through the API (those of the config file are
+  // not kept here), as JSON the API layer owns. already_exists when the
+  // name is taken; not_found when deleting one that is not there.
+  virtual Status create_deployment(const std::string& name, const std::string& deployment_json,
+                                   const AuditRecord& audit) = 0;
+  virtual Status delete_deployment(const std::string& name, const AuditRecord& audit) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> all_deployments() = 0;  // (name, json), by name
 
   // The operator's state of a node ("up" removes the override).
   virtual Status set_node_state(const std::string& node, const std::string& state, const AuditRecord& audit) = 0;

@@ -30,6 +30,20 @@ async function expectError(promise, status, check = () => {}) {
   assert.fail(`expected HTTP ${status}`);
 }
 
+// GET /v1/usage's rows once `total` tokens are rated (usage is durable
+// before an answer ends; the ledger rates it a moment later), or after 5 s.
+async function ratedUsage(key, groupBy, total) {
+  let rows = [];
+  for (let i = 0; i < 50; i++) {
+    const response = await fetch(`${url}/v1/usage?group_by=${groupBy}`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal(response.status, 200);
+    rows = (await response.json()).data;
+    if (rows.reduce((n, row) => n + row.quantity, 0) >= total) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return rows;
+}
+
 const tests = [];
 const test = (name, fn) => tests.push([name, fn]);
 const model = "stories260K";
@@ -203,6 +217,50 @@ test("a client that leaves mid-stream is still billed for what it got", async ()
   const prompt = 5;  // bos + "Once upon a time"
   assert.ok(tokens - prompt >= 5, `metered ${tokens} tokens`);
   assert.ok(tokens - prompt < 1500, `generation was cancelled (${tokens} tokens)`);
+});
+
+test("usage is metered under the key that spent it", async () => {
+  const team = await newTenant("team");
+  await admin("POST", `/v1/tenants/${team.id}/credits`, { amount: "1.00" }, { "idempotency-key": "sdk-test-team" });
+  const second = await admin("POST", `/v1/tenants/${team.id}/keys`, { name: "second", scopes: ["inference", "billing"] });
+  const secondClient = new OpenAI({ baseURL: `${url}/v1`, apiKey: second.key, maxRetries: 0 });
+  const keys = await admin("GET", `/v1/tenants/${team.id}/keys`);
+  const first = keys.data.find((k) => k.name === "sdk");
+  assert.ok(first && second.id, "both keys have ids");
+  const a = await team.client.completions.create({ model, prompt: "Once upon a time", max_tokens: 7, seed: 1 });
+  const b = await secondClient.completions.create({ model, prompt: "Lily", max_tokens: 3, seed: 1 });
+  const rows = await ratedUsage(team.key, "key", a.usage.total_tokens + b.usage.total_tokens);
+  const byKey = {};
+  for (const row of rows) byKey[row.group] = (byKey[row.group] ?? 0) + row.quantity;
+  assert.deepEqual(byKey, { [first.id]: a.usage.total_tokens, [second.id]: b.usage.total_tokens });
+});
+
+test("a model deployed at run time is served at once; removed mid-stream, its streams end and are billed", async () => {
+  const made = await admin("POST", "/v1/deployments",
+    { name: "tiny-2", file: "builtin:stories260K", input_price: "1.00", output_price: "2.00" });
+  assert.equal(made.origin, "api");
+  const user = await newTenant("streamer");
+  await admin("POST", `/v1/tenants/${user.id}/credits`, { amount: "1.00" }, { "idempotency-key": "sdk-test-streamer" });
+  assert.ok((await user.client.models.list()).data.some((m) => m.id === "tiny-2"));
+  const stream = await user.client.completions.create({
+    model: "tiny-2", prompt: "Once upon a time", max_tokens: 400, n: 8, temperature: 0.8, seed: 2, stream: true,
+    stream_options: { include_usage: true } });
+  let chunks = 0;
+  let usage = null;
+  let removal = null;
+  for await (const chunk of stream) {
+    if (chunk.choices[0]?.text) chunks++;
+    if (chunk.usage) usage = chunk.usage;
+    if (chunks === 1 && !removal) {
+      removal = fetch(`${url}/v1/deployments/tiny-2`, { method: "DELETE", headers: { authorization: `Bearer ${server.adminKey}` } });
+    }
+  }
+  assert.equal((await removal).status, 200);
+  // However far it got, the stream ended with its usage, and that is what was billed.
+  assert.ok(usage && usage.completion_tokens >= 1, `usage ${JSON.stringify(usage)}`);
+  const rows = await ratedUsage(user.key, "model", usage.total_tokens);
+  assert.deepEqual(rows.map((row) => [row.group, row.quantity]), [["tiny-2", usage.total_tokens]]);
+  await expectError(user.client.completions.create({ model: "tiny-2", prompt: "x" }), 404);
 });
 
 await runTests(tests);

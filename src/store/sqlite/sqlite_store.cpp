@@ -118,6 +118,18 @@ CREATE TABLE reservations (
 );
 CREATE INDEX reservations_by_tenant ON reservations (tenant_id);
 )sql",
+    // 3: the executor's own id for a job's run (a Slurm job id), by which a
+    // restarted server re-finds it; empty for the local executor.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN external_id TEXT NOT NULL DEFAULT '';
+)sql",
+    // 4: hosted models deployed through the API, as JSON the API layer owns.
+    R"sql(
+CREATE TABLE model_deployments (
+  name       TEXT PRIMARY KEY,
+  deployment TEXT NOT NULL
+);
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -195,7 +207,7 @@ constexpr const char* kAuditColumns =
 
 constexpr const char* kJobColumns =
     "seq, id, tenant_id, spec, state, reason, message, exit_code, gpu_type, gpus, pid, start_ticks, preemptions, "
-    "created_at_us, state_at_us, started_at_us, ended_at_us, usage_until_us";
+    "created_at_us, state_at_us, started_at_us, ended_at_us, usage_until_us, external_id";
 constexpr const char* kReservationColumns =
     "id, tenant_id, gpu_type, gpus, packing, start_us, end_us, created_at_us, cancelled_at_us";
 
@@ -219,6 +231,7 @@ JobRecord read_job(const Statement& s) {
   j.started_at = s.optional_time(15);
   j.ended_at = s.optional_time(16);
   j.usage_until = s.optional_time(17);
+  j.external_id = s.text(18);
   return j;
 }
 
@@ -589,6 +602,35 @@ class SqliteStore final : public Store {
     return read_pairs("SELECT tenant_id, quota FROM compute_quotas ORDER BY tenant_id");
   }
 
+  Status create_deployment(const std::string& name, const std::string& deployment_json,
+                           const AuditRecord& audit) override {
+    return transaction([&]() -> Status {
+      auto s = prepare("INSERT INTO model_deployments (name, deployment) VALUES (?1, ?2)");
+      s.bind(1, name).bind(2, deployment_json);
+      const int rc = s.step();
+      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return Status::already_exists("a model named \"" + name + "\" is already deployed");
+      }
+      if (rc != SQLITE_DONE) return failure("deploying model " + name, s);
+      return insert_audit(audit);
+    });
+  }
+
+  Status delete_deployment(const std::string& name, const AuditRecord& audit) override {
+    return transaction([&]() -> Status {
+      auto s = prepare("DELETE FROM model_deployments WHERE name = ?1");
+      s.bind(1, name);
+      if (s.step() != SQLITE_DONE) return failure("removing the deployment of " + name, s);
+      if (sqlite3_changes(db_) == 0) return Status::not_found("no model named \"" + name + "\" is deployed");
+      return insert_audit(audit);
+    });
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> all_deployments() override {
+    std::lock_guard lock(mutex_);
+    return read_pairs("SELECT name, deployment FROM model_deployments ORDER BY name");
+  }
+
   Status set_node_state(const std::string& node, const std::string& state, const AuditRecord& audit) override {
     return transaction([&]() -> Status {
       auto s = state == "up" ? prepare("DELETE FROM node_states WHERE node = ?1")
@@ -666,19 +708,20 @@ class SqliteStore final : public Store {
     auto s = insert ? prepare(
                           "INSERT INTO jobs (tenant_id, spec, state, reason, message, exit_code, gpu_type, gpus, pid, "
                           "start_ticks, preemptions, created_at_us, state_at_us, started_at_us, ended_at_us, "
-                          "usage_until_us, id, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                          "usage_until_us, external_id, id, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                          "?, ?)")
                     : prepare(
                           "UPDATE jobs SET tenant_id = ?, spec = ?, state = ?, reason = ?, message = ?, "
                           "exit_code = ?, gpu_type = ?, gpus = ?, pid = ?, start_ticks = ?, preemptions = ?, "
                           "created_at_us = ?, state_at_us = ?, started_at_us = ?, ended_at_us = ?, "
-                          "usage_until_us = ? WHERE id = ? AND seq = ?");
+                          "usage_until_us = ?, external_id = ? WHERE id = ? AND seq = ?");
     s.bind(1, j.tenant_id).bind(2, j.spec_json).bind(3, j.state).bind(4, j.reason).bind(5, j.message);
     if (j.exit_code) s.bind(6, std::int64_t{*j.exit_code});
     s.bind(7, j.gpu_type).bind(8, j.gpus).bind(9, std::int64_t{j.pid}).bind(10, j.start_ticks);
     s.bind(11, std::int64_t{j.preemptions}).bind(12, j.created_at.unix_micros).bind(13, j.state_at.unix_micros);
-    s.bind(14, j.started_at).bind(15, j.ended_at).bind(16, j.usage_until).bind(17, j.id);
+    s.bind(14, j.started_at).bind(15, j.ended_at).bind(16, j.usage_until).bind(17, j.external_id).bind(18, j.id);
     CHECK(j.seq > 0);
-    s.bind(18, j.seq);
+    s.bind(19, j.seq);
     if (s.step() != SQLITE_DONE) return failure(insert ? "inserting job " + j.id : "updating job " + j.id, s);
     if (!insert && sqlite3_changes(db_) != 1) return Status::internal("updating job " + j.id + ": no such job");
     return Status::ok();
