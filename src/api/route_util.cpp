@@ -56,4 +56,32 @@ store::AuditRecord audit(Services& s, const RequestContext& ctx, std::string act
   return a;
 }
 
+bool wants_csv(const net::HttpRequest& http) {
+  return http.header("accept").find("text/csv") != std::string_view::npos;
+}
+
+std::string csv_field(std::string_view text) {
+  if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+Status read_period(const net::HttpRequest& http, Timestamp& from, Timestamp& to) {
+  std::string value;
+  for (auto [name, slot] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
+    if (!net::query_param(http.query, name, value)) continue;
+    auto t = parse_rfc3339(value);
+    if (!t) {
+      return Status::invalid_argument(std::string("query parameter \"") + name +
+                                      "\" must be an RFC 3339 time such as 2026-11-01T00:00:00Z");
+    }
+    *slot = *t;
+  }
+  return Status::ok();
+}
+
 }  // namespace headroom::api

@@ -29,6 +29,15 @@ void write_page(net::HttpResponse& response, const store::Page<T>& page, ToJson 
   write_json(response, 200, boost::json::object{{"data", std::move(data)}, {"has_more", page.has_more}});
 }
 
+// Whether the client asks for CSV (Accept: text/csv) rather than JSON.
+bool wants_csv(const net::HttpRequest& http);
+// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+std::string csv_field(std::string_view text);
+
+// ?from= and ?to= as RFC 3339 times, each over its default when absent;
+// invalid_argument naming the one that is not a time.
+Status read_period(const net::HttpRequest& http, Timestamp& from, Timestamp& to);
+
 // The audit record of an action the caller takes, written with the change.
 store::AuditRecord audit(Services& s, const RequestContext& ctx, std::string action, std::string target,
                          boost::json::object details);

@@ -146,21 +146,6 @@ Status get_balance(Services& s, RequestContext& ctx, net::HttpResponse& response
   return Status::ok();
 }
 
-bool wants_csv(const net::HttpRequest& http) {
-  return http.header("accept").find("text/csv") != std::string_view::npos;
-}
-
-// A CSV field: quoted when it holds a comma, a quote or a line break.
-std::string csv_field(std::string_view text) {
-  if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 std::string_view unit_of(ledger::Product p) { return p == ledger::Product::kGpuTime ? "gpu_ms" : "tokens"; }
 
 Status get_usage(Services& s, RequestContext& ctx, net::HttpResponse& response) {
@@ -169,16 +154,8 @@ Status get_usage(Services& s, RequestContext& ctx, net::HttpResponse& response) 
   Timestamp from = ledger::utc_month_start(ledger::utc_month_of(now));
   Timestamp to = now;
   billing::GroupBy group_by = billing::GroupBy::kDay;
+  HR_RETURN_IF_ERROR(read_period(ctx.http, from, to));
   std::string value;
-  for (auto [name, slot] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
-    if (!net::query_param(ctx.http.query, name, value)) continue;
-    auto t = parse_rfc3339(value);
-    if (!t) {
-      return Status::invalid_argument(std::string("query parameter \"") + name +
-                                      "\" must be an RFC 3339 time such as 2026-11-01T00:00:00Z");
-    }
-    *slot = *t;
-  }
   if (to < from) return Status::invalid_argument("query parameter \"to\" is before \"from\"");
   if (net::query_param(ctx.http.query, "group_by", value)) {
     HR_ASSIGN_OR_RETURN(group_by, billing::parse_group_by(value));

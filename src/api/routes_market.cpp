@@ -49,7 +49,7 @@ Status get_prices(Services& s, RequestContext& ctx, net::HttpResponse& response)
   json::array in_force, scheduled;
   // A capacity block's own price (variant "block:<id>") is its tenant's
   // business, not a list price.
-  auto listed = [](const ledger::PriceEntry& p) { return !p.variant.starts_with("block:"); };
+  auto listed = [](const ledger::PriceEntry& p) { return !ledger::is_block_price_variant(p.variant); };
   for (const ledger::PriceEntry& p : prices.in_force) {
     if (listed(p)) in_force.push_back(price_json(p));
   }

@@ -47,7 +47,7 @@ struct Table {
 };
 
 void write_table(const net::HttpRequest& http, net::HttpResponse& response, Table table, json::object head) {
-  if (http.header("accept").find("text/csv") == std::string_view::npos) {
+  if (!wants_csv(http)) {
     head["data"] = std::move(table.rows);
     write_json(response, 200, head);
     return;
@@ -59,18 +59,7 @@ void write_table(const net::HttpRequest& http, net::HttpResponse& response, Tabl
     for (std::size_t i = 0; i < table.columns.size(); ++i) {
       if (i) out += ",";
       const json::value& v = row.as_object().at(table.columns[i]);
-      if (v.is_string()) {
-        const std::string_view text = v.as_string();
-        if (text.find_first_of(",\"\r\n") == std::string_view::npos) {
-          out += text;
-        } else {
-          out += '"';
-          for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-          out += '"';
-        }
-      } else {
-        out += json::serialize(v);
-      }
+      out += v.is_string() ? csv_field(v.as_string()) : json::serialize(v);
     }
     out += "\n";
   }
@@ -83,13 +72,7 @@ void write_table(const net::HttpRequest& http, net::HttpResponse& response, Tabl
 Result<std::pair<Timestamp, Timestamp>> period(Services& s, const RequestContext& ctx) {
   const Timestamp now = s.clock.now();
   Timestamp from = ledger::utc_month_start(ledger::utc_month_of(now)), to = now;
-  std::string value;
-  for (auto [name, slot] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
-    if (!net::query_param(ctx.http.query, name, value)) continue;
-    auto parsed = parse_rfc3339(value);
-    if (!parsed) return Status::invalid_argument(std::string(name) + ": expected an RFC 3339 time");
-    *slot = *parsed;
-  }
+  HR_RETURN_IF_ERROR(read_period(ctx.http, from, to));
   if (!(from < to)) return Status::invalid_argument("to: must be after from");
   return std::pair{from, to};
 }

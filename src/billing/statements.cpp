@@ -106,7 +106,7 @@ std::vector<ChargeSummary> Statements::summary(Timestamp from, Timestamp to, std
     for (const Charge& c : charges) {
       if (c.start < from || !(c.start < to)) continue;
       std::string_view tier = text(c.variant);
-      if (tier.starts_with("block:")) tier = "reserved";
+      if (ledger::is_block_price_variant(tier)) tier = "reserved";
       const std::int64_t bucket =
           bucket_us > 0 ? from.unix_micros + (c.start.unix_micros - from.unix_micros) / bucket_us * bucket_us
                         : from.unix_micros;

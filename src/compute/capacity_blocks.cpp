@@ -40,8 +40,6 @@ constexpr std::int64_t kHourUs = 3'600'000'000;
 constexpr std::int64_t kFreeCancellationUs = 24 * kHourUs;
 constexpr std::int64_t kQuotes = 100'000;  // live quotes at most; expired ones are dropped first
 
-std::string block_variant(std::string_view reservation_id) { return "block:" + std::string(reservation_id); }
-
 Timestamp hour_after(Timestamp t) { return {(t.unix_micros / kHourUs + 1) * kHourUs}; }
 
 ledger::UsageEvent block_event(const std::string& id, std::string_view part, const std::string& tenant_id,
@@ -51,7 +49,7 @@ ledger::UsageEvent block_event(const std::string& id, std::string_view part, con
   e.tenant_id = tenant_id;
   e.product = ledger::Product::kGpuTime;
   e.item = gpu_type;
-  e.variant = block_variant(id);
+  e.variant = ledger::block_price_variant(id);
   e.quantity = gpu_ms;
   e.start = start;
   e.end = end;
@@ -85,7 +83,8 @@ void ComputeService::restore_block(const store::ReservationRecord& r, Timestamp 
                          : window.status();
   if (!booked) spdlog::warn("reservation {} is not in the capacity calendar: {}", r.id, booked.message());
   if (options_.catalog == nullptr) return;
-  const auto versions = options_.catalog->price_history(ledger::Product::kGpuTime, r.gpu_type, block_variant(r.id),
+  const auto versions = options_.catalog->price_history(ledger::Product::kGpuTime, r.gpu_type,
+                                                        ledger::block_price_variant(r.id),
                                                         Timestamp{}, r.end);
   if (versions.empty()) return;  // not a priced block (an admin's reservation)
   const Timestamp from = std::max(r.start, versions.front().effective_from);
@@ -178,7 +177,7 @@ Result<store::ReservationRecord> ComputeService::book_block(const std::string& t
       }
     }
     // The block's own price, so that a later list price change never touches it.
-    ledger::PriceEntry price{ledger::Product::kGpuTime, r.gpu_type, block_variant(r.id), {}, quote.price_per_gpu_hour};
+    ledger::PriceEntry price{ledger::Product::kGpuTime, r.gpu_type, ledger::block_price_variant(r.id), {}, quote.price_per_gpu_hour};
     Status priced = options_.catalog != nullptr ? options_.catalog->set_prices(std::span(&price, 1)) : Status::ok();
     Status stored = priced ? store_.create_reservation(r, audit) : priced;
     if (!stored) {

@@ -156,6 +156,13 @@ enum class PriceCheck : std::uint8_t {
   kSourceDiffers,  // it does not: the book's price was used
 };
 
+// A capacity block's own GPU-time price: the variant "block:<reservation
+// id>", locked when the block was booked, under which its hours are billed.
+inline std::string block_price_variant(std::string_view reservation_id) {
+  return "block:" + std::string(reservation_id);
+}
+inline bool is_block_price_variant(std::string_view variant) { return variant.starts_with("block:"); }
+
 // A usage event with its exact cost.
 struct RatedCharge {
   std::string event_id;
