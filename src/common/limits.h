@@ -19,6 +19,7 @@ inline constexpr std::size_t kHttpConnections = 10'000;            // per proces
 inline constexpr std::size_t kServerThreads = 64;
 inline constexpr std::size_t kRequestIdBytes = 128;                // a client's X-Request-Id, echoed if sane
 inline constexpr std::int64_t kHttpDeferredTimeoutMs = 30'000;     // a deferred response, handler to complete()
+inline constexpr std::int64_t kCompletionWaitMs = 30 * 60'000;      // a whole (not streamed) completion: long ones take minutes
 inline constexpr std::int64_t kHttpStreamPollMs = 100;             // a waiting stream's next() is retried this often
 
 static_assert(kHttpBodyBytes > kHttpHeaderBytes);

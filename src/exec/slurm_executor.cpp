@@ -12,8 +12,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <climits>
 #include <cstdlib>
@@ -56,8 +56,10 @@ std::string shown(std::string_view text) {
   constexpr std::size_t kShownBytes = 300;
   std::string out = to_valid_utf8(text.substr(0, kShownBytes));
   for (char& c : out) {
-    if (c == '\n') c = ' ';
-    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    if (c == '\n')
+      c = ' ';
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
   }
   if (text.size() > kShownBytes) out += "...";
   return out;
@@ -122,7 +124,8 @@ Status write_file_atomically(const std::string& dir, const char* tmp_name, const
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) return Status::unavailable("cannot write " + tmp + ": " + errno_text(errno));
+  if (::fsync(fd) != 0 || ::close(fd) != 0)
+    return Status::unavailable("cannot write " + tmp + ": " + errno_text(errno));
   if (::rename(tmp.c_str(), (dir + "/" + name).c_str()) != 0) {
     return Status::unavailable("cannot rename " + tmp + ": " + errno_text(errno));
   }
@@ -255,8 +258,9 @@ Result<CommandOutput> run_slurm_command(const SlurmOptions& options, std::string
     close_fd(out_pipe[0]);
     close_fd(err_pipe[0]);
     if (spawn_error == ENOENT) {
-      return Status::unavailable(program + " not found" +
-                                 (options.bin_dir.empty() ? std::string(" on PATH (is Slurm's client installed?)") : ""));
+      return Status::unavailable(
+          program + " not found" +
+          (options.bin_dir.empty() ? std::string(" on PATH (is Slurm's client installed?)") : ""));
     }
     return Status::unavailable("cannot run " + program + ": " + errno_text(spawn_error));
   }
@@ -345,8 +349,10 @@ Result<std::string> slurm_show_nodes(const SlurmOptions& options) {
 std::string shell_quote(std::string_view text) {
   std::string out = "'";
   for (char c : text) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   out += '\'';
   return out;
@@ -369,7 +375,8 @@ Result<std::string> slurm_batch_script(const LaunchSpec& spec, const BatchScript
   if (spec.argv[0].empty()) return Status::invalid_argument("the command name is empty");
   if (spec.argv[0].find('=') != std::string::npos) {
     // env(1) would take it for a variable to set.
-    return Status::invalid_argument("command name \"" + shown(spec.argv[0]) + "\" holds '=', which Slurm jobs cannot run");
+    return Status::invalid_argument("command name \"" + shown(spec.argv[0]) +
+                                    "\" holds '=', which Slurm jobs cannot run");
   }
   std::unordered_set<std::string_view> names;
   for (const auto& [name, value] : spec.env) {
@@ -414,7 +421,8 @@ Result<std::string> slurm_batch_script(const LaunchSpec& spec, const BatchScript
     s += shell_quote(std::string(name) + "=" + std::string(value));
   };
   for (const auto& [name, value] : context.inherited_env) {
-    const bool overridden = std::any_of(spec.env.begin(), spec.env.end(), [&](const auto& v) { return v.first == name; });
+    const bool overridden =
+        std::any_of(spec.env.begin(), spec.env.end(), [&](const auto& v) { return v.first == name; });
     if (!overridden) assign(name, value);
   }
   // Slurm chose the GPUs of the node and says which in CUDA_VISIBLE_DEVICES.
@@ -442,8 +450,7 @@ Result<std::string> slurm_batch_script(const LaunchSpec& spec, const BatchScript
 Result<std::string> parse_sbatch_job_id(std::string_view out) {
   std::string_view id = trim(out);
   id = id.substr(0, id.find(';'));  // "1234;cluster" on a multi-cluster setup
-  if (id.empty() || id.size() > 20 ||
-      !std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  if (id.empty() || id.size() > 20 || !std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return Status::invalid_argument("sbatch printed \"" + shown(out) + "\", not a job id");
   }
   return std::string(id);
@@ -482,7 +489,7 @@ bool is_finished_slurm_state(std::string_view state) {
   // carry flags after '+' ("CANCELLED+").
   state = state.substr(0, state.find('+'));
   static constexpr std::array<std::string_view, 11> kFinished = {
-      "COMPLETED", "FAILED",  "CANCELLED", "TIMEOUT",   "NODE_FAIL",    "PREEMPTED",
+      "COMPLETED", "FAILED",   "CANCELLED",     "TIMEOUT", "NODE_FAIL",   "PREEMPTED",
       "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY", "REVOKED", "SPECIAL_EXIT"};
   return std::find(kFinished.begin(), kFinished.end(), state) != kFinished.end();
 }
@@ -602,8 +609,8 @@ Result<ProcessHandle> SlurmExecutor::start(const LaunchSpec& spec) {
   HR_RETURN_IF_ERROR(write_file_atomically(dir, kScriptTmpFile, kScriptFile, script, 0700));
 
   const std::size_t node_count = std::max<std::size_t>(spec.nodes.size(), 1);
-  std::vector<std::string> args = {"--parsable", "--job-name=" + spec.job_id,
-                                   "--nodes=" + std::to_string(node_count), "--ntasks=" + std::to_string(node_count),
+  std::vector<std::string> args = {"--parsable", "--job-name=" + spec.job_id, "--nodes=" + std::to_string(node_count),
+                                   "--ntasks=" + std::to_string(node_count),
                                    // Headroom decides what runs again: Slurm must not requeue
                                    // the job itself (after a node failure) under the same id.
                                    "--no-requeue"};
@@ -646,8 +653,7 @@ Status SlurmExecutor::scancel(const std::vector<std::string>& args, std::string_
 }
 
 std::optional<std::string> SlurmExecutor::slurm_state(const std::string& slurm_id) {
-  auto out = run_slurm_command(options_, "squeue",
-                               {"--noheader", "--states=all", "--jobs=" + slurm_id, "--format=%T"});
+  auto out = run_slurm_command(options_, "squeue", {"--noheader", "--states=all", "--jobs=" + slurm_id, "--format=%T"});
   if (!out || out->exit_code != 0) return std::nullopt;
   return std::string(trim(out->out));
 }
@@ -665,8 +671,8 @@ Status SlurmExecutor::notify_preempt(std::string_view job_id, Timestamp deadline
     HR_RETURN_IF_ERROR(scancel({it->second.slurm_id}, job_id));
     return written;
   }
-  HR_ASSIGN_OR_RETURN(CommandOutput out, run_slurm_command(options_, "scancel",
-                                                           {"--signal=TERM", "--full", it->second.slurm_id}));
+  HR_ASSIGN_OR_RETURN(CommandOutput out,
+                      run_slurm_command(options_, "scancel", {"--signal=TERM", "--full", it->second.slurm_id}));
   if (out.exit_code != 0 && !says_job_ended(out.err)) {
     return Status::unavailable("scancel --signal=TERM for job " + std::string(job_id) +
                                " failed: " + shown(trim(out.err)));
@@ -686,8 +692,8 @@ Status SlurmExecutor::kill(std::string_view job_id) {
   std::optional<std::string> state = slurm_state(it->second.slurm_id);
   Status killed = Status::ok();
   if (!state || !is_unstarted_slurm_state(*state)) {
-    HR_ASSIGN_OR_RETURN(CommandOutput out, run_slurm_command(options_, "scancel",
-                                                             {"--signal=KILL", "--full", it->second.slurm_id}));
+    HR_ASSIGN_OR_RETURN(CommandOutput out,
+                        run_slurm_command(options_, "scancel", {"--signal=KILL", "--full", it->second.slurm_id}));
     if (out.exit_code != 0 && !says_job_ended(out.err)) {
       killed = Status::unavailable("scancel --signal=KILL for job " + std::string(job_id) +
                                    " failed: " + shown(trim(out.err)));
@@ -758,8 +764,8 @@ std::vector<Exit> SlurmExecutor::poll() {
       list += id;
     }
     ids.clear();
-    auto out = run_slurm_command(options_, "squeue",
-                                 {"--noheader", "--states=all", "--jobs=" + list, "--format=" + std::string(kSqueueFormat)});
+    auto out = run_slurm_command(
+        options_, "squeue", {"--noheader", "--states=all", "--jobs=" + list, "--format=" + std::string(kSqueueFormat)});
     if (!out) {
       spdlog::warn("Slurm executor: {}", out.status().message());
       return false;
@@ -787,8 +793,8 @@ std::vector<Exit> SlurmExecutor::poll() {
   const Timestamp now = clock_.now();
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     auto found = seen.find(it->second.slurm_id);
-    const bool live = found != seen.end() && found->second.name == it->first &&
-                      !is_finished_slurm_state(found->second.state);
+    const bool live =
+        found != seen.end() && found->second.name == it->first && !is_finished_slurm_state(found->second.state);
     if (live) {
       ++it;
       continue;
@@ -812,13 +818,15 @@ bool SlurmExecutor::adopt(std::string_view job_id_view, const ProcessHandle& han
   }
   if (auto it = jobs_.find(job_id); it != jobs_.end() && it->second.slurm_id == slurm_id) return true;
   // The job's last sign of life, for a job that vanished: its log's last write.
-  const Timestamp last_seen = mtime_of(dir + "/" + kLogFile).value_or(mtime_of(dir + "/" + kSlurmIdFile).value_or(clock_.now()));
+  const Timestamp last_seen =
+      mtime_of(dir + "/" + kLogFile).value_or(mtime_of(dir + "/" + kSlurmIdFile).value_or(clock_.now()));
   if (!validate_job_id(job_id) || slurm_id.empty()) {
     ended = finished_exit(job_id, "", Ending::kOnItsOwn, last_seen);
     return false;
   }
-  auto out = run_slurm_command(options_, "squeue",
-                               {"--noheader", "--states=all", "--jobs=" + slurm_id, "--format=" + std::string(kSqueueFormat)});
+  auto out =
+      run_slurm_command(options_, "squeue",
+                        {"--noheader", "--states=all", "--jobs=" + slurm_id, "--format=" + std::string(kSqueueFormat)});
   std::optional<SqueueJob> found;
   bool asked = false;
   if (out && out->exit_code == 0) {
@@ -834,7 +842,9 @@ bool SlurmExecutor::adopt(std::string_view job_id_view, const ProcessHandle& han
   const bool same_job = found && found->name == job_id;
   if (!asked || (same_job && !is_finished_slurm_state(found->state))) {
     // Running, or Slurm cannot tell now: watched again, poll() settles it.
-    if (!asked) spdlog::warn("job {}: adopted without asking Slurm ({})", job_id, out ? shown(trim(out->err)) : out.status().message());
+    if (!asked)
+      spdlog::warn("job {}: adopted without asking Slurm ({})", job_id,
+                   out ? shown(trim(out->err)) : out.status().message());
     jobs_[job_id] = LiveJob{slurm_id, Ending::kOnItsOwn};
     return true;
   }

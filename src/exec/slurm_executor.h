@@ -147,8 +147,8 @@ bool is_finished_slurm_state(std::string_view state);
 
 // The fields of `scontrol show job --oneliner <id>` the executor reads.
 struct ScontrolJob {
-  std::string state;                // JobState
-  int exit_code = 0;                // ExitCode=<code>:<signal>, as a shell reports it (128 + signal)
+  std::string state;                  // JobState
+  int exit_code = 0;                  // ExitCode=<code>:<signal>, as a shell reports it (128 + signal)
   std::optional<Timestamp> end_time;  // EndTime, when it has one (local time of the machine)
 };
 Result<ScontrolJob> parse_scontrol_job(std::string_view text);

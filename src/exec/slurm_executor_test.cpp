@@ -46,8 +46,9 @@ int run_script(const std::string& script, const std::string& dir, std::string& o
   std::ofstream(path) << script;
   SlurmOptions options;
   options.bin_dir = "/usr/bin";
-  auto result = run_slurm_command(options, "env", {"CUDA_VISIBLE_DEVICES=2,3", "SLURM_JOB_ID=77", "SLURM_JOB_NODELIST=n1",
-                                                    "SLURM_CONF=/etc/x/slurm.conf", "SLURM_OTHER=1", "/bin/sh", path});
+  auto result = run_slurm_command(options, "env",
+                                  {"CUDA_VISIBLE_DEVICES=2,3", "SLURM_JOB_ID=77", "SLURM_JOB_NODELIST=n1",
+                                   "SLURM_CONF=/etc/x/slurm.conf", "SLURM_OTHER=1", "/bin/sh", path});
   EXPECT_TRUE(result.is_ok()) << result.status().to_string();
   if (!result) return -1;
   out = result->out + result->err;
@@ -74,9 +75,9 @@ TEST(ShellQuote, QuotesEverything) {
 
 TEST(BatchScript, ArgumentsReachTheCommandByteForByte) {
   TempDir dir;
-  const std::vector<std::string> tricky = {"",           "it's",        "a b  c",    "$HOME",       "`id`",
-                                           "$(id)",      "\"q\"",       "back\\slash", "new\nline", "*",
-                                           "; rm -rf /", "--",          "-n",          "\t tab",     "\xc3\xa9t\xc3\xa9"};
+  const std::vector<std::string> tricky = {"",           "it's",  "a b  c",      "$HOME",     "`id`",
+                                           "$(id)",      "\"q\"", "back\\slash", "new\nline", "*",
+                                           "; rm -rf /", "--",    "-n",          "\t tab",    "\xc3\xa9t\xc3\xa9"};
   std::vector<std::string> argv = {"printf", "[%s]\\n"};
   argv.insert(argv.end(), tricky.begin(), tricky.end());
   auto script = slurm_batch_script(spec_of(argv), {dir.path(), {{"PATH", "/usr/bin:/bin"}}});
@@ -119,7 +120,8 @@ TEST(BatchScript, EnvironmentIsTheContractsAndNothingElse) {
 
 TEST(BatchScript, RecordsTheExitCode) {
   TempDir dir;
-  auto script = slurm_batch_script(spec_of({"sh", "-c", "echo out; exit 7"}), {dir.path(), {{"PATH", "/usr/bin:/bin"}}});
+  auto script =
+      slurm_batch_script(spec_of({"sh", "-c", "echo out; exit 7"}), {dir.path(), {{"PATH", "/usr/bin:/bin"}}});
   ASSERT_TRUE(script.is_ok());
   std::string out;
   EXPECT_EQ(run_script(*script, dir.path(), out), 7);
@@ -245,8 +247,7 @@ TEST(SlurmCommand, AHungCommandTimesOut) {
   options.command_timeout_ms = 200;
   auto out = run_slurm_command(options, "sleep", {"30"});
   ASSERT_FALSE(out.is_ok());
-  EXPECT_NE(out.status().message().find("did not answer within 200 ms"), std::string::npos)
-      << out.status().message();
+  EXPECT_NE(out.status().message().find("did not answer within 200 ms"), std::string::npos) << out.status().message();
 }
 
 TEST(SlurmCommand, GetsSlurmConfAndACleanEnvironment) {

@@ -148,9 +148,8 @@ Result<FleetSpec> fleet_from_slurm_nodes(std::string_view scontrol_text, const S
   std::map<std::string, std::size_t> type_index;  // name -> position in fleet.gpu_types
   for (const SlurmNode& slurm_node : nodes) {
     if (slurm_node.gpus.empty()) continue;
-    if (!options.partition.empty() &&
-        std::find(slurm_node.partitions.begin(), slurm_node.partitions.end(), options.partition) ==
-            slurm_node.partitions.end()) {
+    if (!options.partition.empty() && std::find(slurm_node.partitions.begin(), slurm_node.partitions.end(),
+                                                options.partition) == slurm_node.partitions.end()) {
       continue;
     }
     Node node;
@@ -168,7 +167,8 @@ Result<FleetSpec> fleet_from_slurm_nodes(std::string_view scontrol_text, const S
         if (declared != options.gpu_types.end()) {
           fleet.gpu_types.push_back(*declared);
         } else if (options.undeclared_gpu_memory_mib > 0) {
-          fleet.gpu_types.push_back({.name = type, .display_name = "", .memory_mib = options.undeclared_gpu_memory_mib});
+          fleet.gpu_types.push_back(
+              {.name = type, .display_name = "", .memory_mib = options.undeclared_gpu_memory_mib});
         } else {
           return Status::invalid_argument("Slurm node " + quote_for_message(node.name) + " has GPUs of type " +
                                           quote_for_message(type) +

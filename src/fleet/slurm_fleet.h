@@ -39,7 +39,7 @@
 namespace headroom::fleet {
 
 struct SlurmFleetOptions {
-  std::vector<GpuType> gpu_types;  // the types the operator declared
+  std::vector<GpuType> gpu_types;              // the types the operator declared
   std::int64_t undeclared_gpu_memory_mib = 0;  // 0: an undeclared type is an error
   std::string untyped_gpu_type = "gpu";        // for gpu:COUNT
   std::string region = "slurm";

@@ -13,6 +13,7 @@
 
 #include "common/check.h"
 #include "common/ids.h"
+#include "common/limits.h"
 #include "common/text.h"
 #include "infer/sampling/chat_template.h"
 #include "ledger/ledger_limits.h"
@@ -407,6 +408,7 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
     call->stream = stream;
   } else {
     call->deferred = response.defer();
+    call->deferred->wait_ms = limits::kCompletionWaitMs;
   }
 
   const bool chat = r.endpoint == Endpoint::kChat;
@@ -681,6 +683,7 @@ void ModelService::handle_upstream(const std::shared_ptr<Model>& model, const Ca
     add_rate_headers(response, call->rate, false);
   } else {
     call->deferred = response.defer();
+    call->deferred->wait_ms = limits::kCompletionWaitMs;
   }
   // The upstream by address: undeploy() frees it only after its workers
   // have run every job queued here.

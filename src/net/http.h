@@ -136,8 +136,9 @@ struct HttpResponse {
 // The request's string_views are dead by then: copy the request id and
 // whatever else the completion needs before handle() returns.
 //
-// The server waits up to ServerOptions::deferred_timeout_ms, and at a
-// graceful stop up to its grace period; past either it gives up on the
+// The server waits up to ServerOptions::deferred_timeout_ms (or the
+// response's own wait_ms, for work known to take longer, such as a long
+// completion), and at a graceful stop up to its grace period; past either it gives up on the
 // request (abandon()). complete() stays safe whatever became of the
 // connection or the server, even after both are destroyed: it then drops the
 // response.
@@ -161,6 +162,11 @@ class DeferredResponse final {
   // True once complete() or abandon() has been called: the completer may
   // skip work nobody will see. (Advisory: it may turn true right after.)
   bool done() const;
+
+  // How long the server waits for complete(), when the handler knows the
+  // work may outlast ServerOptions::deferred_timeout_ms; set it before the
+  // handler returns. 0: the server's.
+  std::int64_t wait_ms = 0;
 
   // ---- For the router and the transport, not for handlers. ----
 

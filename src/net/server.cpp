@@ -541,7 +541,7 @@ class ServerImpl final : public HttpServer {
       bool too_late = false;
       if (response.deferred) [[unlikely]] {
         std::shared_ptr<DeferredResponse> deferred = std::move(response.deferred);
-        std::optional<HttpResponse> completed = co_await wait_deferred(worker, conn, std::move(deferred));
+        std::optional<HttpResponse> completed = co_await wait_deferred(worker, conn, deferred);
         if (completed) {
           response = std::move(*completed);
         } else {
@@ -549,7 +549,8 @@ class ServerImpl final : public HttpServer {
           response = HttpResponse();
           handler_.handle_protocol_error(503, "unavailable",
                                          "the response was not ready within " +
-                                             std::to_string(options_.deferred_timeout_ms) +
+                                             std::to_string(deferred->wait_ms > 0 ? deferred->wait_ms
+                                                                                  : options_.deferred_timeout_ms) +
                                              " ms; the request may still take effect",
                                          request_id, response);
         }
@@ -577,7 +578,8 @@ class ServerImpl final : public HttpServer {
   asio::awaitable<std::optional<HttpResponse>> wait_deferred(Worker& worker, Connection& conn,
                                                              std::shared_ptr<DeferredResponse> deferred) {
     Parking parking(worker, conn, deferred.get(), nullptr);
-    parking.timer().expires_after(std::chrono::milliseconds(options_.deferred_timeout_ms));
+    parking.timer().expires_after(
+        std::chrono::milliseconds(deferred->wait_ms > 0 ? deferred->wait_ms : options_.deferred_timeout_ms));
     for (;;) {
       if (std::optional<HttpResponse> response = deferred->take()) co_return response;
       auto [ec] = co_await parking.timer().async_wait(kUseTuple);

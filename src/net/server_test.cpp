@@ -89,6 +89,7 @@ class TestHandler final : public HttpHandler {
     response.content_type = "text/plain";
     if (request.path == "/defer") {  // answered by the test, through take_pending()
       std::shared_ptr<DeferredResponse> deferred = response.defer();
+      if (request.query == "wait_ms=600") deferred->wait_ms = 600;  // work known to take longer
       std::lock_guard lock(mutex_);
       pending_.push_back({std::move(deferred), std::string(request.request_id), std::string(request.target)});
       return;
@@ -916,6 +917,31 @@ TEST_F(HttpServerTest, DeferredResponseNotCompletedInTimeIs503AndClosed) {
   EXPECT_EQ(handler_.protocol_errors.load(), 1);
   EXPECT_TRUE(pending[0].deferred->done()) << "the server gave up on it";
   pending[0].deferred->complete(text_response(200, "too late"));  // dropped
+}
+
+TEST_F(HttpServerTest, ADeferredResponseMayAskForALongerWait) {
+  ServerOptions options = test_options();
+  options.deferred_timeout_ms = 100;
+  start(options);
+  RawClient c(port());
+  auto start_time = Clock::now();
+  ASSERT_TRUE(c.send(get("/defer?wait_ms=600")));
+  auto pending = handler_.take_pending(1);
+  ASSERT_EQ(pending.size(), 1u);
+  std::this_thread::sleep_for(250ms);  // past the server's 100 ms, within the response's 600
+  pending[0].deferred->complete(text_response(200, "slow but sure"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "slow but sure");
+  // And past its own wait, it too is given up on.
+  ASSERT_TRUE(c.send(get("/defer?wait_ms=600")));
+  pending = handler_.take_pending(1);
+  ASSERT_EQ(pending.size(), 1u);
+  r = c.read_response(3'000);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 503);
+  EXPECT_GE(ms_since(start_time), 250 + 550);
 }
 
 TEST_F(HttpServerTest, StopWaitsForADeferredResponseCompletedWithinTheGrace) {

@@ -147,8 +147,10 @@ test("errors in OpenAI's shape: 400, 401, 404", async () => {
 test("429 past the key's tokens per minute, with OpenAI's headers", async () => {
   const limited = await newTenant("limited");
   await admin("POST", `/v1/tenants/${limited.id}/credits`, { amount: "1.00" }, { "idempotency-key": "sdk-test-limited" });
+  // Each reserves its max_tokens; the stop sequence keeps the answers short
+  // (and the test quick under sanitizers).
   const ask = (max_tokens, n = 1) => limited.client.chat.completions.create({
-    model, messages: [{ role: "user", content: "Hi" }], max_tokens, n, temperature: 0 }).withResponse();
+    model, messages: [{ role: "user", content: "Hi" }], max_tokens, n, temperature: 0, stop: ["."] }).withResponse();
   // stories260K's context is 2,048 tokens: a choice reserves its prompt and
   // at most the rest of the context.
   const { data, response } = await ask(2000);

@@ -71,7 +71,8 @@ class SlurmExecutorTest : public ::testing::Test {
     } else if (std::filesystem::exists(std::string(dir) + "/unavailable")) {
       why = "Slurm could not be started here: " + read_file(std::string(dir) + "/unavailable");
     } else if (!std::filesystem::exists(std::string(dir) + "/slurm.conf")) {
-      why = std::string("no Slurm is running: ") + dir + "/slurm.conf is missing (did scripts/test-slurm.sh start fail?)";
+      why =
+          std::string("no Slurm is running: ") + dir + "/slurm.conf is missing (did scripts/test-slurm.sh start fail?)";
     }
     if (!why.empty()) {
       if (must_run) FAIL() << why << " (CI=true: the Slurm tests must run)";
@@ -190,9 +191,9 @@ TEST_F(SlurmExecutorTest, RunsAJobAndReportsItsExitCode) {
 }
 
 TEST_F(SlurmExecutorTest, TheJobSeesItsGpusAndIdAndIsPlacedWhereHeadroomSaid) {
-  const ProcessHandle handle = start(spec(
-      "job_env",
-      {"sh", "-c", "echo \"CVD=$CUDA_VISIBLE_DEVICES ID=$HEADROOM_JOB_ID GPUS=$HEADROOM_GPUS\"; sleep 1"}, 2));
+  const ProcessHandle handle = start(
+      spec("job_env",
+           {"sh", "-c", "echo \"CVD=$CUDA_VISIBLE_DEVICES ID=$HEADROOM_JOB_ID GPUS=$HEADROOM_GPUS\"; sleep 1"}, 2));
   ASSERT_TRUE(log_shows("job_env", "CVD="));
   const std::string placed = scontrol_job(handle.external_id);
   EXPECT_NE(placed.find(" NodeList=" + node_ + " "), std::string::npos) << placed;
@@ -252,9 +253,9 @@ TEST_F(SlurmExecutorTest, AMissingCommandFailsOnTheNodeWith127) {
 
 TEST_F(SlurmExecutorTest, KillEndsTheJobAndEverythingItStarted) {
   const std::string child_pid_file = dir_ + "/kill-child-" + std::to_string(::getpid());
-  start(spec("job_kill", {"sh", "-c",
-                          "trap '' TERM; sh -c 'echo $$ >" + child_pid_file +
-                              "; exec sleep 300' & echo started; sleep 300"}));
+  start(spec(
+      "job_kill",
+      {"sh", "-c", "trap '' TERM; sh -c 'echo $$ >" + child_pid_file + "; exec sleep 300' & echo started; sleep 300"}));
   ASSERT_TRUE(log_shows("job_kill", "started"));
   ASSERT_TRUE(eventually([&] { return !read_file(child_pid_file).empty(); }));
   const std::string child = "/proc/" + std::to_string(std::stoi(read_file(child_pid_file)));
@@ -272,10 +273,10 @@ TEST_F(SlurmExecutorTest, KillEndsTheJobAndEverythingItStarted) {
 }
 
 TEST_F(SlurmExecutorTest, PreemptionSendsTermAndTheJobReadsItsDeadline) {
-  start(spec("job_preempt",
-             {"sh", "-c",
-              "trap 'echo got TERM; cat \"$HEADROOM_PREEMPT_DEADLINE_FILE\"; exit 0' TERM; echo started; "
-              "while :; do sleep 0.2; done"}));
+  start(
+      spec("job_preempt", {"sh", "-c",
+                           "trap 'echo got TERM; cat \"$HEADROOM_PREEMPT_DEADLINE_FILE\"; exit 0' TERM; echo started; "
+                           "while :; do sleep 0.2; done"}));
   ASSERT_TRUE(log_shows("job_preempt", "started"));
   const Timestamp deadline = Timestamp::from_unix_seconds(1'900'000'000);
   ASSERT_TRUE(ok(executor_->notify_preempt("job_preempt", deadline)));
@@ -288,7 +289,8 @@ TEST_F(SlurmExecutorTest, PreemptionSendsTermAndTheJobReadsItsDeadline) {
 }
 
 TEST_F(SlurmExecutorTest, AJobThatIgnoresTheNoticeIsKilledAfterTheGrace) {
-  start(spec("job_stubborn", {"sh", "-c", "trap 'echo ignoring TERM' TERM; echo started; while :; do sleep 0.2; done"}));
+  start(
+      spec("job_stubborn", {"sh", "-c", "trap 'echo ignoring TERM' TERM; echo started; while :; do sleep 0.2; done"}));
   ASSERT_TRUE(log_shows("job_stubborn", "started"));
   ASSERT_TRUE(ok(executor_->notify_preempt("job_stubborn", clock_.now().plus_seconds(2))));
   ASSERT_TRUE(log_shows("job_stubborn", "ignoring TERM"));
@@ -386,6 +388,38 @@ TEST_F(SlurmExecutorTest, PollAsksSlurmOnceForAllJobs) {
     return exits.size() == 4;
   }));
   for (const Exit& e : exits) EXPECT_EQ(std::to_string(e.exit_code), e.job_id.substr(8)) << e.job_id;
+}
+
+TEST_F(SlurmExecutorTest, TheFleetFollowsSlurmsNodeStates) {
+  auto fleet_now = [&]() -> Result<fleet::FleetSpec> {
+    HR_ASSIGN_OR_RETURN(std::string nodes, slurm_show_nodes(options_));
+    fleet::SlurmFleetOptions fleet_options;
+    fleet_options.gpu_types = {{"h100", "NVIDIA H100 80GB HBM3", 81559}};
+    return fleet::fleet_from_slurm_nodes(nodes, fleet_options);
+  };
+  auto up = fleet_now();
+  ASSERT_TRUE(up.is_ok()) << up.status().to_string();
+  ASSERT_EQ(up->nodes[0].gpus.size(), 4u);
+  EXPECT_EQ(up->nodes[0].gpus[3].type, "h100");
+  EXPECT_EQ(up->nodes[0].state, fleet::NodeState::kUp);
+  EXPECT_EQ(up->source, "slurm");
+
+  auto update = [&](const std::string& state) {
+    std::vector<std::string> args = {"update", "NodeName=" + node_, "State=" + state};
+    if (state == "DRAIN") args.push_back("Reason=headroom-test");
+    auto out = run_slurm_command(options_, "scontrol", args);
+    return out.is_ok() && out->exit_code == 0;
+  };
+  ASSERT_TRUE(update("DRAIN"));
+  auto drained = fleet_now();
+  const bool resumed = update("RESUME");  // before any assertion can end the test
+  ASSERT_TRUE(drained.is_ok()) << drained.status().to_string();
+  EXPECT_EQ(drained->nodes[0].state, fleet::NodeState::kDraining);
+  ASSERT_TRUE(resumed);
+  EXPECT_TRUE(eventually([&] {
+    auto again = fleet_now();
+    return again.is_ok() && again->nodes[0].state == fleet::NodeState::kUp;
+  }));
 }
 
 }  // namespace
