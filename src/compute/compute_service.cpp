@@ -533,13 +533,17 @@ void ComputeService::close_run(LiveJob& job, Timestamp end) {
   r.usage_until = std::max(from, r.usage_until.value_or(from));
 }
 
-// Whole intervals of the jobs that run.
+// Whole intervals of the jobs that run, up to the executor's last look at
+// them: a job that ended since is billed to its end when poll() reports it,
+// never past it.
 void ComputeService::emit_due_usage(Timestamp now) {
   std::int64_t interval_us = options_.usage_interval_s * 1'000'000;
+  const Timestamp known_alive = std::min(now, executor_.checked_until());
   for (sched::JobId id : billing_) {
     LiveJob& job = live_.at(id);
     store::JobRecord& r = job.record;
-    std::int64_t elapsed = now.unix_micros - r.started_at->unix_micros;
+    std::int64_t elapsed = known_alive.unix_micros - r.started_at->unix_micros;
+    if (elapsed < 0) continue;
     Timestamp last_boundary{r.started_at->unix_micros + (elapsed / interval_us) * interval_us};
     if (last_boundary > r.usage_until.value_or(*r.started_at)) {
       close_run(job, last_boundary);

@@ -83,6 +83,10 @@ class Executor {
   // The jobs that ended since the last call; each is reported once, and is
   // then no longer running here.
   virtual std::vector<Exit> poll() = 0;
+  // The time of the last look poll() took at the jobs: each job it did not
+  // report had run at least until then. GPU time is billed no further, so a
+  // job that ended unseen between two looks is not billed past its end.
+  virtual Timestamp checked_until() const = 0;
   // After a restart: takes back a job an earlier server started. Returns
   // true when its supervisor still runs (poll() reports its end later); false
   // when it is gone, with `ended` filled from its exit file or marked lost.

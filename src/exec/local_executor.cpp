@@ -1106,6 +1106,7 @@ bool LocalExecutor::adopt(std::string_view job_id, const ProcessHandle& handle, 
 
 std::vector<Exit> LocalExecutor::poll() {
   std::vector<Exit> exits;
+  checked_until_ = clock_.now();  // before the look: whatever it finds running ran at least until now
   if (jobs_.empty()) return exits;
   poll_fds_.clear();
   poll_jobs_.clear();

@@ -130,6 +130,7 @@ class LocalExecutor final : public Executor {
   // A job whose supervisor ended without an exit record is reported with
   // exit_code 137 and ended_at now; lost unless kill() ended it.
   std::vector<Exit> poll() override;
+  Timestamp checked_until() const override { return checked_until_; }
 
   // As Executor::adopt. A handle whose pid is gone or now names another
   // process (its start_ticks differ) means the job ended: `ended` comes from
@@ -199,6 +200,7 @@ class LocalExecutor final : public Executor {
 
   std::string jobs_root_;
   const Clock& clock_;
+  Timestamp checked_until_;  // see Executor::checked_until()
   std::unordered_map<std::string, LiveJob> jobs_;
   // Scratch for poll(), kept to spare an allocation per call.
   std::vector<::pollfd> poll_fds_;

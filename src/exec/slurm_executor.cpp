@@ -748,10 +748,15 @@ Exit SlurmExecutor::finished_exit(const std::string& job_id, const std::string& 
 
 std::vector<Exit> SlurmExecutor::poll() {
   std::vector<Exit> exits;
-  if (jobs_.empty()) return exits;
+  if (jobs_.empty()) {
+    checked_until_ = clock_.now();  // nothing runs here to bill
+    return exits;
+  }
   const auto now_steady = std::chrono::steady_clock::now();
   if (now_steady < next_poll_) return exits;
   next_poll_ = now_steady + std::chrono::milliseconds(options_.poll_interval_ms);
+  // Taken before squeue: the jobs it finds running ran at least until then.
+  const Timestamp looked_at = clock_.now();
 
   // Slurm's view of the live jobs: one squeue per kSlurmJobIdsPerQuery jobs.
   std::unordered_map<std::string, SqueueJob> seen;
@@ -789,6 +794,7 @@ std::vector<Exit> SlurmExecutor::poll() {
     if (ids.size() == limits::kSlurmJobIdsPerQuery && !query()) return exits;
   }
   if (!ids.empty() && !query()) return exits;
+  checked_until_ = looked_at;
 
   const Timestamp now = clock_.now();
   for (auto it = jobs_.begin(); it != jobs_.end();) {

@@ -187,6 +187,7 @@ class SlurmExecutor final : public Executor {
   // unless kill() ended it. When squeue fails, nothing is reported and the
   // next call tries again.
   std::vector<Exit> poll() override;
+  Timestamp checked_until() const override { return checked_until_; }
 
   // As Executor::adopt, by the Slurm job id in handle.external_id (or, when
   // that is empty, in the job's slurm_job_id file). True when Slurm has the
@@ -221,6 +222,7 @@ class SlurmExecutor final : public Executor {
 
   SlurmOptions options_;
   const Clock& clock_;
+  Timestamp checked_until_;  // the last squeue that answered (Executor::checked_until())
   std::unordered_map<std::string, LiveJob> jobs_;
   std::chrono::steady_clock::time_point next_poll_{};
 };

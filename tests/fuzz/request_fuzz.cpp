@@ -35,6 +35,7 @@ class InertExecutor final : public exec::Executor {
   Status notify_preempt(std::string_view, Timestamp) override { return Status::ok(); }
   Status kill(std::string_view) override { return Status::ok(); }
   std::vector<exec::Exit> poll() override { return {}; }
+  Timestamp checked_until() const override { return Timestamp{std::numeric_limits<std::int64_t>::max()}; }
   bool adopt(std::string_view, const exec::ProcessHandle&, exec::Exit&) override { return false; }
   std::string job_dir(std::string_view) const override { return "/nonexistent"; }
 };
