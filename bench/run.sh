@@ -14,6 +14,12 @@ echo "== issue 3: durable job submissions through the HTTP API beside sbatch"
 "$here/job_submit_bench.sh" "$build" 2   # two server threads: the 2 cores are shared with wrk
 echo "== issue 8: durable job submissions through the HTTP API with the store on PostgreSQL, beside SQLite"
 "$here/job_submit_pg_bench.sh" "$build" 1   # a throwaway PostgreSQL on this machine, fsync on
+echo "== issue 8: a new leader taking over after the old one is killed (SIGKILL), beside taking a free lock"
+pg_dir=$(mktemp -d)
+HEADROOM_PG_DURABLE=1 "$here/../scripts/test-postgres.sh" start "$pg_dir"
+"$build/bench/leader_takeover_bench" "$(cat "$pg_dir/url")" 10
+"$here/../scripts/test-postgres.sh" stop "$pg_dir"
+rm -rf "$pg_dir"
 echo "== issue 4: usage log"
 "$build/bench/usage_log_bench"
 echo "== issue 4: durable usage events over HTTP (POST /v1/usage, batches of 1,000) beside SQLite"

@@ -20,7 +20,8 @@
 // gone (conflict).
 // Charge. A block is charged as its hours pass, one usage event an hour
 // (id "<id>:<start ms>", so a restart that emits again records nothing
-// twice), at its own price, from its hold. Jobs on a priced block emit no
+// twice), at its own price, from its hold; a block that ended while no
+// server ran is charged at the next start (ComputeService::start). Jobs on a priced block emit no
 // usage: its GPU-hours are metered once, as the block's.
 // Cancel (DELETE /v1/reservations/{id}):
 //   - 24 hours or more before the start: free, the hold is released;
@@ -76,12 +77,13 @@ Status ComputeService::open_calendar(Timestamp now) {
 }
 
 void ComputeService::restore_block(const store::ReservationRecord& r, Timestamp now) {
-  if (r.end <= now) return;
-  auto window = market::snap_to_hours(std::max(r.start, now), r.end);
-  Status booked = window ? calendar_->book({r.id, r.gpu_type, static_cast<std::uint32_t>(r.gpus), window->first,
-                                            window->second})
-                         : window.status();
-  if (!booked) spdlog::warn("reservation {} is not in the capacity calendar: {}", r.id, booked.message());
+  if (r.end > now) {  // still to come or under way: its GPUs stay booked
+    auto window = market::snap_to_hours(std::max(r.start, now), r.end);
+    Status booked = window ? calendar_->book({r.id, r.gpu_type, static_cast<std::uint32_t>(r.gpus), window->first,
+                                              window->second})
+                           : window.status();
+    if (!booked) spdlog::warn("reservation {} is not in the capacity calendar: {}", r.id, booked.message());
+  }
   if (options_.catalog == nullptr) return;
   const auto versions = options_.catalog->price_history(ledger::Product::kGpuTime, r.gpu_type,
                                                         ledger::block_price_variant(r.id),

@@ -9,6 +9,10 @@
 #include "common/log.h"
 
 namespace headroom::compute {
+
+// How far back a start looks for capacity blocks that ended while no server
+// ran, to charge them: a server down longer loses those charges.
+constexpr std::int64_t kBlockRechargeHorizonUs = std::int64_t{31} * 24 * 3'600'000'000;
 namespace {
 
 using sched::JobState;
@@ -95,10 +99,16 @@ Status ComputeService::recover(Timestamp now) {
     HR_RETURN_IF_ERROR(scheduler_.set_tenant_weight(tenant, quota->fair_share_weight));
   }
   HR_RETURN_IF_ERROR(open_calendar(now));
-  HR_ASSIGN_OR_RETURN(auto reservations, store_.live_reservations(now));
+  // Back to a horizon: a block that ended while no server ran is charged
+  // now (its hourly events are idempotent: hours charged before record
+  // nothing twice).
+  HR_ASSIGN_OR_RETURN(auto reservations,
+                      store_.live_reservations(Timestamp{now.unix_micros - kBlockRechargeHorizonUs}));
   for (const auto& r : reservations) {
-    Status added = scheduler_.add_reservation(to_sched_reservation(r), now);
-    if (!added) spdlog::warn("reservation {} cannot be honoured any more: {}", r.id, added.message());
+    if (r.end > now) {
+      Status added = scheduler_.add_reservation(to_sched_reservation(r), now);
+      if (!added) spdlog::warn("reservation {} cannot be honoured any more: {}", r.id, added.message());
+    }
     restore_block(r, now);
   }
 

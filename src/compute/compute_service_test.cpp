@@ -491,6 +491,36 @@ TEST_F(ComputeServiceTest, ASpentTenantsSpotJobsGetNotice) {
   EXPECT_EQ(store_->find_job("job_o").value()->state, "running");
 }
 
+// A block that ends while no server runs is charged at the next start, hour
+// by hour, without charging twice the hours charged before the stop.
+TEST_F(ComputeServiceTest, ABlockThatEndedWhileTheServerWasDownIsChargedAtTheNextStart) {
+  FakeCatalog catalog;
+  FakeWallet wallet;
+  service_.reset();
+  start_service(30'000, &wallet, &catalog);
+  const Timestamp hour{(clock_.now().unix_micros / 3'600'000'000 + 1) * 3'600'000'000};  // the next whole hour
+  BlockRequest request{"ten_a", "h100", 2, sched::Packing::kAny, hour, hour.plus_seconds(3 * 3600)};
+  ASSERT_TRUE(service_->quote_block(request, "quo_1").is_ok());
+  auto booked = service_->book_block("ten_a", "quo_1", "res_1", audit());
+  ASSERT_TRUE(booked.is_ok()) << booked.status().to_string();
+  // Its first hour passes with the server up, then the server stops until long after the end.
+  clock_.set(hour.plus_seconds(3600 + 60));
+  auto charged = [&] { return billed_gpu_ms("res_1"); };
+  for (int i = 0; i < 1000 && charged() < 2 * 3'600'000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(charged(), 2 * 3'600'000);
+  service_.reset();
+  clock_.set(hour.plus_seconds(10 * 3600));
+  start_service(30'000, &wallet, &catalog);
+  for (int i = 0; i < 1000 && charged() < 3 * 2 * 3'600'000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(charged(), 3 * 2 * 3'600'000);  // three hours of two GPUs, each hour once
+  EXPECT_EQ(usage_of("res_1").size(), 3u);
+  // And once only: a further restart charges nothing more.
+  service_.reset();
+  start_service(30'000, &wallet, &catalog);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(charged(), 3 * 2 * 3'600'000);
+}
+
 TEST_F(ComputeServiceTest, TheSpotMarketSellsToTheHighestBidsAndPreemptsTheOutbid) {
   FakeCatalog catalog;
   service_.reset();
