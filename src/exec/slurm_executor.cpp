@@ -1,12 +1,9 @@
 #include "exec/slurm_executor.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,10 +20,10 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/subprocess.h"
 #include "common/text.h"
 #include "exec/local_executor.h"  // validate_job_id, parse_exit_record: the same contract
 
-extern char** environ;
 
 namespace headroom::exec {
 namespace {
@@ -190,11 +187,6 @@ bool is_unstarted_slurm_state(std::string_view state) {
          state == "REQUEUE_FED" || state == "RESV_DEL_HOLD";
 }
 
-void close_fd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
-
 }  // namespace
 
 // ---- Commands ------------------------------------------------------------------
@@ -202,136 +194,37 @@ void close_fd(int& fd) {
 Result<CommandOutput> run_slurm_command(const SlurmOptions& options, std::string_view program_name,
                                         const std::vector<std::string>& args) {
   const std::string name(program_name);
-  const std::string program = options.bin_dir.empty() ? name : options.bin_dir + "/" + name;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.command_timeout_ms);
-
+  ProgramRun run{.program = options.bin_dir.empty() ? name : options.bin_dir + "/" + name,
+                 .args = args,
+                 .env = std::vector<std::string>(),
+                 .timeout_ms = options.command_timeout_ms,
+                 .max_output_bytes = limits::kSlurmCommandOutputBytes};
   // A clean environment: the commands read SBATCH_*, SQUEUE_* and SLURM_*
   // variables, and sbatch hands its whole environment to the batch shell;
   // neither should see the server's secrets or settings.
-  std::vector<std::string> env_strings;
-  for (const auto& [key, value] : inherited_environment()) env_strings.push_back(key + "=" + value);
-  if (!options.slurm_conf.empty()) env_strings.push_back("SLURM_CONF=" + options.slurm_conf);
-  std::vector<char*> envp;
-  for (std::string& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(program.c_str()));
-  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
+  for (const auto& [key, value] : inherited_environment()) run.env->push_back(key + "=" + value);
+  if (!options.slurm_conf.empty()) run.env->push_back("SLURM_CONF=" + options.slurm_conf);
 
-  int out_pipe[2] = {-1, -1};
-  int err_pipe[2] = {-1, -1};
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Status::unavailable("cannot run " + name + ": " + errno_text(errno));
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    const int error = errno;
-    close_fd(out_pipe[0]);
-    close_fd(out_pipe[1]);
-    return Status::unavailable("cannot run " + name + ": " + errno_text(error));
+  ProgramResult ran = run_program(run);
+  if (ran.not_found) {
+    return Status::unavailable(run.program + " not found" +
+                               (options.bin_dir.empty() ? std::string(" on PATH (is Slurm's client installed?)") : ""));
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  // The server blocks or ignores signals (SIGPIPE); the command starts clean,
-  // in its own process group so that a timeout kills all it started.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t empty_set;
-  sigset_t default_set;
-  sigemptyset(&empty_set);
-  sigemptyset(&default_set);
-  sigaddset(&default_set, SIGPIPE);
-  posix_spawnattr_setsigmask(&attr, &empty_set);
-  posix_spawnattr_setsigdefault(&attr, &default_set);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-  pid_t pid = -1;
-  const int spawn_error = options.bin_dir.empty()
-                              ? ::posix_spawnp(&pid, program.c_str(), &actions, &attr, argv.data(), envp.data())
-                              : ::posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  close_fd(out_pipe[1]);
-  close_fd(err_pipe[1]);
-  if (spawn_error != 0) {
-    close_fd(out_pipe[0]);
-    close_fd(err_pipe[0]);
-    if (spawn_error == ENOENT) {
-      return Status::unavailable(
-          program + " not found" +
-          (options.bin_dir.empty() ? std::string(" on PATH (is Slurm's client installed?)") : ""));
-    }
-    return Status::unavailable("cannot run " + program + ": " + errno_text(spawn_error));
-  }
-
-  // Reads both pipes until both close, the output outgrows its bound, or time
-  // runs out; reading stderr too keeps a chatty command from blocking on it.
-  CommandOutput result;
-  bool timed_out = false;
-  bool too_large = false;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  std::string* sinks[2] = {&result.out, &result.err};
-  char buffer[16384];
-  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-    const auto left_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left_ms <= 0) {
-      timed_out = true;
-      break;
-    }
-    const int ready = ::poll(fds, 2, static_cast<int>(std::min<std::int64_t>(left_ms, 1000)));
-    if (ready < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        close_fd(fds[i].fd);
-        continue;
-      }
-      sinks[i]->append(buffer, static_cast<std::size_t>(n));
-      if (sinks[i]->size() > limits::kSlurmCommandOutputBytes) too_large = true;
-    }
-    if (too_large) break;
-  }
-  close_fd(fds[0].fd);
-  close_fd(fds[1].fd);
-  if (timed_out || too_large) ::kill(-pid, SIGKILL);
-
-  // Reaps it; a command that survives its SIGKILL for a grace second (stuck
-  // in the kernel) is left behind rather than hang the compute service.
-  int wstatus = 0;
-  bool reaped = false;
-  bool killed = timed_out || too_large;
-  auto give_up = (killed ? std::chrono::steady_clock::now() : deadline) + std::chrono::seconds(1);
-  for (;;) {
-    const pid_t r = ::waitpid(pid, &wstatus, WNOHANG);
-    if (r == pid) {
-      reaped = true;
-      break;
-    }
-    if (r < 0 && errno != EINTR) break;  // ECHILD: the server ignores SIGCHLD
-    const auto now = std::chrono::steady_clock::now();
-    if (!killed && now >= deadline) {  // closed its output but hangs on
-      ::kill(-pid, SIGKILL);
-      killed = timed_out = true;
-      give_up = now + std::chrono::seconds(1);
-    }
-    if (now >= give_up) break;
-    ::poll(nullptr, 0, 5);
-  }
-  if (timed_out) {
+  if (!ran.ran()) return Status::unavailable("cannot run " + run.program + ": " + ran.spawn_error);
+  if (ran.timed_out) {
     return Status::unavailable(name + " did not answer within " + std::to_string(options.command_timeout_ms) +
                                " ms (is slurmctld up? SLURM_CONF=" +
                                (options.slurm_conf.empty() ? std::string("(default)") : options.slurm_conf) + ")");
   }
-  if (too_large) {
+  if (ran.too_large) {
     return Status::unavailable(name + " printed more than " + std::to_string(limits::kSlurmCommandOutputBytes) +
                                " bytes");
   }
-  if (!reaped) return Status::unavailable(name + ": cannot learn its exit status: " + errno_text(errno));
-  result.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+  if (!ran.exit_code && ran.signal == 0) return Status::unavailable(name + ": cannot learn its exit status");
+  CommandOutput result;
+  result.exit_code = ran.exit_code ? *ran.exit_code : 128 + ran.signal;
+  result.out = std::move(ran.out);
+  result.err = std::move(ran.err);
   return result;
 }
 

@@ -1,11 +1,6 @@
 #include "fleet/detect.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <spdlog/spdlog.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,7 +11,7 @@
 #include <map>
 #include <unordered_set>
 
-extern char** environ;
+#include "common/subprocess.h"
 
 namespace headroom::fleet {
 namespace {
@@ -115,141 +110,6 @@ bool is_noise_word(std::string_view word) {
   if (digits_then("sxm", "")) return true;
   if (digits_then("hbm", "") || digits_then("hbm", "e")) return true;
   return false;
-}
-
-constexpr int kExitKilled = -1;   // killed by a signal, or never ran
-constexpr int kExitUnknown = -2;  // ran, but its status was lost (SIGCHLD ignored)
-
-struct ProcessResult {
-  bool not_found = false;
-  bool timed_out = false;
-  bool too_large = false;
-  int exit_status = kExitKilled;
-  std::string out;
-  std::string err;
-};
-
-void close_fd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
-
-// Reaps `pid`, waiting no longer than `deadline`, then killing its process
-// group. A child stuck in the kernel (a wedged driver) may survive SIGKILL
-// for a while; after a grace second it is left behind rather than hang us.
-int reap(pid_t pid, std::chrono::steady_clock::time_point deadline, bool& timed_out) {
-  bool killed = false;
-  auto give_up = deadline;
-  for (;;) {
-    int wstatus = 0;
-    const pid_t r = ::waitpid(pid, &wstatus, WNOHANG);
-    if (r == pid) return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : kExitKilled;
-    if (r < 0 && errno != EINTR) return kExitUnknown;  // ECHILD: the process ignores SIGCHLD
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= give_up) {
-      if (killed) {
-        spdlog::warn("nvidia-smi (pid {}) survived SIGKILL; leaving it", pid);
-        return kExitKilled;
-      }
-      timed_out = true;
-      ::kill(-pid, SIGKILL);
-      killed = true;
-      give_up = now + std::chrono::seconds(1);
-    }
-    ::poll(nullptr, 0, 10);
-  }
-}
-
-ProcessResult run_program(const std::string& program, const std::vector<std::string>& args, std::int64_t timeout_ms,
-                          std::size_t max_output_bytes) {
-  ProcessResult result;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-
-  int out_pipe[2] = {-1, -1};
-  int err_pipe[2] = {-1, -1};
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
-    result.err = std::strerror(errno);
-    return result;
-  }
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    result.err = std::strerror(errno);
-    close_fd(out_pipe[0]);
-    close_fd(out_pipe[1]);
-    return result;
-  }
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-
-  // A server blocks or ignores signals (SIGPIPE); the child starts clean, in
-  // its own process group so that a timeout kills all it started.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t empty_set;
-  sigset_t default_set;
-  sigemptyset(&empty_set);
-  sigemptyset(&default_set);
-  sigaddset(&default_set, SIGPIPE);
-  posix_spawnattr_setsigmask(&attr, &empty_set);
-  posix_spawnattr_setsigdefault(&attr, &default_set);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(program.c_str()));
-  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-
-  pid_t pid = -1;
-  const int spawn_error = ::posix_spawnp(&pid, program.c_str(), &actions, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  close_fd(out_pipe[1]);
-  close_fd(err_pipe[1]);
-  if (spawn_error != 0) {
-    close_fd(out_pipe[0]);
-    close_fd(err_pipe[0]);
-    result.not_found = spawn_error == ENOENT;
-    result.err = std::strerror(spawn_error);
-    return result;
-  }
-
-  // Reads both pipes until both close, the output outgrows its bound, or time
-  // runs out. Reading stderr as well keeps a chatty child from blocking on it.
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  std::string* sinks[2] = {&result.out, &result.err};
-  char buffer[4096];
-  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-    const auto left_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left_ms <= 0) {
-      result.timed_out = true;
-      break;
-    }
-    const int ready = ::poll(fds, 2, static_cast<int>(std::min<std::int64_t>(left_ms, 1000)));
-    if (ready < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        close_fd(fds[i].fd);
-        continue;
-      }
-      sinks[i]->append(buffer, static_cast<std::size_t>(n));
-      if (sinks[i]->size() > max_output_bytes) result.too_large = true;
-    }
-    if (result.too_large) break;
-  }
-  close_fd(fds[0].fd);
-  close_fd(fds[1].fd);
-
-  if (result.timed_out || result.too_large) ::kill(-pid, SIGKILL);
-  result.exit_status = reap(pid, deadline, result.timed_out);
-  return result;
 }
 
 std::string this_host_name() {
@@ -385,9 +245,10 @@ FleetSpec virtual_local_fleet() {
 namespace {
 
 Result<FleetSpec> detect(const DetectOptions& options) {
-  const ProcessResult run =
-      run_program(options.nvidia_smi, {std::string(kNvidiaSmiQueryArg), std::string(kNvidiaSmiFormatArg)},
-                  options.timeout_ms, limits::kNvidiaSmiOutputBytes);
+  const ProgramResult run = run_program({.program = options.nvidia_smi,
+                                         .args = {std::string(kNvidiaSmiQueryArg), std::string(kNvidiaSmiFormatArg)},
+                                         .timeout_ms = options.timeout_ms,
+                                         .max_output_bytes = limits::kNvidiaSmiOutputBytes});
   if (run.not_found) {
     spdlog::info("{} not found; using a virtual fleet of {} GPUs (declare a real fleet in the config file)",
                  options.nvidia_smi, kVirtualGpus);
@@ -402,12 +263,14 @@ Result<FleetSpec> detect(const DetectOptions& options) {
     return Status::unavailable(what + " printed more than " + std::to_string(limits::kNvidiaSmiOutputBytes) + " bytes" +
                                remedy);
   }
-  if (run.exit_status != 0 && run.exit_status != kExitUnknown) {
-    std::string said = first_line(run.err);
+  // A lost status (the server ignores SIGCHLD) is judged by the output.
+  const bool status_lost = run.ran() && !run.exit_code && run.signal == 0;
+  if (!status_lost && run.exit_code.value_or(-1) != 0) {
+    std::string said = run.ran() ? first_line(run.err) : run.spawn_error;
     if (said.empty()) said = first_line(run.out);
     return Status::unavailable(what + " failed (" +
-                               (run.exit_status > 0 ? "exit status " + std::to_string(run.exit_status)
-                                                    : std::string("could not run or was killed")) +
+                               (run.exit_code ? "exit status " + std::to_string(*run.exit_code)
+                                              : std::string("could not run or was killed")) +
                                (said.empty() ? "" : ": " + quote_for_message(said)) + ")" + remedy);
   }
   auto gpus = parse_nvidia_smi_csv(run.out);
