@@ -520,6 +520,9 @@ void ModelService::handle(const Caller& caller, CompletionRequest request, net::
           write_api_error(response, error);
           add_rate_headers(response, call->rate, false);
         }
+        // The unsent stream's destructor takes `serving` itself: let go first.
+        serving.unlock();
+        stream.reset();
         return;
       }
       // Some choices run: they end now, are metered, and the answer is the error.
