@@ -3,8 +3,13 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "api/json_body.h"
 #include "common/limits.h"
@@ -131,6 +136,42 @@ std::string deployment_json(const std::string& name, const config::ModelConfig& 
     o["max_running"] = m.max_running;
   }
   return json::serialize(o);
+}
+
+Status price_deployment(ledger::PriceCatalog& catalog, const Clock& clock, const std::string& name,
+                        const config::ModelConfig& model) {
+  std::array<ledger::PriceEntry, 2> prices{
+      ledger::PriceEntry{ledger::Product::kTokens, name, "input", {}, model.input_price},
+      ledger::PriceEntry{ledger::Product::kTokens, name, "output", {}, model.output_price}};
+  HR_RETURN_IF_ERROR(catalog.set_prices(prices));
+  // "As soon as may be" is now, or a moment after the last rated usage.
+  for (int i = 0; i < 2000 && clock.now() < prices[0].effective_from; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return Status::ok();
+}
+
+void redeploy_stored(store::Store& store, gateway::ModelService& models, ledger::PriceCatalog& catalog,
+                     const Clock& clock, const std::filesystem::path& data_dir) {
+  Result<std::vector<std::pair<std::string, std::string>>> stored = store.all_deployments();
+  if (!stored.is_ok()) {
+    spdlog::error("the models deployed through the API are not served: {}", stored.status().message());
+    return;
+  }
+  for (const auto& [name, text] : *stored) {
+    auto deploy = [&]() -> Status {
+      if (models.find(name)) return Status::already_exists("the config file declares it too, and is served");
+      HR_ASSIGN_OR_RETURN(auto parsed, parse_deployment(text));
+      HR_ASSIGN_OR_RETURN(gateway::Deployment deployment, to_deployment(name, parsed.second, data_dir, ""));
+      const bool priced = catalog.price_at(ledger::Product::kTokens, name, "input", clock.now()).is_ok() &&
+                          catalog.price_at(ledger::Product::kTokens, name, "output", clock.now()).is_ok();
+      if (!priced) HR_RETURN_IF_ERROR(price_deployment(catalog, clock, name, parsed.second));
+      return models.deploy(std::move(deployment));
+    };
+    if (Status deployed = deploy(); !deployed.is_ok()) {
+      spdlog::error("model {} (deployed through the API) is not served: {}", name, deployed.message());
+    }
+  }
 }
 
 }  // namespace headroom::api

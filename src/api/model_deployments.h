@@ -12,8 +12,11 @@
 #include <utility>
 
 #include "common/status.h"
+#include "common/time.h"
 #include "config/config.h"
 #include "gateway/model_service.h"
+#include "ledger/rating.h"
+#include "store/store.h"
 
 namespace headroom::api {
 
@@ -31,5 +34,20 @@ Result<std::pair<std::string, config::ModelConfig>> parse_deployment(std::string
 
 // The canonical JSON of a deployment, as stored; parse_deployment() reads it.
 std::string deployment_json(const std::string& name, const config::ModelConfig& model);
+
+// Prices a deployment's tokens in the catalog from the earliest time a price
+// may take effect, and returns once that time has come, so that a request
+// started afterwards finds its prices in force.
+Status price_deployment(ledger::PriceCatalog& catalog, const Clock& clock, const std::string& name,
+                        const config::ModelConfig& model);
+
+// At start: deploys again those deployed through the API. One the catalog
+// has no price for (its deployment was cut short after it was kept) is
+// priced first, since its usage could not be rated otherwise. One that
+// cannot be served now (its file gone) is logged and kept, so that the
+// operator can see and delete it; a name the config file also declares is
+// the config file's.
+void redeploy_stored(store::Store& store, gateway::ModelService& models, ledger::PriceCatalog& catalog,
+                     const Clock& clock, const std::filesystem::path& data_dir);
 
 }  // namespace headroom::api

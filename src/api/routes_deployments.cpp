@@ -7,10 +7,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 
-#include <array>
-#include <chrono>
 #include <set>
-#include <thread>
 
 #include "api/json_body.h"
 #include "api/model_deployments.h"
@@ -49,7 +46,7 @@ json::object deployment_view(Services& s, const gateway::Deployment& d, bool fro
     for (const std::string& u : d.upstreams) upstreams.emplace_back(u);
     o["source"] = "upstreams";
     o["upstreams"] = std::move(upstreams);
-    o["upstream_model"] = d.upstream_model;
+    o["upstream_model"] = d.upstream_model.empty() ? d.name : d.upstream_model;
     o["upstream_workers"] = d.upstream.workers;
   } else {
     o["source"] = "file";
@@ -74,13 +71,11 @@ Status list_deployments(Services& s, RequestContext&, net::HttpResponse& respons
 
 Status show_deployment(Services& s, RequestContext& ctx, net::HttpResponse& response) {
   const std::string name(ctx.param("name"));
-  for (const gateway::Deployment& d : s.models->deployments()) {
-    if (d.name != name) continue;
-    HR_ASSIGN_OR_RETURN(std::set<std::string> from_api, api_deployed(s));
-    write_json(response, 200, deployment_view(s, d, from_api.contains(name)));
-    return Status::ok();
-  }
-  return Status::not_found("no model named \"" + name.substr(0, 128) + "\" is deployed");
+  const std::optional<gateway::Deployment> d = s.models->deployment(name);
+  if (!d) return Status::not_found("no model named \"" + name.substr(0, 128) + "\" is deployed");
+  HR_ASSIGN_OR_RETURN(std::set<std::string> from_api, api_deployed(s));
+  write_json(response, 200, deployment_view(s, *d, from_api.contains(name)));
+  return Status::ok();
 }
 
 Status create_deployment(Services& s, RequestContext& ctx, net::HttpResponse& response) {
@@ -94,23 +89,16 @@ Status create_deployment(Services& s, RequestContext& ctx, net::HttpResponse& re
   auto commit = [&]() -> Status {
     HR_RETURN_IF_ERROR(s.store.create_deployment(
         name, stored, audit(s, ctx, "deployment.create", name, json::parse(stored).as_object())));
-    std::array<ledger::PriceEntry, 2> prices{
-        ledger::PriceEntry{ledger::Product::kTokens, name, "input", {}, model.input_price},
-        ledger::PriceEntry{ledger::Product::kTokens, name, "output", {}, model.output_price}};
-    if (Status priced = s.billing->set_prices(prices); !priced.is_ok()) {
+    if (Status priced = price_deployment(*s.billing, s.clock, name, model); !priced.is_ok()) {
+      // Undone; should that fail too, the next start prices it (redeploy_stored).
       (void)s.store.delete_deployment(name, audit(s, ctx, "deployment.delete", name, {{"reason", priced.message()}}));
       return priced;
     }
-    // "As soon as may be" is now, or a moment after the last rated usage.
-    for (int i = 0; i < 2000 && s.clock.now() < prices[0].effective_from; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
     return Status::ok();
   };
+  const gateway::Deployment deployed = deployment;  // the view leaves the upstreams' key out
   HR_RETURN_IF_ERROR(s.models->deploy(std::move(deployment), commit));
-  for (const gateway::Deployment& d : s.models->deployments()) {
-    if (d.name == name) write_json(response, 201, deployment_view(s, d, true));
-  }
+  write_json(response, 201, deployment_view(s, deployed, true));
   return Status::ok();
 }
 

@@ -257,17 +257,7 @@ Status serve(const ServeFlags& flags) {
                                                    .random = &random,
                                                    .tenant_limits = limits(config.gateway.tenant_limits),
                                                    .key_limits = limits(config.gateway.key_limits)}));
-  // Those deployed through the API (their prices are in the catalog). One
-  // that cannot be served now (its file gone) is logged and kept, so the
-  // operator can see it and delete it; the config file's win a name.
-  HR_ASSIGN_OR_RETURN(auto api_deployments, store->all_deployments());
-  for (const auto& [name, stored] : api_deployments) {
-    Result<std::pair<std::string, config::ModelConfig>> parsed = parse_deployment(stored);
-    Result<gateway::Deployment> deployment =
-        parsed.is_ok() ? to_deployment(name, parsed->second, data_dir, "") : Result<gateway::Deployment>(parsed.status());
-    Status deployed = deployment.is_ok() ? models->deploy(std::move(*deployment)) : deployment.status();
-    if (!deployed.is_ok()) spdlog::error("model {} (deployed through the API) is not served: {}", name, deployed.message());
-  }
+  redeploy_stored(*store, *models, *billing, clock, data_dir);
 
   Services services{*store, authenticator, clock, random, fleet, admin_tenant_id};
   services.data_dir = data_dir;

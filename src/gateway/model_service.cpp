@@ -276,14 +276,26 @@ std::optional<ModelInfo> ModelService::find(std::string_view model) const {
   return m->info;
 }
 
+namespace {
+
+Deployment shown(Deployment d) {
+  d.upstream_api_key.clear();  // a secret: never shown
+  return d;
+}
+
+}  // namespace
+
+std::optional<Deployment> ModelService::deployment(std::string_view name) const {
+  std::shared_ptr<Model> m = model_named(name);
+  if (!m) return std::nullopt;
+  return shown(m->deployment);
+}
+
 std::vector<Deployment> ModelService::deployments() const {
   std::vector<Deployment> out;
   {
     std::shared_lock lock(models_mutex_);
-    for (const auto& m : models_) {
-      out.push_back(m->deployment);
-      out.back().upstream_api_key.clear();  // a secret: never shown
-    }
+    for (const auto& m : models_) out.push_back(shown(m->deployment));
   }
   std::sort(out.begin(), out.end(), [](const Deployment& a, const Deployment& b) { return a.name < b.name; });
   return out;
@@ -565,7 +577,9 @@ std::vector<ledger::UsageEvent> ModelService::usage_events(const Call& call, std
     e.item = call.model->info.id;
     e.variant = input ? "input" : "output";
     e.quantity = std::max<std::int64_t>(0, input ? input_tokens : output_tokens);
-    e.unit_price = token_price(call.model->info, e.variant, call.started);
+    // Checked on admission (hold()); versions are never taken away.
+    const Result<Money> price = token_price(call.model->info, e.variant, call.started);
+    e.unit_price = price.is_ok() ? *price : Money();
     e.start = call.started;
     e.end = now;
     e.source_id = call.id;
@@ -889,21 +903,22 @@ std::shared_ptr<ModelService::Call> ModelService::admit(const std::shared_ptr<Mo
   return call;
 }
 
-Money ModelService::token_price(const ModelInfo& model, std::string_view variant, Timestamp at) const {
-  if (options_.prices != nullptr) {
-    auto price = options_.prices->price_at(ledger::Product::kTokens, model.id, variant, at);
-    if (price) return *price;
-  }
-  return variant == "input" ? model.input_price : model.output_price;
+Result<Money> ModelService::token_price(const ModelInfo& model, std::string_view variant, Timestamp at) const {
+  if (options_.prices == nullptr) return variant == "input" ? model.input_price : model.output_price;
+  // No fallback: usage the catalog cannot price would be recorded and never charged.
+  if (auto price = options_.prices->price_at(ledger::Product::kTokens, model.id, variant, at)) return *price;
+  return Status::unavailable("model " + model.id + " has no " + std::string(variant) +
+                             " token price in force; the operator must price it (POST /v1/prices)");
 }
 
 Status ModelService::hold(const Caller& caller, const std::string& request_id, const ModelInfo& model,
                           std::int64_t input_tokens, std::int64_t output_tokens) {
-  if (options_.wallet == nullptr) return Status::ok();
   const Timestamp now = options_.clock->now();
-  return options_.wallet->hold_request(caller.tenant_id, request_id, token_price(model, "input", now), input_tokens,
-                                       token_price(model, "output", now), output_tokens, options_.hold_timeout_ms,
-                                       now);
+  HR_ASSIGN_OR_RETURN(Money input_price, token_price(model, "input", now));
+  HR_ASSIGN_OR_RETURN(Money output_price, token_price(model, "output", now));
+  if (options_.wallet == nullptr) return Status::ok();
+  return options_.wallet->hold_request(caller.tenant_id, request_id, input_price, input_tokens, output_price,
+                                       output_tokens, options_.hold_timeout_ms, now);
 }
 
 void ModelService::release(const std::string& request_id) {

@@ -150,6 +150,7 @@ class ModelService {
   Status undeploy(std::string_view name);
   // The deployments, as declared (the upstream's key left out), by name.
   std::vector<Deployment> deployments() const;
+  std::optional<Deployment> deployment(std::string_view name) const;
 
   // Runs a chat or completion request: fills `response` with a stream, a
   // deferred answer, or an OpenAI error.
@@ -173,8 +174,10 @@ class ModelService {
   std::shared_ptr<Call> admit(const std::shared_ptr<Model>& model, const Caller& caller, const CompletionRequest& request,
                               std::int64_t prompt_tokens, std::int64_t max_tokens, net::HttpResponse& response);
   // A model's price per million input or output tokens at `at`.
-  Money token_price(const ModelInfo& model, std::string_view variant, Timestamp at) const;
-  // The request's hold in the wallet (ok without one), and its release.
+  // unavailable when the catalog has no price in force for it.
+  Result<Money> token_price(const ModelInfo& model, std::string_view variant, Timestamp at) const;
+  // Checks the model is priced, then holds the request's most in the wallet
+  // (ok without one); and the hold's release.
   Status hold(const Caller& caller, const std::string& request_id, const ModelInfo& model, std::int64_t input_tokens,
               std::int64_t output_tokens);
   void release(const std::string& request_id);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <map>
 #include <string>
 
@@ -116,6 +117,31 @@ TEST_F(DeploymentsTest, DeployServeBillRestartAndDelete) {
   EXPECT_EQ(listed(), (std::map<std::string, std::string>{{"stories260K", "config"}}));
   // The name may be deployed again.
   EXPECT_EQ(post("/v1/deployments", admin_, kTiny).status, 201);
+}
+
+// A deployment kept in the store whose pricing never happened (the server
+// stopped between the two) is priced at the next start, not served unpriced.
+TEST_F(DeploymentsTest, AKeptDeploymentWithoutPricesIsPricedAtStart) {
+  std::string dir = server_->data_dir();
+  server_->stop(SIGTERM);
+  const std::string insert =
+      "sqlite3 " + dir + "/headroom.db \"INSERT INTO model_deployments (name, deployment) VALUES ('tiny-3', "
+      "'{\\\"name\\\":\\\"tiny-3\\\",\\\"file\\\":\\\"builtin:stories260K\\\",\\\"input_price\\\":\\\"3.00\\\","
+      "\\\"output_price\\\":\\\"4.00\\\"}')\"";
+  ASSERT_EQ(std::system(insert.c_str()), 0) << insert;
+  start(dir);
+  EXPECT_EQ(listed(), (std::map<std::string, std::string>{{"stories260K", "config"}, {"tiny-3", "api"}}));
+  Reply shown = get("/v1/deployments/tiny-3", admin_);
+  EXPECT_EQ(text(shown.json().at("input_price")), "3.00") << shown.body;
+  const std::string key = paying_tenant_key();
+  Reply answer = complete(key, "tiny-3");
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  const std::int64_t micros = answer.json().at("usage").at("prompt_tokens").as_int64() * 3 +
+                              answer.json().at("usage").at("completion_tokens").as_int64() * 4;
+  Reply balance = get("/v1/balance", key);
+  EXPECT_EQ(text(balance.json().at("month_spend")),
+            "0.0000" + std::string(micros < 10 ? "0" : "") + std::to_string(micros))
+      << balance.body;
 }
 
 TEST_F(DeploymentsTest, BadDeploymentsAreRefusedByName) {
