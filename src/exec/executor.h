@@ -18,6 +18,7 @@
 // the job directory lies on a filesystem the nodes share.)
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -28,6 +29,14 @@
 #include "common/time.h"
 
 namespace headroom::exec {
+
+// The job directory's files (above), whatever executor runs the job.
+inline constexpr const char* kLogFile = "output.log";
+inline constexpr const char* kExitFile = "exit";
+inline constexpr const char* kDeadlineFile = "preempt_deadline";
+
+// The server's variables a job gets, when set there (see start()).
+inline constexpr std::array<const char*, 4> kInheritedVariables = {"PATH", "HOME", "LANG", "TZ"};
 
 struct LaunchSpec {
   std::string job_id;                 // the public id, "job_..."
@@ -93,7 +102,29 @@ class Executor {
   virtual bool adopt(std::string_view job_id, const ProcessHandle& handle, Exit& ended) = 0;
 
   virtual std::string job_dir(std::string_view job_id) const = 0;
-  std::string log_path(std::string_view job_id) const { return job_dir(job_id) + "/output.log"; }
+  std::string log_path(std::string_view job_id) const { return job_dir(job_id) + "/" + kLogFile; }
 };
+
+// Ok when `job_id` is 1 to kExecJobIdBytes characters of [A-Za-z0-9_-]: such
+// an id is one path component that is neither "." nor "..", so job_dir()
+// never names anything outside the jobs root. invalid_argument otherwise.
+Status validate_job_id(std::string_view job_id);
+
+// Checks what every executor requires of a LaunchSpec, against
+// exec_limits.h: a valid job id; a command of at most kExecArgs arguments
+// without NUL, its name not empty; at most kExecEnvVars variables of the
+// job's own, each named (no '=' or NUL), set once, not CUDA_VISIBLE_DEVICES
+// or HEADROOM_*, its value without NUL; GPU names without ',' or NUL, device
+// indices not negative; command and variables within kExecArgvEnvBytes.
+// invalid_argument naming what is wrong.
+Status check_launch_spec(const LaunchSpec& spec);
+
+// Parses an exit record: "exit <0-255>\n" gives the code, "signal <1-64>\n"
+// gives 128 + the signal, as shells report it. invalid_argument otherwise.
+Result<int> parse_exit_record(std::string_view text);
+
+// Outside text (a job's strings, a tool's messages) as quoted in a message:
+// valid UTF-8, control characters as '?', at most 200 bytes and "...".
+std::string shown(std::string_view text);
 
 }  // namespace headroom::exec

@@ -32,11 +32,8 @@
 namespace headroom::exec {
 namespace {
 
-// Names in a job's directory.
-constexpr const char* kLogFile = "output.log";
-constexpr const char* kExitFile = "exit";
+// Names in a job's directory beside executor.h's.
 constexpr const char* kExitTmpFile = "exit.tmp";
-constexpr const char* kDeadlineFile = "preempt_deadline";
 constexpr const char* kDeadlineTmpFile = "preempt_deadline.tmp";
 constexpr const char* kHeartbeatFile = "heartbeat";
 
@@ -51,22 +48,9 @@ constexpr int kExitKilled = 128 + SIGKILL;  // what a shell reports for a SIGKIL
 constexpr unsigned kHeartbeatSeconds = static_cast<unsigned>(limits::kExecHeartbeatMs / 1000);
 static_assert(limits::kExecHeartbeatMs % 1000 == 0, "alarm() counts whole seconds");
 
-// The variables a job gets from the server's environment, when set there.
-constexpr std::array<const char*, 4> kInheritedVariables = {"PATH", "HOME", "LANG", "TZ"};
 constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";  // for the lookup when no PATH is set
 
 std::string errno_text(int error) { return std::system_category().message(error); }
-
-// Outside text quoted in a message: valid UTF-8 without control characters, and short.
-std::string shown(std::string_view text) {
-  constexpr std::size_t kShownBytes = 200;
-  std::string out = to_valid_utf8(text.substr(0, kShownBytes));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  }
-  if (text.size() > kShownBytes) out += "...";
-  return out;
-}
 
 Timestamp timestamp_of(const struct timespec& t) {
   return Timestamp{static_cast<std::int64_t>(t.tv_sec) * 1'000'000 + t.tv_nsec / 1'000};
@@ -545,22 +529,9 @@ std::string join(const std::vector<T>& items) {
   return out;
 }
 
-// The job's environment, "NAME=value" strings, in the order executor.h gives.
-Result<std::vector<std::string>> job_environment(const LaunchSpec& spec, const std::string& dir) {
-  for (int device : spec.gpu_devices) {
-    if (device < 0) return Status::invalid_argument("GPU device index " + std::to_string(device) + " is negative");
-  }
-  for (const std::string& name : spec.gpu_names) {
-    if (name.find_first_of(std::string_view(",\0", 2)) != std::string::npos) {
-      return Status::invalid_argument("GPU name \"" + shown(name) + "\" holds ',' or NUL");
-    }
-  }
-  if (spec.env.size() > limits::kExecEnvVars) {
-    return Status::invalid_argument("the job sets " + std::to_string(spec.env.size()) +
-                                    " environment variables, more than the limit of " +
-                                    std::to_string(limits::kExecEnvVars));
-  }
-
+// The job's environment, "NAME=value" strings, in the order executor.h gives,
+// for a spec check_launch_spec() passed.
+std::vector<std::string> job_environment(const LaunchSpec& spec, const std::string& dir) {
   std::vector<std::pair<std::string, std::string>> variables;
   for (const char* name : kInheritedVariables) {
     if (const char* value = std::getenv(name)) variables.emplace_back(name, value);
@@ -569,23 +540,7 @@ Result<std::vector<std::string>> job_environment(const LaunchSpec& spec, const s
   variables.emplace_back("HEADROOM_JOB_ID", spec.job_id);
   variables.emplace_back("HEADROOM_GPUS", join(spec.gpu_names));
   variables.emplace_back("HEADROOM_PREEMPT_DEADLINE_FILE", dir + "/" + kDeadlineFile);
-
-  std::set<std::string_view> seen;
   for (const auto& [name, value] : spec.env) {
-    if (name.empty()) return Status::invalid_argument("an environment variable name is empty");
-    if (name.find_first_of(std::string_view("=\0", 2)) != std::string::npos) {
-      return Status::invalid_argument("environment variable name \"" + shown(name) + "\" holds '=' or NUL");
-    }
-    if (name == "CUDA_VISIBLE_DEVICES" || name.starts_with("HEADROOM_")) {
-      return Status::invalid_argument("environment variable " + shown(name) +
-                                      " is set by headroom; a job may not set it");
-    }
-    if (value.find('\0') != std::string::npos) {
-      return Status::invalid_argument("environment variable " + shown(name) + " holds NUL in its value");
-    }
-    if (!seen.insert(name).second) {
-      return Status::invalid_argument("environment variable " + shown(name) + " is set twice");
-    }
     auto inherited = std::find_if(variables.begin(), variables.end(), [&](const auto& v) { return v.first == name; });
     if (inherited != variables.end() && is_inherited_variable(name)) {
       inherited->second = value;  // the job's own PATH, HOME, LANG or TZ wins over the server's
@@ -593,33 +548,10 @@ Result<std::vector<std::string>> job_environment(const LaunchSpec& spec, const s
       variables.emplace_back(name, value);
     }
   }
-
   std::vector<std::string> environment;
   environment.reserve(variables.size());
   for (auto& [name, value] : variables) environment.push_back(name + "=" + value);
   return environment;
-}
-
-Status check_command_line(const std::vector<std::string>& argv, const std::vector<std::string>& environment) {
-  if (argv.empty()) return Status::invalid_argument("argv is empty: it must hold at least the command");
-  if (argv[0].empty()) return Status::invalid_argument("the command (argv[0]) is empty");
-  if (argv.size() > limits::kExecArgs) {
-    return Status::invalid_argument("the command has " + std::to_string(argv.size()) +
-                                    " arguments, more than the limit of " + std::to_string(limits::kExecArgs));
-  }
-  std::size_t bytes = 0;
-  for (std::size_t i = 0; i < argv.size(); ++i) {
-    if (argv[i].find('\0') != std::string::npos) {
-      return Status::invalid_argument("argument " + std::to_string(i) + " holds NUL");
-    }
-    bytes += argv[i].size() + 1;
-  }
-  for (const std::string& variable : environment) bytes += variable.size() + 1;
-  if (bytes > limits::kExecArgvEnvBytes) {
-    return Status::invalid_argument("the command line and environment take " + std::to_string(bytes) +
-                                    " bytes, more than the limit of " + std::to_string(limits::kExecArgvEnvBytes));
-  }
-  return Status::ok();
 }
 
 // The PATH the job will see, for looking its command up as execvp would.
@@ -723,19 +655,6 @@ int max_fd_to_close() {
 
 // ---------------------------------------------------------------------------
 
-Status validate_job_id(std::string_view job_id) {
-  if (job_id.empty()) return Status::invalid_argument("job id is empty");
-  if (job_id.size() > limits::kExecJobIdBytes) {
-    return Status::invalid_argument("job id is longer than " + std::to_string(limits::kExecJobIdBytes) + " bytes");
-  }
-  for (char c : job_id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    if (!ok)
-      return Status::invalid_argument("job id \"" + shown(job_id) + "\" holds a character other than A-Z a-z 0-9 _ -");
-  }
-  return Status::ok();
-}
-
 Result<ProcStat> parse_proc_stat(std::string_view text) {
   auto bad = [](std::string_view why) {
     return Status::invalid_argument("malformed /proc stat line: " + std::string(why));
@@ -769,28 +688,6 @@ Result<ProcStat> parse_proc_stat(std::string_view text) {
   if (!number(fields[2], parsed.pgrp)) return bad("the pgrp is not a number");
   if (!number(fields[19], parsed.start_ticks)) return bad("the start time is not a number");
   return parsed;
-}
-
-Result<int> parse_exit_record(std::string_view text) {
-  auto bad = [&] {
-    return Status::invalid_argument("malformed exit record \"" + shown(text.substr(0, 32)) +
-                                    "\" (expected \"exit <code>\" or \"signal <n>\" and a newline)");
-  };
-  if (!text.ends_with('\n')) return bad();
-  text.remove_suffix(1);
-  auto number = [](std::string_view digits, int min, int max) -> std::optional<int> {
-    if (digits.empty() || digits.size() > 3) return std::nullopt;
-    int value = 0;
-    const auto [ptr, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-    if (error != std::errc() || ptr != digits.data() + digits.size() || value < min || value > max) return std::nullopt;
-    return value;
-  };
-  if (text.starts_with("exit ")) {
-    if (std::optional<int> code = number(text.substr(5), 0, 255)) return *code;
-  } else if (text.starts_with("signal ")) {
-    if (std::optional<int> signo = number(text.substr(7), 1, 64)) return 128 + *signo;
-  }
-  return bad();
 }
 
 LocalExecutor::Fd& LocalExecutor::Fd::operator=(Fd&& other) noexcept {
@@ -841,14 +738,13 @@ std::string LocalExecutor::job_dir(std::string_view job_id) const {
 }
 
 Result<ProcessHandle> LocalExecutor::start(const LaunchSpec& spec) {
-  HR_RETURN_IF_ERROR(validate_job_id(spec.job_id));
+  HR_RETURN_IF_ERROR(check_launch_spec(spec));
   if (jobs_.contains(spec.job_id)) return Status::conflict("job " + spec.job_id + " is already running");
   if (jobs_.size() >= limits::kExecLiveJobs) {
     return Status::unavailable("this node runs " + std::to_string(jobs_.size()) + " jobs, its limit");
   }
   const std::string dir = job_dir(spec.job_id);
-  HR_ASSIGN_OR_RETURN(const std::vector<std::string> environment, job_environment(spec, dir));
-  HR_RETURN_IF_ERROR(check_command_line(spec.argv, environment));
+  const std::vector<std::string> environment = job_environment(spec, dir);
 
   // The job's directory, cleared of what an earlier run of this id left.
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {

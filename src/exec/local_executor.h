@@ -67,11 +67,6 @@
 
 namespace headroom::exec {
 
-// Ok when `job_id` is 1 to kExecJobIdBytes characters of [A-Za-z0-9_-]: such
-// an id is one path component that is neither "." nor "..", so job_dir()
-// never names anything outside the jobs root. invalid_argument otherwise.
-Status validate_job_id(std::string_view job_id);
-
 // The fields of /proc/<pid>/stat the executor reads.
 struct ProcStat {
   char state = '?';               // field 3: R, S, D, Z (zombie), X (dead), ...
@@ -84,10 +79,6 @@ struct ProcStat {
 // itself hold spaces and parentheses, so fields are counted from after the
 // last ')'. invalid_argument when the text is not such a line.
 Result<ProcStat> parse_proc_stat(std::string_view text);
-
-// Parses an exit record: "exit <0-255>\n" gives the code, "signal <1-64>\n"
-// gives 128 + the signal, as shells report it. invalid_argument otherwise.
-Result<int> parse_exit_record(std::string_view text);
 
 class LocalExecutor final : public Executor {
  public:

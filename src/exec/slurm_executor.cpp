@@ -16,23 +16,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <system_error>
-#include <unordered_set>
 #include <utility>
 
 #include "common/log.h"
 #include "common/subprocess.h"
 #include "common/text.h"
-#include "exec/local_executor.h"  // validate_job_id, parse_exit_record: the same contract
 
 
 namespace headroom::exec {
 namespace {
 
-// Names in a job's directory.
-constexpr const char* kLogFile = "output.log";
-constexpr const char* kExitFile = "exit";
+// Names in a job's directory beside executor.h's.
 constexpr const char* kExitTmpFile = "exit.tmp";
-constexpr const char* kDeadlineFile = "preempt_deadline";
 constexpr const char* kDeadlineTmpFile = "preempt_deadline.tmp";
 constexpr const char* kScriptFile = "job.sh";
 constexpr const char* kScriptTmpFile = "job.sh.tmp";
@@ -41,26 +36,8 @@ constexpr const char* kSlurmIdTmpFile = "slurm_job_id.tmp";
 
 constexpr int kExitKilled = 128 + SIGKILL;  // what a shell reports for a SIGKILLed job
 
-// The variables a job (and each Slurm command) gets from the server's
-// environment, when set there: as the local executor.
-constexpr std::array<const char*, 4> kInheritedVariables = {"PATH", "HOME", "LANG", "TZ"};
 
 std::string errno_text(int error) { return std::system_category().message(error); }
-
-// Outside text (Slurm's messages, a job's strings) quoted in a message:
-// valid UTF-8 without control characters, and short.
-std::string shown(std::string_view text) {
-  constexpr std::size_t kShownBytes = 300;
-  std::string out = to_valid_utf8(text.substr(0, kShownBytes));
-  for (char& c : out) {
-    if (c == '\n')
-      c = ' ';
-    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-      c = '?';
-  }
-  if (text.size() > kShownBytes) out += "...";
-  return out;
-}
 
 std::string_view trim(std::string_view text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
@@ -146,7 +123,6 @@ bool is_variable_name(std::string_view name) {
   });
 }
 
-bool holds_nul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
 
 // "2026-11-27T03:31:56" in the machine's local time, as Slurm prints times.
 std::optional<Timestamp> parse_slurm_time(std::string_view text) {
@@ -252,53 +228,27 @@ std::string shell_quote(std::string_view text) {
 }
 
 Result<std::string> slurm_batch_script(const LaunchSpec& spec, const BatchScriptContext& context) {
-  HR_RETURN_IF_ERROR(validate_job_id(spec.job_id));
-  if (spec.argv.empty()) return Status::invalid_argument("the command is empty");
-  if (spec.argv.size() > limits::kExecArgs) {
-    return Status::invalid_argument("the command has more than " + std::to_string(limits::kExecArgs) + " arguments");
-  }
-  if (spec.env.size() > limits::kExecEnvVars) {
-    return Status::invalid_argument("more than " + std::to_string(limits::kExecEnvVars) + " environment variables");
-  }
-  std::size_t bytes = 0;
-  for (const std::string& arg : spec.argv) {
-    if (holds_nul(arg)) return Status::invalid_argument("an argument holds a NUL byte");
-    bytes += arg.size() + 1;
-  }
-  if (spec.argv[0].empty()) return Status::invalid_argument("the command name is empty");
+  HR_RETURN_IF_ERROR(check_launch_spec(spec));
+  // What the batch script's shell and env(1) need beyond that.
   if (spec.argv[0].find('=') != std::string::npos) {
     // env(1) would take it for a variable to set.
     return Status::invalid_argument("command name \"" + shown(spec.argv[0]) +
                                     "\" holds '=', which Slurm jobs cannot run");
   }
-  std::unordered_set<std::string_view> names;
   for (const auto& [name, value] : spec.env) {
     if (!is_variable_name(name)) {
       return Status::invalid_argument("environment variable name \"" + shown(name) +
                                       "\" is not a shell name ([A-Za-z_][A-Za-z0-9_]*)");
     }
-    if (name == "CUDA_VISIBLE_DEVICES" || name.starts_with("HEADROOM_")) {
-      return Status::invalid_argument("environment variable " + name + " is set by the executor");
-    }
-    if (!names.insert(name).second) return Status::invalid_argument("environment variable " + name + " repeats");
-    if (holds_nul(value)) return Status::invalid_argument("environment variable " + name + " holds a NUL byte");
-    bytes += name.size() + value.size() + 2;
   }
   std::string gpus;
   for (const std::string& gpu : spec.gpu_names) {
-    if (gpu.find(',') != std::string::npos || holds_nul(gpu)) {
-      return Status::invalid_argument("GPU name \"" + shown(gpu) + "\" holds ',' or NUL");
-    }
     if (!gpus.empty()) gpus += ',';
     gpus += gpu;
   }
-  if (bytes > limits::kExecArgvEnvBytes) {
-    return Status::invalid_argument("the command and environment exceed " + std::to_string(limits::kExecArgvEnvBytes) +
-                                    " bytes");
-  }
 
   std::string s;
-  s.reserve(bytes * 2 + 2048);
+  s.reserve(limits::kExecArgvEnvBytes / 8 + 2048);
   s += "#!/bin/sh\n";
   s += "# The Slurm batch script of Headroom job " + spec.job_id + ", written by headroom serve\n";
   s += "# (src/exec/slurm_executor.h). It runs the job's command with the environment\n";
