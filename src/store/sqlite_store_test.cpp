@@ -22,43 +22,13 @@ namespace {
 
 using namespace headroom::store::testing;  // NOLINT: the suite's vocabulary
 
-// A second, raw connection to the same file: what another process, or an
-// operator with the sqlite3 shell, would see and do.
-class RawDb {
- public:
-  explicit RawDb(const std::string& path) {
-    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-    sqlite3_busy_timeout(db_, 5'000);
-  }
-  ~RawDb() { sqlite3_close(db_); }
-
-  // The error message, or "" when it ran.
-  std::string exec(const std::string& sql) {
-    char* error = nullptr;
-    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error);
-    std::string message = rc == SQLITE_OK ? "" : (error ? error : "error");
-    sqlite3_free(error);
-    return message;
-  }
-  std::int64_t scalar(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
-    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW) << sql;
-    std::int64_t value = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    return value;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
 // The shared suites (store_test.cpp, compute_store_test.cpp) on SQLite: a file,
-// and in memory.
+// and in memory; durable_store_test.cpp on the file.
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreTest, ::testing::Values(Backend::kSqliteFile, Backend::kSqliteMemory),
                          backend_name);
 INSTANTIATE_TEST_SUITE_P(Sqlite, ComputeStoreTest, ::testing::Values(Backend::kSqliteFile, Backend::kSqliteMemory),
                          backend_name);
+INSTANTIATE_TEST_SUITE_P(Sqlite, DurableStoreTest, ::testing::Values(Backend::kSqliteFile), backend_name);
 
 // ---- File-only behaviour: reopening, other connections. ----
 
@@ -69,73 +39,11 @@ class SqliteFileTest : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(SqliteFileTest, ReopenKeepsDataAndMigratesOnce) {
-  {
-    auto store = open_or_die(url());
-    ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->create_tenant(tenant("ten_a", "alpha"), audit("aud_1", "tenant.create", "ten_a")).is_ok());
-    ASSERT_TRUE(store->create_key(key("key_1", "ten_a"), audit("aud_2", "key.create", "key_1")).is_ok());
-  }
-  for (int round = 0; round < 3; ++round) {
-    auto store = open_or_die(url());
-    ASSERT_NE(store, nullptr);
-    EXPECT_EQ(store->schema_version(), kSchemaVersion);
-    EXPECT_EQ(store->find_tenant("ten_a")->value().name, "alpha");
-    EXPECT_EQ(store->find_key("key_1")->value().secret_sha256, sha256("key_1"));
-    EXPECT_EQ(audit_count(*store), 2u);
-  }
-  RawDb raw(path());
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM schema_migrations"), kSchemaVersion);
-  EXPECT_EQ(raw.scalar("SELECT max(version) FROM schema_migrations"), kSchemaVersion);
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM tenants"), 1);
-}
-
 TEST_F(SqliteFileTest, PlainPathWorksLikeSqliteUrl) {
   auto store = open_or_die(path());
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->schema_version(), kSchemaVersion);
   EXPECT_TRUE(fs::exists(path()));
-}
-
-TEST_F(SqliteFileTest, ANewerSchemaIsRefused) {
-  { ASSERT_NE(open_or_die(url()), nullptr); }
-  {
-    RawDb raw(path());
-    ASSERT_EQ(raw.exec("INSERT INTO schema_migrations (version, applied_at_us) VALUES (99, 0)"), "");
-  }
-  auto store = Store::open({url()});
-  ASSERT_FALSE(store.is_ok());
-  EXPECT_EQ(store.status().code(), ErrorCode::kConflict);
-  EXPECT_NE(store.status().message().find("newer"), std::string::npos) << store.status().message();
-}
-
-TEST_F(SqliteFileTest, AuditLogIsAppendOnlyEvenForOtherConnections) {
-  auto store = open_or_die(url());
-  ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->create_tenant(tenant("ten_a", "alpha"), audit("aud_1", "tenant.create", "ten_a")).is_ok());
-  RawDb raw(path());
-  std::string update = raw.exec("UPDATE audit_log SET action = 'forged' WHERE id = 'aud_1'");
-  EXPECT_NE(update.find("append-only"), std::string::npos) << "UPDATE: " << update;
-  std::string remove = raw.exec("DELETE FROM audit_log");
-  EXPECT_NE(remove.find("append-only"), std::string::npos) << "DELETE: " << remove;
-  // Appending is allowed.
-  EXPECT_EQ(raw.exec("INSERT INTO audit_log (id, time_us, actor_tenant_id, actor_key_id, request_id, action, "
-                     "target_id, details) VALUES ('aud_raw', 0, '', '', '', 'manual', '', '{}')"),
-            "");
-  auto page = store->list_audit({.limit = 10});
-  ASSERT_TRUE(page.is_ok());
-  ASSERT_EQ(page->items.size(), 2u);
-  EXPECT_EQ(page->items[0].action, "tenant.create");
-  EXPECT_EQ(page->items[1].id, "aud_raw");
-}
-
-TEST_F(SqliteFileTest, WritesAreVisibleToAnotherConnectionAtOnce) {
-  auto store = open_or_die(url());
-  ASSERT_NE(store, nullptr);
-  RawDb raw(path());
-  ASSERT_TRUE(store->create_tenant(tenant("ten_a", "alpha"), audit("aud_1", "tenant.create", "ten_a")).is_ok());
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM tenants"), 1);
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM audit_log"), 1);
 }
 
 TEST_F(SqliteFileTest, TwoStoresOnOneFileShareData) {
@@ -169,7 +77,7 @@ TEST_F(SqliteFileTest, ConcurrentFirstOpensBothSucceed) {
     }
     for (auto& t : threads) t.join();
     for (int i = 0; i < kOpeners; ++i) EXPECT_EQ(errors[i], "") << "round " << round << ", opener " << i;
-    RawDb raw(dir_.file("race" + std::to_string(round) + ".db"));
+    RawSqlite raw(dir_.file("race" + std::to_string(round) + ".db"));
     EXPECT_EQ(raw.scalar("SELECT count(*) FROM schema_migrations"), kSchemaVersion) << "round " << round;
   }
 }
@@ -221,32 +129,6 @@ TEST(StoreOpen, MemoryUrls) {
   ASSERT_TRUE(a.is_ok() && b.is_ok());
   ASSERT_TRUE((*a)->create_tenant(tenant("ten_a", "alpha"), audit("aud_1", "tenant.create", "ten_a")).is_ok());
   EXPECT_FALSE((*b)->find_tenant("ten_a")->has_value());
-}
-
-// Schema 3: the executor's own id for a job's run (a Slurm job id), kept so
-// that a restarted server re-finds the job (exec::ProcessHandle::external_id).
-TEST_F(SqliteFileTest, JobsKeepTheExecutorsIdForTheirRun) {
-  auto store = open_or_die(url());
-  ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->create_tenant(tenant("ten_a", "alpha"), audit("aud_1", "tenant.create", "ten_a")).is_ok());
-  std::vector<JobInsert> batch(1);
-  batch[0].job = job(1, "ten_a");
-  ASSERT_TRUE(store->insert_jobs(batch).is_ok());
-  EXPECT_EQ(store->find_job("job_1")->value().external_id, "");
-  JobRecord running = job(1, "ten_a");
-  running.state = "running";
-  running.external_id = "4242";
-  std::vector<JobUpdate> updates = {{running, JobEvent{"job_1", Timestamp{2000}, "running", "started", ""}}};
-  ASSERT_TRUE(store->update_jobs(updates).is_ok());
-  EXPECT_EQ(store->find_job("job_1")->value().external_id, "4242");
-  store.reset();
-  auto reopened = open_or_die(url());
-  ASSERT_NE(reopened, nullptr);
-  EXPECT_EQ(reopened->find_job("job_1")->value().external_id, "4242");
-  auto unsettled = reopened->unsettled_jobs();
-  ASSERT_TRUE(unsettled.is_ok());
-  ASSERT_EQ(unsettled->size(), 1u);
-  EXPECT_EQ((*unsettled)[0].external_id, "4242");
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <cstdlib>
@@ -110,9 +111,48 @@ inline std::string with_database(const std::string& url, const std::string& dbna
   return url.substr(0, slash + 1) + dbname + url.substr(end);
 }
 
-// A raw connection to a PostgreSQL database: what another process, or an
-// operator with psql, would see and do.
-class RawPg {
+// A raw connection to a store's database: what another process, or an
+// operator with psql or sqlite3, would see and do.
+class RawSql {
+ public:
+  virtual ~RawSql() = default;
+  // The error message, or "" when it ran.
+  virtual std::string exec(const std::string& sql) = 0;
+  // The first column of the first row.
+  virtual std::int64_t scalar(const std::string& sql) = 0;
+};
+
+class RawSqlite final : public RawSql {
+ public:
+  explicit RawSqlite(const std::string& path) {
+    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    sqlite3_busy_timeout(db_, 5'000);
+  }
+  RawSqlite(const RawSqlite&) = delete;
+  RawSqlite& operator=(const RawSqlite&) = delete;
+  ~RawSqlite() override { sqlite3_close(db_); }
+
+  std::string exec(const std::string& sql) override {
+    char* error = nullptr;
+    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error);
+    std::string message = rc == SQLITE_OK ? "" : (error ? error : "error");
+    sqlite3_free(error);
+    return message;
+  }
+  std::int64_t scalar(const std::string& sql) override {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW) << sql;
+    std::int64_t value = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return value;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class RawPg final : public RawSql {
  public:
   explicit RawPg(const std::string& url) : conn_(PQconnectdb(url.c_str())) {
     EXPECT_EQ(PQstatus(conn_), CONNECTION_OK) << url << ": " << PQerrorMessage(conn_);
@@ -121,10 +161,9 @@ class RawPg {
   }
   RawPg(const RawPg&) = delete;
   RawPg& operator=(const RawPg&) = delete;
-  ~RawPg() { PQfinish(conn_); }
+  ~RawPg() override { PQfinish(conn_); }
 
-  // The error message, or "" when it ran.
-  std::string exec(const std::string& sql) {
+  std::string exec(const std::string& sql) override {
     PGresult* r = PQexec(conn_, sql.c_str());
     ExecStatusType status = PQresultStatus(r);
     bool ran = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
@@ -133,7 +172,7 @@ class RawPg {
     if (!ran && message.empty()) message = "error";
     return message;
   }
-  std::int64_t scalar(const std::string& sql) {
+  std::int64_t scalar(const std::string& sql) override {
     PGresult* r = PQexec(conn_, sql.c_str());
     EXPECT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << sql << ": " << PQresultErrorMessage(r);
     std::int64_t value = PQntuples(r) > 0 ? std::strtoll(PQgetvalue(r, 0, 0), nullptr, 10) : -1;
@@ -316,6 +355,26 @@ class ComputeStoreTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<PostgresTestDatabase> pg_;
   std::unique_ptr<Store> store_;
   int audits_ = 0;
+};
+
+// durable_store_test.cpp: what a store on disk keeps across opens and shows
+// other connections (SQLite in a file, PostgreSQL).
+class DurableStoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    url_ = fresh_store_url(GetParam(), dir_, pg_);
+    if (IsSkipped()) return;
+    ASSERT_FALSE(HasFailure()) << "no store to test";
+  }
+  const std::string& url() const { return url_; }
+  std::unique_ptr<RawSql> raw() const {
+    if (GetParam() == Backend::kPostgres) return std::make_unique<RawPg>(url_);
+    return std::make_unique<RawSqlite>(dir_.file("headroom.db"));
+  }
+
+  TempDir dir_;
+  std::unique_ptr<PostgresTestDatabase> pg_;
+  std::string url_;
 };
 
 }  // namespace headroom::store::testing

@@ -22,6 +22,7 @@ using namespace headroom::store::testing;  // NOLINT: the suite's vocabulary
 
 INSTANTIATE_TEST_SUITE_P(Postgres, StoreTest, ::testing::Values(Backend::kPostgres), backend_name);
 INSTANTIATE_TEST_SUITE_P(Postgres, ComputeStoreTest, ::testing::Values(Backend::kPostgres), backend_name);
+INSTANTIATE_TEST_SUITE_P(Postgres, DurableStoreTest, ::testing::Values(Backend::kPostgres), backend_name);
 
 void create_ok(Store& store) {
   Status s = store.create_tenant(tenant("ten_ok", "ok"), audit("aud_ok", "tenant.create", "ten_ok"));
@@ -42,73 +43,17 @@ class PostgresTest : public ::testing::Test {
   std::string url_;
 };
 
-TEST_F(PostgresTest, ReopenKeepsDataAndMigratesOnce) {
-  {
-    auto store = open_or_die(url());
-    ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->create_tenant(tenant("ten_a", "alpha"), audit("aud_1", "tenant.create", "ten_a")).is_ok());
-    ASSERT_TRUE(store->create_key(key("key_1", "ten_a"), audit("aud_2", "key.create", "key_1")).is_ok());
-  }
-  for (int round = 0; round < 3; ++round) {
-    auto store = open_or_die(url());
-    ASSERT_NE(store, nullptr);
-    EXPECT_EQ(store->schema_version(), kSchemaVersion);
-    EXPECT_EQ(store->find_tenant("ten_a")->value().name, "alpha");
-    EXPECT_EQ(store->find_key("key_1")->value().secret_sha256, sha256("key_1"));
-    EXPECT_EQ(audit_count(*store), 2u);
-  }
-  RawPg raw(url());
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM schema_migrations"), kSchemaVersion);
-  EXPECT_EQ(raw.scalar("SELECT max(version) FROM schema_migrations"), kSchemaVersion);
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM tenants"), 1);
-}
-
-TEST_F(PostgresTest, ANewerSchemaIsRefused) {
-  { ASSERT_NE(open_or_die(url()), nullptr); }
-  {
-    RawPg raw(url());
-    ASSERT_EQ(raw.exec("INSERT INTO schema_migrations (version, applied_at_us) VALUES (99, 0)"), "");
-  }
-  auto store = Store::open({url()});
-  ASSERT_FALSE(store.is_ok());
-  EXPECT_EQ(store.status().code(), ErrorCode::kConflict);
-  EXPECT_NE(store.status().message().find("newer"), std::string::npos) << store.status().message();
-}
-
-TEST_F(PostgresTest, AuditLogIsAppendOnlyEvenForOtherConnections) {
+// PostgreSQL has TRUNCATE, which skips row triggers: the audit log refuses it too.
+TEST_F(PostgresTest, AuditLogRefusesTruncate) {
   auto store = open_or_die(url());
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->create_tenant(tenant("ten_a", "alpha"), audit("aud_1", "tenant.create", "ten_a")).is_ok());
   RawPg raw(url());
-  std::string update = raw.exec("UPDATE audit_log SET action = 'forged' WHERE id = 'aud_1'");
-  EXPECT_NE(update.find("append-only"), std::string::npos) << "UPDATE: " << update;
-  std::string remove = raw.exec("DELETE FROM audit_log");
-  EXPECT_NE(remove.find("append-only"), std::string::npos) << "DELETE: " << remove;
   std::string truncate = raw.exec("TRUNCATE audit_log");
   EXPECT_NE(truncate.find("append-only"), std::string::npos) << "TRUNCATE: " << truncate;
-  // Appending is allowed.
-  EXPECT_EQ(raw.exec("INSERT INTO audit_log (id, time_us, actor_tenant_id, actor_key_id, request_id, action, "
-                     "target_id, details) VALUES ('aud_raw', 0, '', '', '', 'manual', '', '{}')"),
-            "");
-  auto page = store->list_audit({.limit = 10});
-  ASSERT_TRUE(page.is_ok());
-  ASSERT_EQ(page->items.size(), 2u);
-  EXPECT_EQ(page->items[0].action, "tenant.create");
-  EXPECT_EQ(page->items[1].id, "aud_raw");
+  EXPECT_EQ(audit_count(*store), 1u);
 }
 
-TEST_F(PostgresTest, WritesAreCommittedWhenTheCallReturns) {
-  auto store = open_or_die(url());
-  ASSERT_NE(store, nullptr);
-  RawPg raw(url());
-  ASSERT_TRUE(store->create_tenant(tenant("ten_a", "alpha"), audit("aud_1", "tenant.create", "ten_a")).is_ok());
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM tenants"), 1);
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM audit_log"), 1);
-  // Values are BIGINT: microseconds and money do not fit 32 bits.
-  EXPECT_EQ(raw.scalar("SELECT created_at_us FROM tenants"), Timestamp::from_unix_seconds(1'767'225'600).unix_micros);
-}
-
-// What PostgreSQL's text cannot hold is refused, never cut short or mangled.
 TEST_F(PostgresTest, TextItCannotStoreIsRefusedWholly) {
   auto store = open_or_die(url());
   ASSERT_NE(store, nullptr);
@@ -195,32 +140,6 @@ TEST_F(PostgresTest, OneIdempotencyKeyFromManyStoresAtOnceMakesOneJob) {
       EXPECT_EQ(inserts[i].replay->seq, winner);
     }
   }
-}
-
-// Schema 3: the executor's own id for a job's run (a Slurm job id), kept so
-// that a restarted server re-finds the job.
-TEST_F(PostgresTest, JobsKeepTheExecutorsIdForTheirRun) {
-  auto store = open_or_die(url());
-  ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->create_tenant(tenant("ten_a", "alpha"), audit("aud_1", "tenant.create", "ten_a")).is_ok());
-  std::vector<JobInsert> batch(1);
-  batch[0].job = job(1, "ten_a");
-  ASSERT_TRUE(store->insert_jobs(batch).is_ok());
-  EXPECT_EQ(store->find_job("job_1")->value().external_id, "");
-  JobRecord running = job(1, "ten_a");
-  running.state = "running";
-  running.external_id = "4242";
-  std::vector<JobUpdate> updates = {{running, JobEvent{"job_1", Timestamp{2000}, "running", "started", ""}}};
-  ASSERT_TRUE(store->update_jobs(updates).is_ok());
-  EXPECT_EQ(store->find_job("job_1")->value().external_id, "4242");
-  store.reset();
-  auto reopened = open_or_die(url());
-  ASSERT_NE(reopened, nullptr);
-  EXPECT_EQ(reopened->find_job("job_1")->value().external_id, "4242");
-  auto unsettled = reopened->unsettled_jobs();
-  ASSERT_TRUE(unsettled.is_ok());
-  ASSERT_EQ(unsettled->size(), 1u);
-  EXPECT_EQ((*unsettled)[0].external_id, "4242");
 }
 
 // Processes opening a new database at once (two `headroom serve`s) each
