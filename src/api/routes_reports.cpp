@@ -88,7 +88,9 @@ std::string hours_text(std::int64_t gpu_ms) {
 // A share in thousandths as a percent with one decimal: -12 -> "-1.2".
 std::string percent_text(long long permille) {
   const long long magnitude = permille < 0 ? -permille : permille;
-  return (permille < 0 ? "-" : "") + std::to_string(magnitude / 10) + "." + std::to_string(magnitude % 10);
+  char out[32];
+  std::snprintf(out, sizeof out, "%s%lld.%lld", permille < 0 ? "-" : "", magnitude / 10, magnitude % 10);
+  return out;
 }
 
 std::map<std::string, std::uint32_t> gpus_by_type(const fleet::FleetSpec& fleet) {
@@ -208,9 +210,9 @@ std::map<std::string, TypeMoney> gpu_money(Services& s, Timestamp from, Timestam
 // ledger::exact_cost: a fleet's hours since it went into service are past
 // the limit one usage event may rate; this never charges anybody.
 Money per_hours(std::int64_t gpu_ms, Money per_gpu_hour) {
-  const __int128 nanos = static_cast<__int128>(gpu_ms) * per_gpu_hour.nanos() / ledger::kMillisPerGpuHour;
+  const ledger::AmountUnits nanos = static_cast<ledger::AmountUnits>(gpu_ms) * per_gpu_hour.nanos() / ledger::kMillisPerGpuHour;
   return Money::from_nanos(static_cast<std::int64_t>(
-      std::clamp<__int128>(nanos, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max())));
+      std::clamp<ledger::AmountUnits>(nanos, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max())));
 }
 
 Status margin(Services& s, RequestContext& ctx, net::HttpResponse& response) {
@@ -234,7 +236,7 @@ Status margin(Services& s, RequestContext& ctx, net::HttpResponse& response) {
     std::string percent;  // none without revenue
     if (revenue_money > Money()) {
       percent = percent_text(
-          static_cast<long long>(static_cast<__int128>(result.nanos()) * 1000 / revenue_money.nanos()));
+          static_cast<long long>(static_cast<ledger::AmountUnits>(result.nanos()) * 1000 / revenue_money.nanos()));
     }
     table.rows.push_back(json::object{{"gpu_type", type},
                                       {"gpus", n},
@@ -270,7 +272,7 @@ Status payback(Services& s, RequestContext& ctx, net::HttpResponse& response) {
     const Money recovered = m.revenue.floor_money() - operating;
     const std::string percent =
         capital > Money()
-            ? percent_text(static_cast<long long>(static_cast<__int128>(recovered.nanos()) * 1000 / capital.nanos()))
+            ? percent_text(static_cast<long long>(static_cast<ledger::AmountUnits>(recovered.nanos()) * 1000 / capital.nanos()))
             : "0.0";
     table.rows.push_back(json::object{{"gpu_type", type},
                                       {"gpus", n},
