@@ -20,6 +20,8 @@ HEADROOM_PG_DURABLE=1 "$here/../scripts/test-postgres.sh" start "$pg_dir"
 "$build/bench/leader_takeover_bench" "$(cat "$pg_dir/url")" 10
 "$here/../scripts/test-postgres.sh" stop "$pg_dir"
 rm -rf "$pg_dir"
+echo "== issue 8: a follower \`headroom serve\` taking over the platform after the leader is killed, beside a cold start"
+"$here/serve_takeover_bench.sh" "$build" 5
 echo "== issue 4: usage log"
 "$build/bench/usage_log_bench"
 echo "== issue 4: durable usage events over HTTP (POST /v1/usage, batches of 1,000) beside SQLite"

@@ -68,6 +68,9 @@ inline constexpr std::int64_t kLeaderIntervalMinMs = 10;       // bounds of the 
 inline constexpr std::int64_t kLeaderIntervalMaxMs = 60'000;
 inline constexpr std::int64_t kLeaderConnectTimeoutS = 2;      // libpq's minimum
 inline constexpr std::size_t kLeaderHolderBytes = 256;         // a holder's name ("host:pid", a URL)
+inline constexpr std::int64_t kLeaderPollMs = 50;                // `serve` looks at its lease this often
+inline constexpr std::int64_t kLeaderFirstElectionWaitMs = 2'000;  // `serve` waits this long to start as leader
+inline constexpr std::int64_t kLeaderDataLockPollMs = 100;       // a new leader retries DATA/LOCK this often
 inline constexpr std::int64_t kLeaderTakeoverGoalMs = 5'000;   // issue 8: a killed leader replaced within
 static_assert(kLeaderIntervalMinMs <= kLeaderRetryIntervalMs && kLeaderRetryIntervalMs <= kLeaderIntervalMaxMs);
 static_assert(kLeaderIntervalMinMs <= kLeaderCheckIntervalMs && kLeaderCheckIntervalMs <= kLeaderIntervalMaxMs);
@@ -75,6 +78,15 @@ static_assert(kLeaderRetryIntervalMs + kLeaderStatementTimeoutMs < kLeaderTakeov
               "a follower gets at least one try at a freed lock within the takeover goal");
 static_assert(kLeaderCheckIntervalMs + kLeaderStatementTimeoutMs < kLeaderTakeoverGoalMs,
               "a leader cut off from the server learns it within the takeover goal");
+
+// Follower forwarding (api/leader_forwarder.h): a follower passes every request
+// on to the leader, one request per worker thread for as long as it runs.
+inline constexpr std::size_t kForwardWorkers = 32;                 // each holds a thread and a connection to the leader
+inline constexpr std::size_t kForwardQueue = 1'024;                // waiting for a worker; 503 past it, not a pile-up
+inline constexpr std::size_t kForwardStreamBufferBytes = 1 << 20;  // read, not yet sent: a slow client slows the read
+inline constexpr std::int64_t kForwardLeaderCacheMs = 1'000;       // one lookup a second, not one a request
+static_assert(kForwardQueue >= kForwardWorkers, "a burst the size of the pool queues rather than failing");
+static_assert(kForwardLeaderCacheMs < kLeaderTakeoverGoalMs, "a follower finds a new leader within the takeover goal");
 
 // An Idempotency-Key header's value (printable ASCII).
 inline constexpr std::size_t kIdempotencyKeyBytes = 255;

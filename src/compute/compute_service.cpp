@@ -35,6 +35,13 @@ std::optional<std::vector<std::pair<std::string, std::uint32_t>>> parse_gpu_name
   return out;
 }
 
+// Names one start of a job for the executor (LaunchSpec::run_id): its seq and
+// when it entered "starting", both in the store, so a server taking over
+// derives the same name.
+std::string run_id_of(const store::JobRecord& record) {
+  return std::to_string(record.seq) + "." + std::to_string(record.state_at.unix_micros);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<ComputeService>> ComputeService::start(store::Store& store, const fleet::FleetSpec& fleet,
@@ -143,6 +150,30 @@ Status ComputeService::recover(Timestamp now) {
       ++requeued;
     } else {
       // starting, running, preempting: its supervisor may still run.
+      if (state == "starting" && job.record.pid <= 0 && job.record.external_id.empty()) {
+        // Placed and written down; the last server may or may not have
+        // launched it before it stopped. The executor knows.
+        HR_ASSIGN_OR_RETURN(auto run, executor_.find_run(job.record.id, run_id_of(job.record)));
+        if (!run) {
+          set("queued", "requeued", "placed but not started when the last server stopped", now);
+          job.record.gpus.clear();
+          job.record.gpu_type.clear();
+          auto effects = scheduler_.submit(to_sched_job(job.record, job.spec), now);
+          if (!effects) {
+            set("failed", "rejected_at_restart", effects.status().message(), now);
+            job.record.ended_at = now;
+            job.record.usage_until = now;
+          }
+          ++requeued;
+          push_change(job, changed);
+          if (job.record.ended_at) settle(job);
+          continue;
+        }
+        job.record.pid = run->pid;
+        job.record.start_ticks = static_cast<std::int64_t>(run->start_ticks);
+        job.record.external_id = run->external_id;
+        changed = true;
+      }
       exec::Exit ended;
       const bool had_handle = job.record.pid > 0 || !job.record.external_id.empty();
       bool alive = had_handle &&
@@ -241,7 +272,10 @@ void ComputeService::run() {
       preempt_exhausted(now);
       next_tick_ = real + std::chrono::milliseconds(options_.tick_ms);
     }
-    flush();
+    if (flush() && !placed_.empty()) {
+      launch_placed(now);
+      flush();
+    }
   }
   flush();
 }
@@ -379,15 +413,43 @@ void ComputeService::apply(const sched::Effects& effects, Timestamp now) {
   applying_ = false;
 }
 
-void ComputeService::start_job(sched::JobId id, const std::vector<sched::GpuIndex>& gpus, Timestamp now) {
+// Placed: its GPUs go into its record at once, and it is launched only once
+// its "starting" state is durable (launch_placed, after the flush). So a
+// server that takes over after a crash knows of every run that may have
+// begun, and asks the executor (find_run) rather than start one twice.
+void ComputeService::start_job(sched::JobId id, const std::vector<sched::GpuIndex>& gpus, Timestamp) {
   LiveJob& job = live_.at(id);
+  const sched::ClusterState& cluster = scheduler_.cluster();
+  job.record.gpus = gpu_names(gpus);
+  job.record.gpu_type = gpus.empty() ? "" : cluster.type_name(cluster.gpu_type(gpus[0]));
   if (job.killed_run_unreaped) {
     job.start_when_reaped = gpus;  // its killed run still exits: starts after (reap)
     return;
   }
+  placed_.push_back(id);
+}
+
+void ComputeService::launch_placed(Timestamp now) {
+  std::vector<sched::JobId> placed;
+  placed.swap(placed_);
+  for (sched::JobId id : placed) {
+    // Moved on since it was placed (cancelled, preempted, already launched),
+    // or waiting for its killed run to end: not now.
+    const sched::Job* placed_job = scheduler_.find(id);
+    if (placed_job == nullptr || placed_job->state != sched::JobState::kStarting) continue;
+    LiveJob& job = live_.at(id);
+    if (job.killed_run_unreaped) continue;
+    CHECK(job.record.state == "starting") << "job " << job.record.id << " is launched from " << job.record.state;
+    launch(id, job, now);
+  }
+}
+
+void ComputeService::launch(sched::JobId id, LiveJob& job, Timestamp now) {
   const sched::ClusterState& cluster = scheduler_.cluster();
+  std::span<const sched::GpuIndex> gpus = scheduler_.gpus_of(id);
   exec::LaunchSpec launch;
   launch.job_id = job.record.id;
+  launch.run_id = run_id_of(job.record);
   launch.argv = job.spec.argv;
   launch.env = job.spec.env;
   launch.workdir = job.spec.workdir;
@@ -396,8 +458,6 @@ void ComputeService::start_job(sched::JobId id, const std::vector<sched::GpuInde
     launch.gpu_names.push_back(cluster.node(cluster.gpu_node(g)).name + ":" +
                                std::to_string(cluster.gpu_index_on_node(g)));
   }
-  job.record.gpus = gpu_names(gpus);
-  job.record.gpu_type = gpus.empty() ? "" : cluster.type_name(cluster.gpu_type(gpus[0]));
   // Where it was placed, for executors that enforce it elsewhere (Slurm).
   for (sched::GpuIndex g : gpus) {
     const std::string& node = cluster.node(cluster.gpu_node(g)).name;
@@ -602,14 +662,14 @@ void ComputeService::settle(LiveJob& job) {
   pending_updates_.push_back(store::JobUpdate{r, {}});
 }
 
-void ComputeService::flush() {
+bool ComputeService::flush() {
   if (!pending_usage_.empty()) {
     Status recorded = usage_.record(pending_usage_);
     if (!recorded) {
       // Nothing that depends on it is written: the same events go again next time.
       spdlog::error("compute: recording {} usage events failed, will retry: {}", pending_usage_.size(),
                     recorded.message());
-      return;
+      return false;
     }
     pending_usage_.clear();
   }
@@ -622,7 +682,7 @@ void ComputeService::flush() {
     if (!written) {
       spdlog::error("compute: writing {} job changes failed, will retry: {}", pending_updates_.size(),
                     written.message());
-      return;
+      return false;
     }
     pending_updates_.clear();
   }
@@ -639,6 +699,7 @@ void ComputeService::flush() {
   std::vector<std::function<void()>> done;
   done.swap(after_flush_);
   for (auto& f : done) f();
+  return true;
 }
 
 // ---- Conversions ---------------------------------------------------------------

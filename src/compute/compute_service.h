@@ -233,6 +233,8 @@ class ComputeService {
                         Timestamp now);
   void apply(const sched::Effects& effects, Timestamp now);
   void start_job(sched::JobId id, const std::vector<sched::GpuIndex>& gpus, Timestamp now);
+  void launch_placed(Timestamp now);
+  void launch(sched::JobId id, LiveJob& job, Timestamp now);
   void on_state(const sched::Effect& effect, Timestamp now);
   void reap(Timestamp now);
   void emit_due_usage(Timestamp now);
@@ -240,7 +242,8 @@ class ComputeService {
   void preempt_exhausted(Timestamp now);
   void settle(LiveJob& job);
   void close_run(LiveJob& job, Timestamp end);
-  void flush();
+  // Writes what changed; false when the store failed (retried next time).
+  bool flush();
   Status check_price(const JobSpec& spec, Timestamp now) const;
   // Capacity blocks (capacity_blocks.cpp).
   struct PricedBlock;
@@ -300,6 +303,7 @@ class ComputeService {
   market::ClearingScratch clearing_scratch_;
   std::unordered_map<sched::JobId, std::uint64_t> spot_types_;
   std::vector<store::JobUpdate> pending_updates_;
+  std::vector<sched::JobId> placed_;  // placed, launched after the next flush (launch_placed)
   std::vector<std::function<void()>> after_flush_;
   std::optional<Timestamp> end_hint_;  // the exit time of the job being finished
   std::chrono::steady_clock::time_point next_tick_;

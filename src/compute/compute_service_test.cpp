@@ -25,8 +25,16 @@ class FakeExecutor final : public exec::Executor {
     if (spec.argv[0] == "missing") return Status::invalid_argument("command not found: missing");
     started.push_back(spec);
     running[spec.job_id] = ++next_pid_;
-    if (external_ids) return exec::ProcessHandle{0, 0, "slurm-" + std::to_string(next_pid_)};
-    return exec::ProcessHandle{next_pid_, 42};
+    exec::ProcessHandle handle{next_pid_, 42};
+    if (external_ids) handle = exec::ProcessHandle{0, 0, "slurm-" + std::to_string(next_pid_)};
+    runs[spec.job_id + "/" + spec.run_id] = handle;
+    return handle;
+  }
+  Result<std::optional<exec::ProcessHandle>> find_run(std::string_view job_id, std::string_view run_id) override {
+    std::lock_guard lock(mutex_);
+    auto it = runs.find(std::string(job_id) + "/" + std::string(run_id));
+    if (it == runs.end()) return std::optional<exec::ProcessHandle>();
+    return std::optional<exec::ProcessHandle>(it->second);
   }
   Status notify_preempt(std::string_view job_id, Timestamp) override {
     std::lock_guard lock(mutex_);
@@ -84,6 +92,7 @@ class FakeExecutor final : public exec::Executor {
   std::map<std::string, exec::Exit> ended_while_away;
   bool external_ids = false;  // hand out handles as the Slurm executor does
   std::map<std::string, exec::ProcessHandle> adopted;
+  std::map<std::string, exec::ProcessHandle> runs;  // "job/run" -> the handle start() gave
 
  private:
   int next_pid_ = 1000;
@@ -376,6 +385,58 @@ TEST_F(ComputeServiceTest, RestartAdoptsTheLivingAndClosesTheDead) {
   wait_state("job_alive", "succeeded");
   wait_state("job_queued", "running");
   EXPECT_EQ(billed_gpu_ms("job_alive"), 90'000);
+}
+
+// A server that dies between writing a job's "starting" state and recording
+// its launch may or may not have launched it. The next one asks the executor
+// (find_run) and so starts every run once: it adopts the one that began and
+// launches the one that did not.
+TEST_F(ComputeServiceTest, APlacedJobIsLaunchedOnceAcrossACrash) {
+  ASSERT_TRUE(submit("job_began", R"({"gpus":1,"command":["x"]})").is_ok());
+  ASSERT_TRUE(submit("job_never", R"({"gpus":1,"command":["x"]})").is_ok());
+  store::JobRecord began = wait_state("job_began", "running");
+  store::JobRecord never = wait_state("job_never", "running");
+  service_.reset();
+  ASSERT_EQ(executor_.started_count(), 2u);
+
+  // Rewind both records to what the store held before the launches were
+  // recorded: "starting" since the time their run ids name, no handle.
+  for (store::JobRecord* r : {&began, &never}) {
+    std::string run_id;
+    for (const exec::LaunchSpec& spec : executor_.started) {
+      if (spec.job_id == r->id) run_id = spec.run_id;
+    }
+    ASSERT_EQ(run_id.substr(0, run_id.find('.')), std::to_string(r->seq)) << run_id;
+    r->state = "starting";
+    r->reason = "placed";
+    r->state_at = Timestamp{std::stoll(run_id.substr(run_id.find('.') + 1))};
+    r->pid = 0;
+    r->start_ticks = 0;
+    r->started_at.reset();
+    r->usage_until.reset();
+    store::JobUpdate update{*r, store::JobEvent{r->id, r->state_at, r->state, r->reason, ""}};
+    ASSERT_TRUE(store_->update_jobs(std::span(&update, 1)).is_ok());
+  }
+  {
+    std::lock_guard lock(executor_.mutex_);
+    for (auto it = executor_.runs.begin(); it != executor_.runs.end();) {
+      it = it->first.starts_with("job_never/") ? executor_.runs.erase(it) : std::next(it);
+    }
+    executor_.running.erase("job_never");
+  }
+  executor_.adoptable["job_began"] = true;
+  clock_.advance_seconds(1);
+  start_service();
+
+  store::JobRecord adopted = wait_state("job_began", "running");
+  EXPECT_EQ(adopted.pid, 1001) << "the run that began is adopted, not started again";
+  store::JobRecord relaunched = wait_state("job_never", "running");
+  std::lock_guard lock(executor_.mutex_);
+  ASSERT_EQ(executor_.started.size(), 3u);
+  EXPECT_EQ(executor_.started[2].job_id, "job_never");
+  EXPECT_NE(executor_.started[2].run_id, executor_.started[1].run_id);
+  EXPECT_TRUE(executor_.adopted.contains("job_began"));
+  EXPECT_FALSE(executor_.adopted.contains("job_never"));
 }
 
 // An executor that hands jobs to another system (Slurm) identifies them by

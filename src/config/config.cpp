@@ -372,15 +372,29 @@ Status check_store_url(std::string_view url) {
                                   std::string(url.substr(0, 40)) + "\"");
 }
 
+Status check_advertise_url(std::string_view url) {
+  bool scheme = url.starts_with("http://") || url.starts_with("https://");
+  std::string_view rest = url.substr(url.find("://") == std::string_view::npos ? 0 : url.find("://") + 3);
+  if (scheme && !rest.empty() && rest.find_first_of(" \t\r\n/?#") == std::string_view::npos) return Status::ok();
+  return Status::invalid_argument("expected http://HOST:PORT or https://HOST:PORT (no path), got \"" +
+                                  std::string(url.substr(0, 60)) + "\"");
+}
+
 namespace {
 
 Status read_server(const TableReader& server, ServeConfig& config) {
-  HR_RETURN_IF_ERROR(server.check_keys({"listen", "data_dir", "store", "threads", "tls_cert", "tls_key"}));
+  HR_RETURN_IF_ERROR(server.check_keys({"listen", "advertise_url", "data_dir", "store", "threads", "tls_cert", "tls_key"}));
   HR_ASSIGN_OR_RETURN(auto listen, server.optional_string("listen", limits::kListenAddressBytes));
   if (listen) {
     auto parsed = parse_listen_address(*listen);
     if (!parsed.is_ok()) return server.error("listen", parsed.status().message());
     config.listen = std::move(*listen);
+  }
+  HR_ASSIGN_OR_RETURN(auto advertise_url, server.optional_string("advertise_url", limits::kConfigPathBytes));
+  if (advertise_url) {
+    Status valid = check_advertise_url(*advertise_url);
+    if (!valid) return server.error("advertise_url", valid.message());
+    config.advertise_url = std::move(*advertise_url);
   }
   HR_ASSIGN_OR_RETURN(auto data_dir, server.optional_string("data_dir", limits::kConfigPathBytes));
   if (data_dir) {

@@ -65,6 +65,9 @@ Result<ListenAddress> parse_listen_address(std::string_view text);
 // A store URL as `store` and `headroom serve --store` take it: "sqlite:PATH",
 // "postgres://..." or "postgresql://..." (store::Store::open checks the rest).
 Status check_store_url(std::string_view url);
+// The URL other servers reach this one at ("http://10.0.0.5:8080"): http or
+// https, a host and port, no path.
+Status check_advertise_url(std::string_view url);
 
 // [compute]: how raw compute is run and priced.
 //
@@ -206,6 +209,10 @@ struct ExecConfig {
 
 struct ServeConfig {
   std::string listen = "127.0.0.1:8080";     // accepted by parse_listen_address
+  // Where the other servers of a shared store forward to while this one
+  // leads (check_advertise_url). Empty: made from `listen` (a wildcard host
+  // becomes this machine's host name).
+  std::string advertise_url;
   std::string data_dir = "./headroom-data";  // relative paths are relative to the working directory
   // The Store's URL (store::StoreOptions): "sqlite:PATH", "postgres://..." or
   // "postgresql://...". Empty: SQLite in data_dir/headroom.db.

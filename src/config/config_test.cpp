@@ -236,6 +236,19 @@ TEST(Config, StoreUrl) {
   }
 }
 
+TEST(Config, AdvertiseUrl) {
+  for (std::string url : {"http://10.0.0.5:8080", "https://gpu-a.internal:443", "http://[::1]:8080"}) {
+    auto config = parse("[server]\nadvertise_url = \"" + url + "\"\n");
+    ASSERT_TRUE(config.is_ok()) << url << ": " << config.status().to_string();
+    EXPECT_EQ(config->advertise_url, url);
+  }
+  EXPECT_EQ(parse("").value().advertise_url, "");
+  for (std::string url : {"10.0.0.5:8080", "http://", "http://h:1/path", "ftp://h:1", "http://h 1"}) {
+    expect_error("[server]\nadvertise_url = \"" + url + "\"\n",
+                 {"server.advertise_url: expected http://HOST:PORT or https://HOST:PORT (no path), got \"" + url + "\""});
+  }
+}
+
 TEST(Config, TypeErrors) {
   expect_error("[server]\nthreads = \"4\"\n", {"test.toml:2:11: server.threads: expected an integer, got a string"});
   expect_error("[server]\nthreads = 4.0\n", {"server.threads: expected an integer, got a float"});

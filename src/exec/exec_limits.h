@@ -12,6 +12,9 @@ namespace headroom::limits {
 // A job id names a directory under the jobs root, so its length is bounded
 // (public ids, "job_" and 21 base32 characters, use a fifth of it).
 inline constexpr std::size_t kExecJobIdBytes = 128;
+// A run id ("<seq>.<micros>", see LaunchSpec::run_id) is a word of a job's
+// run file and of its Slurm comment.
+inline constexpr std::size_t kExecRunIdBytes = 64;
 
 // Jobs one executor runs at once (started or adopted). A node has at most a
 // few dozen GPUs; the bound leaves room for CPU-only jobs and fractional use.

@@ -1,9 +1,11 @@
 #include "exec/executor.h"
 
+#include <array>
 #include <charconv>
 #include <optional>
 #include <set>
 
+#include "common/check.h"
 #include "common/text.h"
 #include "exec/exec_limits.h"
 
@@ -33,8 +35,25 @@ Status validate_job_id(std::string_view job_id) {
   return Status::ok();
 }
 
+Status validate_run_id(std::string_view run_id) {
+  if (run_id.empty()) return Status::invalid_argument("run id is empty");
+  if (run_id.size() > limits::kExecRunIdBytes) {
+    return Status::invalid_argument("run id is longer than " + std::to_string(limits::kExecRunIdBytes) + " bytes");
+  }
+  for (char c : run_id) {
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return Status::invalid_argument("run id \"" + shown(run_id) +
+                                      "\" holds a character other than A-Z a-z 0-9 . _ -");
+    }
+  }
+  return Status::ok();
+}
+
 Status check_launch_spec(const LaunchSpec& spec) {
   HR_RETURN_IF_ERROR(validate_job_id(spec.job_id));
+  if (!spec.run_id.empty()) HR_RETURN_IF_ERROR(validate_run_id(spec.run_id));
   const std::vector<std::string>& argv = spec.argv;
   if (argv.empty()) return Status::invalid_argument("argv is empty: it must hold at least the command");
   if (argv[0].empty()) return Status::invalid_argument("the command (argv[0]) is empty");
@@ -83,6 +102,75 @@ Status check_launch_spec(const LaunchSpec& spec) {
                                     " bytes, more than the limit of " + std::to_string(limits::kExecArgvEnvBytes));
   }
   return Status::ok();
+}
+
+namespace {
+
+bool is_external_id(std::string_view id) {
+  if (id.empty() || id.size() > limits::kExecRunIdBytes) return false;
+  for (char c : id) {
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool is_valid_run_record(const RunRecord& record) {
+  if (!validate_run_id(record.run_id)) return false;
+  if (record.handle.external_id.empty()) return record.handle.pid > 0;
+  return record.handle.pid >= 0 && is_external_id(record.handle.external_id);
+}
+
+}  // namespace
+
+std::string format_run_record(const RunRecord& record) {
+  CHECK(is_valid_run_record(record));
+  std::string line = record.run_id;
+  line += ' ';
+  line += std::to_string(record.handle.pid);
+  line += ' ';
+  line += std::to_string(record.handle.start_ticks);
+  if (!record.handle.external_id.empty()) {
+    line += ' ';
+    line += record.handle.external_id;
+  }
+  line += '\n';
+  return line;
+}
+
+Result<RunRecord> parse_run_record(std::string_view text) {
+  auto bad = [&] {
+    return Status::invalid_argument("malformed run record \"" + shown(text.substr(0, 200)) +
+                                    "\" (expected \"<run id> <pid> <start ticks> [<external id>]\" and a newline)");
+  };
+  if (!text.ends_with('\n')) return bad();
+  text.remove_suffix(1);
+  std::array<std::string_view, 4> fields;
+  std::size_t count = 0;
+  while (count < fields.size()) {
+    const std::size_t space = text.find(' ');
+    fields[count++] = text.substr(0, space);
+    if (space == std::string_view::npos) {
+      text = {};
+      break;
+    }
+    text.remove_prefix(space + 1);
+  }
+  if (!text.empty() || count < 3) return bad();
+  RunRecord record;
+  record.run_id = std::string(fields[0]);
+  auto number = [](std::string_view digits, auto& out) {
+    const auto [ptr, error] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+    return !digits.empty() && error == std::errc() && ptr == digits.data() + digits.size();
+  };
+  if (!number(fields[1], record.handle.pid) || !number(fields[2], record.handle.start_ticks)) return bad();
+  if (count == 4) {
+    if (fields[3].empty()) return bad();
+    record.handle.external_id = std::string(fields[3]);
+  }
+  if (!is_valid_run_record(record)) return bad();
+  return record;
 }
 
 Result<int> parse_exit_record(std::string_view text) {

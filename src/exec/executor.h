@@ -9,6 +9,9 @@
 //                      when the job ended
 //   preempt_deadline   written on notice: "HEADROOM_PREEMPT_DEADLINE=<RFC 3339>\n",
 //                      a line a shell can source
+//   run                written by start() for a LaunchSpec with a run id, before
+//                      the job's command may run: the run record (below) that
+//                      find_run() reads after a takeover
 //
 // Each job runs under a small supervisor process that leads its own session
 // and process group; the supervisor survives a restart of `headroom serve`,
@@ -20,6 +23,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,6 +38,7 @@ namespace headroom::exec {
 inline constexpr const char* kLogFile = "output.log";
 inline constexpr const char* kExitFile = "exit";
 inline constexpr const char* kDeadlineFile = "preempt_deadline";
+inline constexpr const char* kRunFile = "run";
 
 // The server's variables a job gets, when set there (see start()).
 inline constexpr std::array<const char*, 4> kInheritedVariables = {"PATH", "HOME", "LANG", "TZ"};
@@ -51,6 +56,10 @@ struct LaunchSpec {
   // Empty: not placed on GPUs. The local executor ignores them.
   std::vector<std::string> nodes;
   std::string gpu_type;
+  // Names this one start of the job, for find_run() after a takeover: 1 to
+  // kExecRunIdBytes characters of [A-Za-z0-9._-] (the compute service passes
+  // "<seq>.<micros>"). Empty: nothing is recorded, find_run() cannot find it.
+  std::string run_id;
 };
 
 // What identifies a job's supervisor across restarts: for the local
@@ -100,6 +109,19 @@ class Executor {
   // true when its supervisor still runs (poll() reports its end later); false
   // when it is gone, with `ended` filled from its exit file or marked lost.
   virtual bool adopt(std::string_view job_id, const ProcessHandle& handle, Exit& ended) = 0;
+  // After a takeover or restart: the handle of the run that start() began
+  // for (job_id, run_id), even if whoever called start() never kept it (it
+  // died between start() and recording the handle). nullopt: that run was
+  // never started, and never will be, so starting it now is safe. The handle
+  // is then given to adopt() as usual (which says whether it still runs, or
+  // how it ended). unavailable when it cannot tell (say, Slurm does not
+  // answer): the caller retries later, never assumes nullopt.
+  // invalid_argument for a bad job id or a run id that is empty or bad.
+  // Meant for the latest start() of a job id: for an earlier run id the
+  // answer is nullopt (the local executor forgets a run at the next start())
+  // or that earlier run's own handle (squeue still shows it), never the
+  // handle of another run.
+  virtual Result<std::optional<ProcessHandle>> find_run(std::string_view job_id, std::string_view run_id) = 0;
 
   virtual std::string job_dir(std::string_view job_id) const = 0;
   std::string log_path(std::string_view job_id) const { return job_dir(job_id) + "/" + kLogFile; }
@@ -110,14 +132,40 @@ class Executor {
 // never names anything outside the jobs root. invalid_argument otherwise.
 Status validate_job_id(std::string_view job_id);
 
+// Ok when `run_id` is 1 to kExecRunIdBytes characters of [A-Za-z0-9._-]
+// (one word in a run file, one token in a Slurm comment). invalid_argument
+// otherwise.
+Status validate_run_id(std::string_view run_id);
+
 // Checks what every executor requires of a LaunchSpec, against
-// exec_limits.h: a valid job id; a command of at most kExecArgs arguments
+// exec_limits.h: a valid job id; a run id empty or valid; a command of at most kExecArgs arguments
 // without NUL, its name not empty; at most kExecEnvVars variables of the
 // job's own, each named (no '=' or NUL), set once, not CUDA_VISIBLE_DEVICES
 // or HEADROOM_*, its value without NUL; GPU names without ',' or NUL, device
 // indices not negative; command and variables within kExecArgvEnvBytes.
 // invalid_argument naming what is wrong.
 Status check_launch_spec(const LaunchSpec& spec);
+
+// The run file: one line naming the run and its handle.
+//
+//   | field        | content                                              |
+//   |--------------|------------------------------------------------------|
+//   | run_id       | LaunchSpec::run_id (validate_run_id)                 |
+//   | pid          | ProcessHandle::pid, decimal; 0 with an external id   |
+//   | start_ticks  | ProcessHandle::start_ticks, decimal                  |
+//   | external_id  | only when the handle has one ([A-Za-z0-9._-]+)       |
+//
+// Fields are separated by one space, the line ends with '\n':
+// "1.1732694000000000 4242 98765\n", "7.1732694000000000 0 0 1234\n".
+struct RunRecord {
+  std::string run_id;
+  ProcessHandle handle;
+};
+// The line for `record`, which must hold a valid run id and either a pid
+// above 0 or an external id of the characters above (CHECKed).
+std::string format_run_record(const RunRecord& record);
+// invalid_argument when `text` is not such a line.
+Result<RunRecord> parse_run_record(std::string_view text);
 
 // Parses an exit record: "exit <0-255>\n" gives the code, "signal <1-64>\n"
 // gives 128 + the signal, as shells report it. invalid_argument otherwise.

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -36,12 +37,14 @@ namespace {
 constexpr const char* kExitTmpFile = "exit.tmp";
 constexpr const char* kDeadlineTmpFile = "preempt_deadline.tmp";
 constexpr const char* kHeartbeatFile = "heartbeat";
+constexpr const char* kRunTmpFile = "run.tmp";
 
 // The supervisor's descriptors: 0 is /dev/null, 1 and 2 the log, and these
-// two are close-on-exec, so the job starts with 0, 1 and 2 only.
+// three are close-on-exec, so the job starts with 0, 1 and 2 only.
 constexpr int kSupervisorDirFd = 3;     // the job's directory, for the exit record
 constexpr int kSupervisorReportFd = 4;  // the pipe that tells start() how the exec went
-constexpr int kFirstFreeFd = 5;         // everything from here on is closed
+constexpr int kSupervisorGoFd = 5;      // the socket start() gives the go-ahead on
+constexpr int kFirstFreeFd = 6;         // everything from here on is closed
 
 constexpr int kExitKilled = 128 + SIGKILL;  // what a shell reports for a SIGKILLed job
 
@@ -134,10 +137,11 @@ struct SupervisorPlan {
   char* const* argv = nullptr;
   char* const* envp = nullptr;
   const char* workdir = nullptr;
-  int devnull_fd = -1;  // all four at kFirstFreeFd or above, close-on-exec
+  int devnull_fd = -1;  // all five at kFirstFreeFd or above, close-on-exec
   int log_fd = -1;
   int dir_fd = -1;
   int report_fd = -1;
+  int go_fd = -1;
   int max_fd = 0;                        // where closing stops when close_range is missing
   const char* exec_failed = nullptr;     // "headroom: cannot execute /x: "
   const char* workdir_failed = nullptr;  // "headroom: cannot enter workdir /x: "
@@ -295,6 +299,17 @@ int kill_children(const char* children_path) {
   return count;
 }
 
+// Waits for start()'s one byte on the go socket: true when it came, false at
+// end of file (the server's end closed without it).
+bool await_go_ahead() {
+  char byte = 0;
+  for (;;) {
+    const ssize_t got = ::read(kSupervisorGoFd, &byte, 1);
+    if (got < 0 && errno == EINTR) continue;
+    return got == 1;
+  }
+}
+
 // The supervisor: the child of fork() in start(). The server may have many
 // threads, so only async-signal-safe calls are made here.
 [[noreturn]] void run_supervisor(const SupervisorPlan& plan) {
@@ -311,11 +326,13 @@ int kill_children(const char* children_path) {
 
   if (::dup2(plan.devnull_fd, STDIN_FILENO) < 0 || ::dup2(plan.log_fd, STDOUT_FILENO) < 0 ||
       ::dup2(plan.log_fd, STDERR_FILENO) < 0 || ::dup3(plan.dir_fd, kSupervisorDirFd, O_CLOEXEC) < 0 ||
-      ::dup3(plan.report_fd, kSupervisorReportFd, O_CLOEXEC) < 0) {
+      ::dup3(plan.report_fd, kSupervisorReportFd, O_CLOEXEC) < 0 ||
+      ::dup3(plan.go_fd, kSupervisorGoFd, O_CLOEXEC) < 0) {
     report_failure(plan.report_fd, Stage::kSession, errno);
   }
   // The server's sockets and files: a listening socket kept open here would
-  // keep the next server from binding its port.
+  // keep the next server from binding its port. (The server's end of the go
+  // socket goes too, so that the server's death reads as end of file here.)
   close_from(kFirstFreeFd, plan.max_fd);
   (void)::chdir("/");  // holds no mount busy
   // What the job leaves behind when its parents die comes here, not to init:
@@ -325,6 +342,13 @@ int kill_children(const char* children_path) {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  // The command runs only once start() has recorded this run (the run file),
+  // so that a server taking over finds every run whose command may have run.
+  // End of file instead: the server died first, or gave this run up; it is
+  // then no run at all: nothing runs, and no exit record is written.
+  if (!await_go_ahead()) ::_exit(0);
+  ::close(kSupervisorGoFd);
 
   const pid_t supervisor = ::getpid();
   const pid_t job = fork_without_handlers();
@@ -644,6 +668,42 @@ std::optional<StartFailure> await_start_report(int fd) {
   return failure;
 }
 
+// Records the run in the job's directory: the run record to run.tmp, fsynced,
+// renamed to run, the directory fsynced; once this returns ok, a server
+// taking over finds the run even after a reboot. Nothing for an empty run id.
+Status write_run_file(int dir_fd, const std::string& dir, const std::string& run_id, const ProcessHandle& handle) {
+  if (run_id.empty()) return Status::ok();
+  const std::string record = format_run_record(RunRecord{run_id, handle});
+  const int fd = ::openat(dir_fd, kRunTmpFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Status::unavailable("cannot write " + dir + "/" + kRunTmpFile + ": " + errno_text(errno));
+  std::size_t done = 0;
+  while (done < record.size()) {
+    const ssize_t n = ::write(fd, record.data() + done, record.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  const bool written = done == record.size() && ::fsync(fd) == 0;
+  const int error = errno;
+  if (::close(fd) != 0 || !written) {
+    return Status::unavailable("cannot write " + dir + "/" + kRunTmpFile + ": " + errno_text(written ? errno : error));
+  }
+  if (::renameat(dir_fd, kRunTmpFile, dir_fd, kRunFile) != 0 || ::fsync(dir_fd) != 0) {
+    return Status::unavailable("cannot write " + dir + "/" + kRunFile + ": " + errno_text(errno));
+  }
+  return Status::ok();
+}
+
+// The go-ahead: one byte on the go socket. False when the supervisor is gone
+// (its end closed); MSG_NOSIGNAL, so that this is no SIGPIPE.
+bool send_go_ahead(int fd) {
+  for (;;) {
+    const ssize_t sent = ::send(fd, "g", 1, MSG_NOSIGNAL);
+    if (sent < 0 && errno == EINTR) continue;
+    return sent == 1;
+  }
+}
+
 int max_fd_to_close() {
   constexpr int kFallbackMaxFd = 1 << 20;
   struct rlimit limit {};
@@ -752,7 +812,7 @@ Result<ProcessHandle> LocalExecutor::start(const LaunchSpec& spec) {
   }
   Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir_fd.valid()) return Status::unavailable("cannot open " + dir + ": " + errno_text(errno));
-  for (const char* stale : {kExitFile, kExitTmpFile, kDeadlineFile, kDeadlineTmpFile}) {
+  for (const char* stale : {kExitFile, kExitTmpFile, kDeadlineFile, kDeadlineTmpFile, kRunFile, kRunTmpFile}) {
     if (::unlinkat(dir_fd.get(), stale, 0) != 0 && errno != ENOENT) {
       return Status::unavailable("cannot remove " + dir + "/" + stale + ": " + errno_text(errno));
     }
@@ -784,7 +844,14 @@ Result<ProcessHandle> LocalExecutor::start(const LaunchSpec& spec) {
   if (::pipe2(report_fds, O_CLOEXEC) != 0) return fail(Status::unavailable("cannot make a pipe: " + errno_text(errno)));
   Fd report_read(report_fds[0]);
   Fd report_write(report_fds[1]);
-  for (Fd* fd : {&devnull, &log, &dir_fd, &report_write}) {
+  // A socket, not a pipe: send() to a supervisor that died early is EPIPE, not SIGPIPE.
+  int go_fds[2] = {-1, -1};
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_fds) != 0) {
+    return fail(Status::unavailable("cannot make a socket pair: " + errno_text(errno)));
+  }
+  Fd go_read(go_fds[0]);  // the supervisor's end
+  Fd go_write(go_fds[1]);
+  for (Fd* fd : {&devnull, &log, &dir_fd, &report_write, &go_read, &go_write}) {
     int raw = fd->release();
     Status moved = move_above_fixed_fds(raw);
     *fd = Fd(raw);
@@ -811,6 +878,7 @@ Result<ProcessHandle> LocalExecutor::start(const LaunchSpec& spec) {
       .log_fd = log.get(),
       .dir_fd = dir_fd.get(),
       .report_fd = report_write.get(),
+      .go_fd = go_read.get(),
       .max_fd = max_fd_to_close(),
       .exec_failed = exec_failed.c_str(),
       .workdir_failed = workdir_failed.c_str(),
@@ -826,19 +894,30 @@ Result<ProcessHandle> LocalExecutor::start(const LaunchSpec& spec) {
   const int fork_error = errno;
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   report_write = Fd();
+  go_read = Fd();
   if (pid < 0)
     return fail(Status::unavailable("cannot start job " + spec.job_id + ": fork: " + errno_text(fork_error)));
 
   // The supervisor is an unreaped child, so its pid and start time are fixed.
+  // The run is recorded before the supervisor gets the go-ahead, so that its
+  // command runs only once a server taking over can find it (find_run()).
   std::optional<ProcStat> proc = read_proc_stat(pid);
-  std::optional<StartFailure> failure = await_start_report(report_read.get());
-  if (!proc && !failure) {
-    ::kill(pid, SIGKILL);
-    ::kill(-pid, SIGKILL);
-  }
-  if (!proc || failure) {
+  Status recorded = proc ? write_run_file(dir_fd.get(), dir, spec.run_id, ProcessHandle{pid, proc->start_ticks})
+                         : Status::internal("cannot read /proc/" + std::to_string(pid) + "/stat of a new supervisor");
+  if (recorded && before_go_ahead_for_testing_) before_go_ahead_for_testing_();
+  const bool went_ahead = recorded && send_go_ahead(go_write.get());
+  go_write = Fd();  // without the go-ahead: end of file, and the supervisor exits without running anything
+  std::optional<StartFailure> failure;
+  // Given the go-ahead, or it could not be (the supervisor died early, and may have said why).
+  if (recorded) failure = await_start_report(report_read.get());
+  if (!went_ahead || failure) {
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    // The command never ran: no run to find.
+    if (!spec.run_id.empty() && ::unlinkat(dir_fd.get(), kRunFile, 0) != 0 && errno != ENOENT) {
+      spdlog::warn("job {}: cannot remove {}/{} of a run that did not start: {}", spec.job_id, dir, kRunFile,
+                   errno_text(errno));
     }
   }
   if (failure) {
@@ -855,7 +934,10 @@ Result<ProcessHandle> LocalExecutor::start(const LaunchSpec& spec) {
         return fail(Status::unavailable("cannot start a supervisor for job " + spec.job_id + ": " + reason));
     }
   }
-  if (!proc) return fail(Status::internal("cannot read /proc/" + std::to_string(pid) + "/stat of a new supervisor"));
+  if (!recorded) return fail(std::move(recorded));
+  if (!went_ahead) {
+    return fail(Status::unavailable("the supervisor of job " + spec.job_id + " ended before it started the job"));
+  }
 
   const ProcessHandle handle{pid, proc->start_ticks};
   LiveJob job;
@@ -864,6 +946,27 @@ Result<ProcessHandle> LocalExecutor::start(const LaunchSpec& spec) {
   job.parent = Parent::kUs;
   jobs_.emplace(spec.job_id, std::move(job));
   return handle;
+}
+
+Result<std::optional<ProcessHandle>> LocalExecutor::find_run(std::string_view job_id, std::string_view run_id) {
+  HR_RETURN_IF_ERROR(validate_job_id(job_id));
+  HR_RETURN_IF_ERROR(validate_run_id(run_id));
+  const std::string path = job_dir(job_id) + "/" + kRunFile;
+  constexpr std::size_t kRunRecordBytes = 256;  // a run id, two numbers, three separators
+  static_assert(limits::kExecRunIdBytes + 1 + 10 + 1 + 20 + 1 < kRunRecordBytes);
+  std::optional<std::string> text = read_small_file(path, kRunRecordBytes);
+  if (!text) {
+    if (errno == ENOENT) return std::optional<ProcessHandle>();  // no run recorded, or no such job
+    return Status::unavailable("cannot read " + path + ": " + errno_text(errno));
+  }
+  // Checked after reading, as format_run_record() checked it before writing.
+  HR_ASSIGN_OR_RETURN(RunRecord record, parse_run_record(*text));
+  if (!record.handle.external_id.empty()) {
+    return Status::invalid_argument(path + " names an external job (" + record.handle.external_id +
+                                    "), not a local supervisor");
+  }
+  if (record.run_id != run_id) return std::optional<ProcessHandle>();
+  return std::optional<ProcessHandle>(record.handle);
 }
 
 bool LocalExecutor::group_is_ours(const LiveJob& job) const {

@@ -6,6 +6,7 @@
 //   headroom serve
 //     └─ supervisor      setsid; ignores every signal it can but SIGCHLD;
 //          │             a child subreaper (the job's orphans come to it);
+//          │             waits for start()'s go-ahead (below), forks the job,
 //          │             waits for the job, records its exit, then kills and
 //          │             reaps all the job left, and exits
 //          └─ job        argv[0] with a clean signal state, stdin /dev/null,
@@ -30,11 +31,28 @@
 //   | heartbeat             | start, then the | empty; its mtime is the last time the          |
 //   |                       | supervisor      | supervisor was seen alive (every               |
 //   |                       |                 | kExecHeartbeatMs): a lost job's ended_at       |
+//   | run.tmp               | start           | the run record before its rename to run        |
+//
+// The run file (executor.h) names the supervisor: "<run id> <pid>
+// <start ticks>\n". start() forks the supervisor, writes the run file
+// (fsynced, renamed, the directory fsynced), and only then gives the
+// supervisor the go-ahead (one byte on a socket pair); the supervisor runs
+// the job's command only after it. When the server dies before that, the
+// supervisor reads end of file and exits at once: no command, no exit record.
+// So every run whose command may have run has its run file, and find_run()
+// never takes a run that ran for one that did not.
+//
+// The window that remains: the server dies after the run file is in place
+// but before the go-ahead (microseconds). find_run() then finds the run and
+// adopt() reports it lost (exit 137) though its command never ran: the job is
+// never run twice, but ends lost rather than being started again.
 //
 // The exit record is written to exit.tmp, fsynced and renamed, so a reader
 // sees a whole record or none. start() removes the exit record and the
 // deadline file an earlier run of the same job id left; output.log is
-// appended to, so a requeued job's log holds all its runs.
+// appended to, so a requeued job's log holds all its runs. It removes the run
+// file of an earlier run too, so only the latest run of a job id is found;
+// a start() that fails removes its own (its command never ran).
 //
 // When poll() reports a job ended on its own, none of its descendants is
 // left: the supervisor killed and reaped them all before it exited, those
@@ -53,7 +71,9 @@
 #include <poll.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -130,6 +150,12 @@ class LocalExecutor final : public Executor {
   // changes nothing.
   bool adopt(std::string_view job_id, const ProcessHandle& handle, Exit& ended) override;
 
+  // As Executor::find_run, from the run file: the handle when it names
+  // run_id; nullopt when there is none or it names another run. unavailable
+  // when it cannot be read, invalid_argument for a bad id or a malformed file.
+  // Touches no process: adopt() checks the handle.
+  Result<std::optional<ProcessHandle>> find_run(std::string_view job_id, std::string_view run_id) override;
+
   // jobs_root + "/" + job_id; for an invalid id, jobs_root + "/.invalid", a
   // path no job uses (ids have no '.'), so a request with a hostile id reads
   // nothing.
@@ -137,6 +163,10 @@ class LocalExecutor final : public Executor {
 
   const std::string& jobs_root() const { return jobs_root_; }
   std::size_t live_jobs() const { return jobs_.size(); }
+
+  // For tests: called by start() once the run file is in place, right before
+  // the supervisor is given the go-ahead (a test kills the server there).
+  void set_before_go_ahead_for_testing(std::function<void()> hook) { before_go_ahead_for_testing_ = std::move(hook); }
 
  private:
   // An owned file descriptor, closed on destruction.
@@ -193,6 +223,7 @@ class LocalExecutor final : public Executor {
   const Clock& clock_;
   Timestamp checked_until_;  // see Executor::checked_until()
   std::unordered_map<std::string, LiveJob> jobs_;
+  std::function<void()> before_go_ahead_for_testing_;
   // Scratch for poll(), kept to spare an allocation per call.
   std::vector<::pollfd> poll_fds_;
   std::vector<std::unordered_map<std::string, LiveJob>::iterator> poll_jobs_;

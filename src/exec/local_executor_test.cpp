@@ -614,6 +614,147 @@ TEST_F(LocalExecutorTest, ARunningIdConflictsAndAFinishedOneRunsAgain) {
   EXPECT_EQ(read_file(executor_->log_path("job_again")), "run1\nready\nrun2\n");
 }
 
+TEST_F(LocalExecutorTest, FindRunGivesTheHandleOfAStartedRunToAnotherServer) {
+  LaunchSpec spec = shell("job_find", "cat run; echo ready; while [ ! -e go ]; do sleep 0.05; done; exit 4");
+  spec.run_id = "1.1732694000000000";
+  const ProcessHandle handle = start(spec);
+  ASSERT_TRUE(wait_for_log("job_find", "ready"));
+  // The run file was in place when the command ran (its workdir is the job's directory).
+  EXPECT_EQ(read_file(executor_->log_path("job_find")), "1.1732694000000000 " + std::to_string(handle.pid) + " " +
+                                                            std::to_string(handle.start_ticks) + "\nready\n");
+
+  Result<std::optional<ProcessHandle>> found = executor_->find_run("job_find", spec.run_id);
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->pid, handle.pid);
+  EXPECT_EQ((*found)->start_ticks, handle.start_ticks);
+  EXPECT_EQ((*found)->external_id, "");
+  Result<std::optional<ProcessHandle>> other = executor_->find_run("job_find", "1.1732694000000001");
+  ASSERT_TRUE(other.is_ok()) << other.status().to_string();
+  EXPECT_FALSE(other->has_value());
+  Result<std::optional<ProcessHandle>> never = executor_->find_run("job_never", spec.run_id);
+  ASSERT_TRUE(never.is_ok()) << never.status().to_string();
+  EXPECT_FALSE(never->has_value());
+
+  // The server that started it goes away before recording the handle; the next one finds and adopts it.
+  executor_.reset();
+  std::unique_ptr<LocalExecutor> next = make_executor();
+  found = next->find_run("job_find", spec.run_id);
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->pid, handle.pid);
+  EXPECT_EQ((*found)->start_ticks, handle.start_ticks);
+  Exit ended;
+  ASSERT_TRUE(next->adopt("job_find", **found, ended));
+  std::ofstream(next->job_dir("job_find") + "/go") << "";
+  std::optional<Exit> exit = wait_exit("job_find", next.get());
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->exit_code, 4);
+  EXPECT_FALSE(exit->lost);
+}
+
+TEST_F(LocalExecutorTest, ALaterStartForgetsTheEarlierRun) {
+  LaunchSpec spec = shell("job_rerun", "exit 0");
+  spec.run_id = "1.100";
+  const ProcessHandle first = start(spec);
+  ASSERT_TRUE(wait_exit("job_rerun"));
+  Result<std::optional<ProcessHandle>> found = executor_->find_run("job_rerun", "1.100");
+  ASSERT_TRUE(found.is_ok() && found->has_value());
+  EXPECT_EQ((*found)->pid, first.pid);
+
+  spec.run_id = "2.200";
+  const ProcessHandle second = start(spec);
+  ASSERT_TRUE(wait_exit("job_rerun"));
+  found = executor_->find_run("job_rerun", "1.100");
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  EXPECT_FALSE(found->has_value()) << "the first run is still found after a second start";
+  found = executor_->find_run("job_rerun", "2.200");
+  ASSERT_TRUE(found.is_ok() && found->has_value());
+  EXPECT_EQ((*found)->pid, second.pid);
+  EXPECT_EQ((*found)->start_ticks, second.start_ticks);
+
+  // A start without a run id records none, and forgets the earlier one too.
+  spec.run_id.clear();
+  start(spec);
+  ASSERT_TRUE(wait_exit("job_rerun"));
+  found = executor_->find_run("job_rerun", "2.200");
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  EXPECT_FALSE(found->has_value());
+  EXPECT_FALSE(exists(executor_->job_dir("job_rerun") + "/run"));
+}
+
+TEST_F(LocalExecutorTest, AStartThatFailsLeavesNoRunToFind) {
+  const std::string garbage = temp_ + "/garbage";
+  std::ofstream(garbage) << "not a program\n";  // no "#!": execve refuses it
+  ASSERT_EQ(::chmod(garbage.c_str(), 0755), 0);
+  LaunchSpec spec;
+  spec.job_id = "job_failed_run";
+  spec.argv = {garbage};
+  spec.run_id = "5.500";
+  Result<ProcessHandle> started = executor_->start(spec);
+  ASSERT_FALSE(started.is_ok());
+  EXPECT_EQ(started.status().code(), ErrorCode::kInvalidArgument);
+  Result<std::optional<ProcessHandle>> found = executor_->find_run("job_failed_run", "5.500");
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST_F(LocalExecutorTest, RejectsBadRunIds) {
+  for (const std::string& bad : {std::string("a b"), std::string("x/y"), std::string("..\n"), std::string("r\0id", 4),
+                                 std::string(limits::kExecRunIdBytes + 1, '1')}) {
+    LaunchSpec spec = shell("job_bad_run", "exit 0");
+    spec.run_id = bad;
+    Result<ProcessHandle> started = executor_->start(spec);
+    ASSERT_FALSE(started.is_ok()) << bad;
+    EXPECT_EQ(started.status().code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_EQ(executor_->find_run("job_bad_run", bad).status().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(executor_->find_run("job_bad_run", "").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(executor_->find_run("../x", "1.1").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(validate_run_id(std::string(limits::kExecRunIdBytes, 'a')).is_ok());
+  EXPECT_TRUE(validate_run_id("12.1732694000000000").is_ok());
+  EXPECT_TRUE(validate_run_id("A-z_0.9").is_ok());
+}
+
+// The server dies after recording the run but before the go-ahead: the
+// supervisor must exit without running the command. The "server" is a forked
+// child of this test that starts the job and is SIGKILLed at that point.
+TEST_F(LocalExecutorTest, NoCommandRunsWithoutTheGoAhead) {
+  const std::string marker = temp_ + "/ran";
+  LaunchSpec spec = shell("job_no_go", "echo ran > " + marker + "; exit 3");
+  spec.run_id = "3.300";
+  const pid_t server = ::fork();
+  ASSERT_GE(server, 0);
+  if (server == 0) {
+    Result<std::unique_ptr<LocalExecutor>> executor = LocalExecutor::create(root_, clock_);
+    if (!executor) ::_exit(1);
+    (*executor)->set_before_go_ahead_for_testing([] { ::kill(::getpid(), SIGKILL); });
+    (void)(*executor)->start(spec);
+    ::_exit(2);  // not reached: the hook kills this process
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(server, &status, 0), server);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "the server did not reach the hook: " << status;
+
+  // The run was recorded before the go-ahead, so it is found.
+  Result<std::optional<ProcessHandle>> found = executor_->find_run("job_no_go", "3.300");
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  ASSERT_TRUE(found->has_value());
+  const ProcessHandle handle = **found;
+  handles_.push_back(handle);
+  // Its supervisor read end of file and ended: had it run the command, it
+  // would have waited for it, and the marker and the exit record would be there.
+  EXPECT_TRUE(eventually([&] { return !running(handle); })) << "the supervisor waits on without a server";
+  const std::string dir = executor_->job_dir("job_no_go");
+  EXPECT_FALSE(exists(marker)) << "the command ran without the go-ahead";
+  EXPECT_FALSE(exists(dir + "/exit"));
+  EXPECT_EQ(read_file(executor_->log_path("job_no_go")), "");
+  Exit ended;
+  EXPECT_FALSE(executor_->adopt("job_no_go", handle, ended));
+  EXPECT_TRUE(ended.lost);
+  EXPECT_EQ(ended.exit_code, 137);
+}
+
 TEST_F(LocalExecutorTest, PollStaysCheapWithManyLiveJobs) {
   constexpr int kJobs = 200;
   for (int i = 0; i < kJobs; ++i) {
@@ -678,6 +819,26 @@ TEST(ParseExitRecord, ExitCodesAndSignals) {
   for (const char* bad : {"", "exit 3", "exit 256\n", "exit -1\n", "exit \n", "exit 3\nx", "signal 0\n", "signal 65\n",
                           "signal 9 \n", "exit 0003\n", "quit 1\n", "EXIT 1\n"}) {
     EXPECT_FALSE(parse_exit_record(bad).is_ok()) << bad;
+  }
+}
+
+TEST(RunRecord, FormatsAndParsesBack) {
+  const RunRecord local{"1.1732694000000000", ProcessHandle{4242, 98765}};
+  EXPECT_EQ(format_run_record(local), "1.1732694000000000 4242 98765\n");
+  const RunRecord slurm{"7.1", ProcessHandle{0, 0, "1234"}};
+  EXPECT_EQ(format_run_record(slurm), "7.1 0 0 1234\n");
+  for (const RunRecord& record : {local, slurm}) {
+    Result<RunRecord> parsed = parse_run_record(format_run_record(record));
+    ASSERT_TRUE(parsed.is_ok()) << parsed.status().to_string();
+    EXPECT_EQ(parsed->run_id, record.run_id);
+    EXPECT_EQ(parsed->handle.pid, record.handle.pid);
+    EXPECT_EQ(parsed->handle.start_ticks, record.handle.start_ticks);
+    EXPECT_EQ(parsed->handle.external_id, record.handle.external_id);
+  }
+  for (const char* bad : {"", "\n", "1.1 4242 98765", "1.1 4242\n", "1.1 4242 98765 \n", "1.1  4242 98765\n",
+                          "1.1 0 0\n", "1.1 -1 5\n", "1.1 x 5\n", "1.1 4242 98765 12 34\n", "a/b 4242 98765\n",
+                          " 4242 98765\n", "1.1 4242 98765 12|x\n", "1.1 4242 98765\nmore\n"}) {
+    EXPECT_FALSE(parse_run_record(bad).is_ok()) << bad;
   }
 }
 

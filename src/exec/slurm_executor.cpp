@@ -33,6 +33,7 @@ constexpr const char* kScriptFile = "job.sh";
 constexpr const char* kScriptTmpFile = "job.sh.tmp";
 constexpr const char* kSlurmIdFile = "slurm_job_id";
 constexpr const char* kSlurmIdTmpFile = "slurm_job_id.tmp";
+constexpr const char* kRunTmpFile = "run.tmp";
 
 constexpr int kExitKilled = 128 + SIGKILL;  // what a shell reports for a SIGKILLed job
 
@@ -327,6 +328,37 @@ Result<std::vector<SqueueJob>> parse_squeue(std::string_view text) {
   return jobs;
 }
 
+Result<std::vector<SqueueRun>> parse_squeue_runs(std::string_view text) {
+  std::vector<SqueueRun> runs;
+  std::size_t line_number = 0;
+  while (!text.empty()) {
+    const std::size_t newline = text.find('\n');
+    std::string_view line = text.substr(0, newline);
+    text = newline == std::string_view::npos ? std::string_view() : text.substr(newline + 1);
+    ++line_number;
+    line = trim(line);
+    if (line.empty()) continue;
+    // The id, the name and the state hold no '|' (the name is a Headroom
+    // job id, asked for by --name); the comment, last, is all that follows.
+    const std::size_t first = line.find('|');
+    const std::size_t second = first == std::string_view::npos ? first : line.find('|', first + 1);
+    const std::size_t third = second == std::string_view::npos ? second : line.find('|', second + 1);
+    if (third == std::string_view::npos) {
+      return Status::invalid_argument("squeue line " + std::to_string(line_number) + " \"" + shown(line) +
+                                      "\" is not id|name|state|comment");
+    }
+    SqueueRun run{std::string(trim(line.substr(0, first))), std::string(line.substr(first + 1, second - first - 1)),
+                  std::string(trim(line.substr(second + 1, third - second - 1))),
+                  std::string(trim(line.substr(third + 1)))};
+    if (run.slurm_id.empty() || run.state.empty()) {
+      return Status::invalid_argument("squeue line " + std::to_string(line_number) + " \"" + shown(line) +
+                                      "\" lacks an id or a state");
+    }
+    runs.push_back(std::move(run));
+  }
+  return runs;
+}
+
 bool is_finished_slurm_state(std::string_view state) {
   // squeue --states=all and scontrol spell the states in full; a state may
   // carry flags after '+' ("CANCELLED+").
@@ -433,7 +465,8 @@ Result<ProcessHandle> SlurmExecutor::start(const LaunchSpec& spec) {
     return Status::unavailable("cannot create " + dir + ": " + errno_text(errno));
   }
   // What an earlier run of the same job id left (a requeued job).
-  for (const char* name : {kExitFile, kExitTmpFile, kDeadlineFile, kDeadlineTmpFile, kSlurmIdFile}) {
+  for (const char* name :
+       {kExitFile, kExitTmpFile, kDeadlineFile, kDeadlineTmpFile, kSlurmIdFile, kRunFile, kRunTmpFile}) {
     ::unlink((dir + "/" + name).c_str());
   }
   if (spec.workdir.size() > 0) {
@@ -457,6 +490,9 @@ Result<ProcessHandle> SlurmExecutor::start(const LaunchSpec& spec) {
                                    // Headroom decides what runs again: Slurm must not requeue
                                    // the job itself (after a node failure) under the same id.
                                    "--no-requeue"};
+  // The run id, for find_run() to ask squeue after a takeover: Slurm has the
+  // job, comment included, from the moment it accepts it.
+  if (!spec.run_id.empty()) args.push_back("--comment=" + std::string(kRunCommentPrefix) + spec.run_id);
   if (!options_.partition.empty()) args.push_back("--partition=" + options_.partition);
   if (!nodelist.empty()) args.push_back("--nodelist=" + nodelist);
   if (!spec.gpu_devices.empty()) {
@@ -484,6 +520,14 @@ Result<ProcessHandle> SlurmExecutor::start(const LaunchSpec& spec) {
   // lost it. The job is submitted: a failure here is logged, not returned.
   if (Status s = write_file_atomically(dir, kSlurmIdTmpFile, kSlurmIdFile, slurm_id + "\n", 0600); !s) {
     spdlog::warn("job {}: {}", spec.job_id, s.message());
+  }
+  // The run file, for a find_run() after slurmctld forgot the job (MinJobAge
+  // after it ended); until then squeue finds it by its comment.
+  if (!spec.run_id.empty()) {
+    const std::string record = format_run_record(RunRecord{spec.run_id, ProcessHandle{0, 0, slurm_id}});
+    if (Status s = write_file_atomically(dir, kRunTmpFile, kRunFile, record, 0600); !s) {
+      spdlog::warn("job {}: {}", spec.job_id, s.message());
+    }
   }
   jobs_[spec.job_id] = LiveJob{slurm_id, Ending::kOnItsOwn};
   return ProcessHandle{0, 0, slurm_id};
@@ -652,6 +696,51 @@ std::vector<Exit> SlurmExecutor::poll() {
     it = jobs_.erase(it);
   }
   return exits;
+}
+
+Result<std::optional<ProcessHandle>> SlurmExecutor::find_run(std::string_view job_id_view, std::string_view run_id) {
+  HR_RETURN_IF_ERROR(validate_job_id(job_id_view));
+  HR_RETURN_IF_ERROR(validate_run_id(run_id));
+  const std::string job_id(job_id_view);
+  // The run file first: it outlives slurmctld's memory of the job.
+  const std::string run_path = job_dir(job_id) + "/" + kRunFile;
+  if (std::optional<std::string> text = read_small_file(run_path)) {
+    Result<RunRecord> record = parse_run_record(*text);
+    if (!record) {
+      spdlog::warn("job {}: {}; asking squeue", job_id, record.status().message());
+    } else if (record->run_id == run_id && !record->handle.external_id.empty()) {
+      return std::optional<ProcessHandle>(ProcessHandle{0, 0, record->handle.external_id});
+    }
+  }
+  // Not (yet) written: the server died between sbatch and the run file.
+  // Slurm knows the job by its name and comment while it remembers it.
+  HR_ASSIGN_OR_RETURN(CommandOutput out, run_slurm_command(options_, "squeue",
+                                                           {"--noheader", "--states=all", "--name=" + job_id,
+                                                            "--format=" + std::string(kSqueueRunFormat)}));
+  if (out.exit_code != 0) {
+    return Status::unavailable("squeue for the runs of job " + job_id + " failed (exit " +
+                               std::to_string(out.exit_code) + "): " + shown(trim(out.err)));
+  }
+  HR_ASSIGN_OR_RETURN(std::vector<SqueueRun> runs, parse_squeue_runs(out.out));
+  const std::string comment = std::string(kRunCommentPrefix) + std::string(run_id);
+  // One sbatch per run id, unless a caller reused one: then the run that
+  // still holds resources, else the newest (Slurm numbers jobs upwards).
+  const SqueueRun* found = nullptr;
+  auto rank = [](const SqueueRun& run) {
+    std::uint64_t id = 0;
+    std::from_chars(run.slurm_id.data(), run.slurm_id.data() + run.slurm_id.size(), id);
+    return std::make_pair(!is_finished_slurm_state(run.state), id);
+  };
+  for (const SqueueRun& run : runs) {
+    if (run.name != job_id || run.comment != comment) continue;
+    if (found != nullptr) {
+      spdlog::warn("job {}: Slurm has run {} twice, as jobs {} and {}", job_id, run_id, found->slurm_id, run.slurm_id);
+      if (rank(run) < rank(*found)) continue;
+    }
+    found = &run;
+  }
+  if (found == nullptr) return std::optional<ProcessHandle>();
+  return std::optional<ProcessHandle>(ProcessHandle{0, 0, found->slurm_id});
 }
 
 bool SlurmExecutor::adopt(std::string_view job_id_view, const ProcessHandle& handle, Exit& ended) {

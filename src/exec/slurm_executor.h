@@ -4,6 +4,7 @@
 // writes a batch script into the job's directory and submits it:
 //
 //   sbatch --parsable --job-name=<job id> --nodes=1 --ntasks=1 --no-requeue
+//          [--comment=headroom-run:<spec.run_id>]
 //          [--partition=<options.partition>] --nodelist=<spec.nodes>
 //          --gres=gpu:<spec.gpu_type>:<GPUs> --output=<job dir>/output.log
 //          --open-mode=append --chdir=<workdir> <job dir>/job.sh
@@ -42,7 +43,21 @@
 //   |---------------|-----------------|------------------------------------------|
 //   | job.sh        | start()         | the batch script sbatch was given        |
 //   | slurm_job_id  | start()         | "<Slurm job id>\n"                       |
+//   | run           | start()         | "<run id> 0 0 <Slurm job id>\n" (the run |
+//   |               |                 | record of executor.h), when it has one   |
 //   | exit.tmp      | the batch shell | the exit record before its rename        |
+//
+// Finding a run after a takeover (find_run()): start() writes the run file
+// once sbatch has returned; a server that died between the two leaves none,
+// but Slurm has the job from the moment it accepted it, with the run id in
+// its comment, and squeue --states=all shows it while slurmctld remembers it
+// (until MinJobAge, 300 s by default, after it ended). The window that
+// remains: the server dies after slurmctld accepted the job but before the
+// run file is in place, and the server taking over asks only after the job
+// ended and slurmctld forgot it. find_run() then says nullopt, and the job
+// runs a second time. (Slurm accounting, sacct, would close it; it is not
+// required.) A start() whose sbatch timed out here may still have been
+// accepted there: find_run() with its run id finds it too.
 //
 // The jobs root must be on a filesystem every Slurm node mounts at the same
 // path (the job writes its log and exit record there, and reads its deadline
@@ -141,6 +156,19 @@ inline constexpr std::string_view kSqueueFormat = "%i|%j|%T";
 // invalid_argument naming the line when one is not three fields.
 Result<std::vector<SqueueJob>> parse_squeue(std::string_view text);
 
+// The comment sbatch gives a job started with a run id: this, then the run id.
+inline constexpr std::string_view kRunCommentPrefix = "headroom-run:";
+// One line of `squeue --noheader --name=<job id> --format=%i|%j|%T|%k`.
+struct SqueueRun {
+  std::string slurm_id;
+  std::string name;
+  std::string state;
+  std::string comment;  // "headroom-run:<run id>" for a run Headroom submitted
+};
+inline constexpr std::string_view kSqueueRunFormat = "%i|%j|%T|%k";
+// invalid_argument naming the line when one lacks an id or a state, or three '|'.
+Result<std::vector<SqueueRun>> parse_squeue_runs(std::string_view text);
+
 // True for the states of a job whose processes are all gone and whose
 // resources are free (COMPLETING is not one: its processes are being ended).
 bool is_finished_slurm_state(std::string_view state);
@@ -196,6 +224,16 @@ class SlurmExecutor final : public Executor {
   // When Slurm cannot be asked, the job is taken back as live: the next polls
   // settle it.
   bool adopt(std::string_view job_id, const ProcessHandle& handle, Exit& ended) override;
+
+  // As Executor::find_run: {0, 0, Slurm job id} of the run. The job's run
+  // file when it names run_id; else `squeue --states=all --name=<job id>`,
+  // for the job whose comment is "headroom-run:<run id>" (the server died
+  // between sbatch and writing the run file; of two such jobs, which only a
+  // caller reusing a run id makes, the unfinished one, else the newest);
+  // nullopt when neither has it.
+  // unavailable when squeue cannot be run or fails. See the header comment
+  // for the window that remains.
+  Result<std::optional<ProcessHandle>> find_run(std::string_view job_id, std::string_view run_id) override;
 
   // jobs_root + "/" + job_id; jobs_root + "/.invalid" for an invalid id.
   std::string job_dir(std::string_view job_id) const override;

@@ -1,7 +1,10 @@
 // The Slurm executor's pure parts: the batch script (run here by /bin/sh, as
 // slurmstepd would run it), the parsers of Slurm's answers on text captured
-// from Slurm 22.05, and the command runner. The executor against a real
-// Slurm is tested in tests/slurm/.
+// from Slurm 22.05, and the command runner; find_run() against stand-in
+// sbatch and squeue scripts (what it asks, what it makes of the answers),
+// and against a real Slurm when HEADROOM_TEST_SLURM_DIR names one that
+// scripts/test-slurm.sh started (skipped otherwise). The rest of the
+// executor against a real Slurm is tested in tests/slurm/.
 #include "exec/slurm_executor.h"
 
 #include <stdlib.h>
@@ -10,10 +13,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace headroom::exec {
@@ -187,6 +194,28 @@ TEST(Squeue, ParsesItsLines) {
   EXPECT_FALSE(parse_squeue("|job_x|RUNNING\n").is_ok());
 }
 
+TEST(Squeue, ParsesRunsWithTheirComments) {
+  auto runs = parse_squeue_runs(
+      "4100|job_x|COMPLETED|headroom-run:0.50\n4242|job_x|RUNNING|headroom-run:1.100\n\n4301|job_x|PENDING|(null)\n"
+      "4302|job_x|FAILED|a|b\n");
+  ASSERT_TRUE(runs.is_ok()) << runs.status().to_string();
+  ASSERT_EQ(runs->size(), 4u);
+  EXPECT_EQ((*runs)[0].slurm_id, "4100");
+  EXPECT_EQ((*runs)[0].name, "job_x");
+  EXPECT_EQ((*runs)[0].state, "COMPLETED");
+  EXPECT_EQ((*runs)[0].comment, "headroom-run:0.50");
+  EXPECT_EQ((*runs)[1].slurm_id, "4242");
+  EXPECT_EQ((*runs)[1].state, "RUNNING");
+  EXPECT_EQ((*runs)[1].comment, "headroom-run:1.100");
+  EXPECT_EQ((*runs)[2].comment, "(null)");
+  EXPECT_EQ((*runs)[3].comment, "a|b");  // someone else's comment, whatever it holds
+  EXPECT_TRUE(parse_squeue_runs("").value().empty());
+  EXPECT_FALSE(parse_squeue_runs("4242 job_x RUNNING headroom-run:1\n").is_ok());
+  EXPECT_FALSE(parse_squeue_runs("4242|job_x|RUNNING\n").is_ok());
+  EXPECT_FALSE(parse_squeue_runs("|job_x|RUNNING|c\n").is_ok());
+  EXPECT_FALSE(parse_squeue_runs("4242|job_x||c\n").is_ok());
+}
+
 TEST(SlurmStates, FinishedOnesAreKnown) {
   for (const char* s : {"COMPLETED", "FAILED", "CANCELLED", "CANCELLED+", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}) {
     EXPECT_TRUE(is_finished_slurm_state(s)) << s;
@@ -278,6 +307,134 @@ TEST(SlurmExecutor, CreateWantsAnAbsoluteDirectory) {
   EXPECT_EQ((*executor)->job_dir("../x"), dir.path() + "/jobs/.invalid");
   EXPECT_EQ((*executor)->kill("job_a").code(), ErrorCode::kNotFound);
   EXPECT_TRUE((*executor)->poll().empty());  // nothing live: no Slurm asked
+}
+
+// find_run() against stand-ins for sbatch and squeue that note their
+// arguments (bin/<name>.args) and answer as a file says: squeue prints
+// bin/squeue.out, or fails as a Slurm that is down does when bin/squeue.fail exists.
+class SlurmFindRunFake : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bin_ = dir_.path() + "/bin";
+    std::filesystem::create_directory(bin_);
+    write_script("sbatch", "printf '%s\\n' \"$@\" >\"$d/sbatch.args\"\necho 4242\n");
+    write_script("squeue",
+                 "printf '%s\\n' \"$@\" >\"$d/squeue.args\"\n"
+                 "if [ -e \"$d/squeue.fail\" ]; then echo 'squeue: error: Unable to contact slurm controller' >&2; "
+                 "exit 1; fi\n"
+                 "cat \"$d/squeue.out\"\n");
+    std::ofstream(bin_ + "/squeue.out") << "";
+    SlurmOptions options;
+    options.jobs_root = dir_.path() + "/jobs";
+    options.bin_dir = bin_;
+    auto executor = SlurmExecutor::create(options, clock_);
+    ASSERT_TRUE(executor.is_ok()) << executor.status().to_string();
+    executor_ = std::move(*executor);
+  }
+
+  void write_script(const std::string& name, const std::string& body) {
+    const std::string path = bin_ + "/" + name;
+    std::ofstream(path) << "#!/bin/sh\nd=" << shell_quote(bin_) << "\n" << body;
+    ASSERT_EQ(::chmod(path.c_str(), 0755), 0);
+  }
+
+  static LaunchSpec spec(const std::string& run_id) {
+    LaunchSpec s;
+    s.job_id = "job_fake";
+    s.argv = {"true"};
+    s.run_id = run_id;
+    return s;
+  }
+
+  ManualClock clock_;
+  TempDir dir_;
+  std::string bin_;
+  std::unique_ptr<SlurmExecutor> executor_;
+};
+
+TEST_F(SlurmFindRunFake, StartGivesSbatchTheRunIdAndWritesTheRunFile) {
+  auto started = executor_->start(spec("1.100"));
+  ASSERT_TRUE(started.is_ok()) << started.status().to_string();
+  EXPECT_EQ(started->external_id, "4242");
+  const std::string args = read_file(bin_ + "/sbatch.args");
+  EXPECT_NE(args.find("\n--comment=headroom-run:1.100\n"), std::string::npos) << args;
+  EXPECT_EQ(read_file(executor_->job_dir("job_fake") + "/run"), "1.100 0 0 4242\n");
+
+  // The run file answers; squeue is not asked.
+  auto found = executor_->find_run("job_fake", "1.100");
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->external_id, "4242");
+  EXPECT_EQ((*found)->pid, 0);
+  EXPECT_FALSE(std::filesystem::exists(bin_ + "/squeue.args"));
+  // Nor is it when Slurm is down.
+  std::ofstream(bin_ + "/squeue.fail") << "";
+  found = executor_->find_run("job_fake", "1.100");
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  EXPECT_TRUE(found->has_value());
+
+  // A start without a run id: no comment, no run file, the earlier one removed.
+  ASSERT_TRUE(executor_->poll().empty());  // squeue fails: the job stays live
+  executor_.reset();
+  SlurmOptions options;
+  options.jobs_root = dir_.path() + "/jobs";
+  options.bin_dir = bin_;
+  auto next = SlurmExecutor::create(options, clock_);
+  ASSERT_TRUE(next.is_ok());
+  ASSERT_TRUE((*next)->start(spec("")).is_ok());
+  EXPECT_EQ(read_file(bin_ + "/sbatch.args").find("--comment"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists((*next)->job_dir("job_fake") + "/run"));
+}
+
+TEST_F(SlurmFindRunFake, WithoutTheRunFileSqueueFindsTheRunByItsComment) {
+  // As if the server died between sbatch and the run file: Slurm has the job.
+  std::ofstream(bin_ + "/squeue.out") << "4100|job_fake|COMPLETED|headroom-run:0.50\n"
+                                         "4242|job_fake|RUNNING|headroom-run:1.100\n"
+                                         "4300|job_fake_other|RUNNING|headroom-run:1.100\n"
+                                         "4301|job_fake|PENDING|(null)\n";
+  auto found = executor_->find_run("job_fake", "1.100");
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->external_id, "4242");
+  const std::string args = read_file(bin_ + "/squeue.args");
+  EXPECT_EQ(args, "--noheader\n--states=all\n--name=job_fake\n--format=%i|%j|%T|%k\n");
+
+  found = executor_->find_run("job_fake", "0.50");
+  ASSERT_TRUE(found.is_ok() && found->has_value());
+  EXPECT_EQ((*found)->external_id, "4100");
+  found = executor_->find_run("job_fake", "2.200");
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  EXPECT_FALSE(found->has_value());
+
+  // A run file of another run does not hide the one asked for.
+  std::filesystem::create_directories(executor_->job_dir("job_fake"));
+  std::ofstream(executor_->job_dir("job_fake") + "/run") << "0.50 0 0 4100\n";
+  found = executor_->find_run("job_fake", "1.100");
+  ASSERT_TRUE(found.is_ok() && found->has_value());
+  EXPECT_EQ((*found)->external_id, "4242");
+
+  // A run id used twice (the caller's mistake): the run still live wins, else the newest.
+  std::filesystem::remove(executor_->job_dir("job_fake") + "/run");
+  std::ofstream(bin_ + "/squeue.out") << "4400|job_fake|RUNNING|headroom-run:3.3\n"
+                                         "4500|job_fake|COMPLETED|headroom-run:3.3\n"
+                                         "4501|job_fake|FAILED|headroom-run:4.4\n"
+                                         "4502|job_fake|CANCELLED|headroom-run:4.4\n"
+                                         "4503|job_fake|COMPLETED|headroom-run:4.4\n";
+  found = executor_->find_run("job_fake", "3.3");
+  ASSERT_TRUE(found.is_ok() && found->has_value());
+  EXPECT_EQ((*found)->external_id, "4400");
+  found = executor_->find_run("job_fake", "4.4");
+  ASSERT_TRUE(found.is_ok() && found->has_value());
+  EXPECT_EQ((*found)->external_id, "4503");
+
+  // Slurm down: unavailable, never nullopt.
+  std::ofstream(bin_ + "/squeue.fail") << "";
+  found = executor_->find_run("job_fake", "2.200");
+  ASSERT_FALSE(found.is_ok());
+  EXPECT_EQ(found.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(found.status().message().find("Unable to contact"), std::string::npos) << found.status().to_string();
+  EXPECT_EQ(executor_->find_run("job_fake", "").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(executor_->find_run("../x", "1.1").status().code(), ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

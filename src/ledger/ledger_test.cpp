@@ -1018,7 +1018,9 @@ TEST(LedgerThroughput, SimpleTransfersPerSecond) {
               kOptimizedBuild ? "" : " (unoptimized or sanitized build)");
   RecordProperty("transfers_per_second", static_cast<int>(per_second));
   if (kOptimizedBuild) {
-    EXPECT_GE(per_second, 500'000.0);  // a floor far below the usual millions: a loaded CI machine must not fail it
+    // A floor far below the usual millions (bench/ has the figure): a CI
+    // machine whose two cores other work shares measured 423,000/s.
+    EXPECT_GE(per_second, 150'000.0);
   }
   ledger.verify();
 }

@@ -7,7 +7,7 @@ namespace headroom::store {
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   std::string_view url = options.url;
-  if (url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+  if (is_postgres_url(url)) {
     return open_postgres_store(options.url);
   }
   if (url.starts_with("sqlite:")) url.remove_prefix(7);

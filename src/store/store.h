@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,6 +24,11 @@ struct StoreOptions {
   // "postgresql://..." (a libpq URI) for PostgreSQL.
   std::string url;
 };
+
+// Whether `url` names PostgreSQL (the store several processes may share).
+inline bool is_postgres_url(std::string_view url) {
+  return url.starts_with("postgres://") || url.starts_with("postgresql://");
+}
 
 class Store {
  public:

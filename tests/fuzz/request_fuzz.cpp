@@ -32,6 +32,9 @@ namespace {
 class InertExecutor final : public exec::Executor {
  public:
   Result<exec::ProcessHandle> start(const exec::LaunchSpec&) override { return exec::ProcessHandle{1, 1}; }
+  Result<std::optional<exec::ProcessHandle>> find_run(std::string_view, std::string_view) override {
+    return std::optional<exec::ProcessHandle>();
+  }
   Status notify_preempt(std::string_view, Timestamp) override { return Status::ok(); }
   Status kill(std::string_view) override { return Status::ok(); }
   std::vector<exec::Exit> poll() override { return {}; }

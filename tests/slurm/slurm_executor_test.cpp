@@ -422,5 +422,75 @@ TEST_F(SlurmExecutorTest, TheFleetFollowsSlurmsNodeStates) {
   }));
 }
 
+// After a takeover: the run that began is found through its run file, and
+// through squeue when the server died before writing it; a later run of the
+// same job never answers for the first one's id.
+TEST_F(SlurmExecutorTest, FindRunFindsAStartedRunThroughItsFileAndThroughSqueue) {
+  LaunchSpec spec = this->spec("job_exec_find", {"sh", "-c", "while [ ! -e go ]; do sleep 0.1; done; exit 6"});
+  // Unique, as the compute service's are: slurmctld remembers an earlier run of this test's for a while.
+  const std::string stamp = std::to_string(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  spec.run_id = "1." + stamp;
+  const std::string dir = executor_->job_dir(spec.job_id);
+  std::filesystem::remove_all(dir);  // what an earlier run of this test left (its "go")
+  auto started = executor_->start(spec);
+  ASSERT_TRUE(started.is_ok()) << started.status().to_string();
+  started_.push_back(spec.job_id);
+
+  auto found = executor_->find_run(spec.job_id, spec.run_id);
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->external_id, started->external_id);
+  auto other = executor_->find_run(spec.job_id, "0." + stamp);
+  ASSERT_TRUE(other.is_ok()) << other.status().to_string();
+  EXPECT_FALSE(other->has_value());
+  auto never = executor_->find_run("job_exec_never", spec.run_id);
+  ASSERT_TRUE(never.is_ok()) << never.status().to_string();
+  EXPECT_FALSE(never->has_value());
+
+  // The server died between sbatch and the run file: a new one asks squeue, and adopts.
+  ASSERT_TRUE(std::filesystem::remove(dir + "/run"));
+  auto made = SlurmExecutor::create(options_, clock_);
+  ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+  executor_ = std::move(*made);  // a new server's executor: TearDown cancels through it
+  SlurmExecutor* next = executor_.get();
+  found = next->find_run(spec.job_id, spec.run_id);
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->external_id, started->external_id);
+  other = next->find_run(spec.job_id, "0." + stamp);
+  ASSERT_TRUE(other.is_ok()) << other.status().to_string();
+  EXPECT_FALSE(other->has_value());
+  Exit ended;
+  ASSERT_TRUE(next->adopt(spec.job_id, **found, ended));
+  std::ofstream(dir + "/go") << "";
+  std::optional<Exit> exit = wait_exit(*next, spec.job_id);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->exit_code, 6);
+  EXPECT_FALSE(exit->lost);
+
+  // A second start: its run is found, and the first run id never names it.
+  spec.argv = {"true"};
+  spec.run_id = "2." + stamp;
+  auto again = next->start(spec);
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  ASSERT_NE(again->external_id, started->external_id);
+  found = next->find_run(spec.job_id, "2." + stamp);
+  ASSERT_TRUE(found.is_ok() && found->has_value());
+  EXPECT_EQ((*found)->external_id, again->external_id);
+  ASSERT_TRUE(std::filesystem::remove(dir + "/run"));
+  found = next->find_run(spec.job_id, "2." + stamp);  // through squeue
+  ASSERT_TRUE(found.is_ok() && found->has_value());
+  EXPECT_EQ((*found)->external_id, again->external_id);
+  // The first run, ended: squeue may still show it (until MinJobAge), as itself.
+  found = next->find_run(spec.job_id, "1." + stamp);
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  if (found->has_value()) {
+    EXPECT_EQ((*found)->external_id, started->external_id);
+  }
+  ASSERT_TRUE(wait_exit(*next, spec.job_id));
+}
+
 }  // namespace
 }  // namespace headroom::exec
