@@ -22,7 +22,7 @@
 # its acknowledgement promises less than headroom's: the comparison favours it.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # wait_until
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # wait_until, one_node_fleet
 export LC_ALL=C  # $EPOCHREALTIME and awk with a '.' decimal separator
 
 build=${1:-build/release}
@@ -82,21 +82,8 @@ count_rows() {  # the jobs table of a stopped server's database
 }
 
 # --- headroom: one round of wrk on POST /v1/jobs ---------------------------
-cat >"$work/fleet.toml" <<'TOML'
 # One cordoned node: submissions queue and never start.
-[[fleet.gpu_types]]
-name = "h100"
-memory_gib = 80
-
-[[fleet.nodes]]
-name = "n1"
-region = "r"
-site = "s"
-cluster = "c"
-gpu_type = "h100"
-gpus = 8
-state = "cordoned"
-TOML
+one_node_fleet "$work/fleet.toml" cordoned
 admin_key=$("$headroom" keygen)
 json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 

@@ -16,7 +16,7 @@
 # job is a row of the jobs table. Each PostgreSQL round uses a new database.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # wait_until
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # wait_until, one_node_fleet
 export LC_ALL=C
 
 build=${1:-build/release}
@@ -57,21 +57,8 @@ server_url=$(cat "$work/pg/url")
 psql -qAtX "$server_url" -c 'SHOW fsync' | grep -qx on || die "the benchmark's PostgreSQL must fsync"
 psql -qAtX "$server_url" -c 'SHOW synchronous_commit' | grep -qx on || die "the benchmark's PostgreSQL must commit synchronously"
 
-cat >"$work/fleet.toml" <<'TOML'
 # One cordoned node: submissions queue and never start.
-[[fleet.gpu_types]]
-name = "h100"
-memory_gib = 80
-
-[[fleet.nodes]]
-name = "n1"
-region = "r"
-site = "s"
-cluster = "c"
-gpu_type = "h100"
-gpus = 8
-state = "cordoned"
-TOML
+one_node_fleet "$work/fleet.toml" cordoned
 admin_key=$("$headroom" keygen)
 
 # round STORE N: STORE is sqlite or postgres. Sets rps p50 p99 acked rows.

@@ -13,3 +13,23 @@ wait_until() {
     sleep 0.05
   done
 }
+
+# one_node_fleet FILE STATE: writes a headroom.toml declaring one node "n1" of
+# 8 h100 GPUs in STATE ("up", or "cordoned" for submissions that queue and
+# never start).
+one_node_fleet() {
+  cat >"$1" <<TOML
+[[fleet.gpu_types]]
+name = "h100"
+memory_gib = 80
+
+[[fleet.nodes]]
+name = "n1"
+region = "r"
+site = "s"
+cluster = "c"
+gpu_type = "h100"
+gpus = 8
+state = "$2"
+TOML
+}

@@ -13,7 +13,7 @@
 # restart path a takeover runs, without the election.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # wait_until
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # wait_until, one_node_fleet
 export LC_ALL=C
 
 build=${1:-build/release}
@@ -45,19 +45,7 @@ psql -qAtX "$server_url" -c "CREATE DATABASE takeover" >/dev/null
 store="${server_url%/*}/takeover"
 data="$work/data"
 mkdir -p "$data"
-cat >"$work/fleet.toml" <<'TOML'
-[[fleet.gpu_types]]
-name = "h100"
-memory_gib = 80
-
-[[fleet.nodes]]
-name = "n1"
-region = "r"
-site = "s"
-cluster = "c"
-gpu_type = "h100"
-gpus = 8
-TOML
+one_node_fleet "$work/fleet.toml" up
 admin_key=$("$headroom" keygen)
 
 # start NAME: starts a server; sets started_pid and started_url.

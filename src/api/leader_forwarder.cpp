@@ -9,7 +9,6 @@
 #include <utility>
 
 #include "api/router.h"
-#include "common/text.h"
 
 namespace headroom::api {
 namespace {
@@ -240,16 +239,7 @@ void LeaderForwarder::handle(const net::HttpRequest& request, net::HttpResponse&
 
 void LeaderForwarder::handle_protocol_error(int status, std::string_view code, std::string_view message,
                                             std::string_view request_id, net::HttpResponse& response) {
-  // The shape of api::write_error, whose Status cannot carry the server's
-  // own codes ("header_too_large").
-  boost::json::object error;
-  error["code"] = code;
-  error["message"] = to_valid_utf8(message);
-  error["request_id"] = request_id;
-  response.status = status;
-  response.content_type = "application/json";
-  response.body = boost::json::serialize(boost::json::object{{"error", std::move(error)}});
-  response.stream.reset();
+  write_error_body(response, status, code, message, request_id);
 }
 
 void LeaderForwarder::run_worker() {

@@ -70,8 +70,6 @@ int http_status(ErrorCode code) {
   return 500;
 }
 
-namespace {
-
 // {"error":{"code":...,"message":...,"request_id":...}}, the one error shape.
 void write_error_body(net::HttpResponse& response, int status, std::string_view code, std::string_view message,
                       std::string_view request_id) {
@@ -84,6 +82,8 @@ void write_error_body(net::HttpResponse& response, int status, std::string_view 
   response.body = boost::json::serialize(boost::json::object{{"error", std::move(error)}});
   response.stream.reset();  // an error is never streamed
 }
+
+namespace {
 
 void log_if_failed(std::string_view request_id, std::string_view method, std::string_view path,
                    const net::HttpResponse& response) {

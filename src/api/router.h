@@ -130,5 +130,9 @@ int http_status(ErrorCode code);
 // response's status and body (and dropping any stream). Also for the
 // completion of a deferred response.
 void write_error(net::HttpResponse& response, const Status& status, std::string_view request_id);
+// The same shape for a code a Status cannot carry (the server's own, such
+// as "header_too_large").
+void write_error_body(net::HttpResponse& response, int status, std::string_view code, std::string_view message,
+                      std::string_view request_id);
 
 }  // namespace headroom::api

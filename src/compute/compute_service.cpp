@@ -138,9 +138,27 @@ Status ComputeService::recover(Timestamp now) {
       job.record.state_at = at;
       changed = true;
     };
+    // Placed and written down; the last server may or may not have launched
+    // it before it stopped. The executor knows: a run that began is adopted
+    // below, one that did not is queued again.
+    bool never_launched = false;
+    if (state == "starting" && job.record.pid <= 0 && job.record.external_id.empty()) {
+      HR_ASSIGN_OR_RETURN(auto run, executor_.find_run(job.record.id, run_id_of(job.record)));
+      if (run) {
+        job.record.pid = run->pid;
+        job.record.start_ticks = static_cast<std::int64_t>(run->start_ticks);
+        job.record.external_id = run->external_id;
+        changed = true;
+      } else {
+        set("queued", "requeued", "placed but not started when the last server stopped", now);
+        job.record.gpus.clear();
+        job.record.gpu_type.clear();
+        never_launched = true;
+      }
+    }
     if (auto parsed = sched::parse_job_state(state); parsed && sched::is_terminal(*parsed)) {
       ++closed;  // ended, with usage still to emit: settled below
-    } else if (state == "queued") {
+    } else if (state == "queued" || never_launched) {
       auto effects = scheduler_.submit(to_sched_job(job.record, job.spec), now);
       if (!effects) {
         set("failed", "rejected_at_restart", effects.status().message(), now);
@@ -150,30 +168,6 @@ Status ComputeService::recover(Timestamp now) {
       ++requeued;
     } else {
       // starting, running, preempting: its supervisor may still run.
-      if (state == "starting" && job.record.pid <= 0 && job.record.external_id.empty()) {
-        // Placed and written down; the last server may or may not have
-        // launched it before it stopped. The executor knows.
-        HR_ASSIGN_OR_RETURN(auto run, executor_.find_run(job.record.id, run_id_of(job.record)));
-        if (!run) {
-          set("queued", "requeued", "placed but not started when the last server stopped", now);
-          job.record.gpus.clear();
-          job.record.gpu_type.clear();
-          auto effects = scheduler_.submit(to_sched_job(job.record, job.spec), now);
-          if (!effects) {
-            set("failed", "rejected_at_restart", effects.status().message(), now);
-            job.record.ended_at = now;
-            job.record.usage_until = now;
-          }
-          ++requeued;
-          push_change(job, changed);
-          if (job.record.ended_at) settle(job);
-          continue;
-        }
-        job.record.pid = run->pid;
-        job.record.start_ticks = static_cast<std::int64_t>(run->start_ticks);
-        job.record.external_id = run->external_id;
-        changed = true;
-      }
       exec::Exit ended;
       const bool had_handle = job.record.pid > 0 || !job.record.external_id.empty();
       bool alive = had_handle &&

@@ -300,8 +300,13 @@ Result<std::string> parse_sbatch_job_id(std::string_view out) {
   return std::string(id);
 }
 
-Result<std::vector<SqueueJob>> parse_squeue(std::string_view text) {
-  std::vector<SqueueJob> jobs;
+namespace {
+
+// squeue's lines, trimmed, the empty ones skipped: `parse` makes a T of each
+// (its number given for messages), or the first error ends the walk.
+template <typename T, typename Parse>
+Result<std::vector<T>> parse_lines(std::string_view text, Parse parse) {
+  std::vector<T> out;
   std::size_t line_number = 0;
   while (!text.empty()) {
     const std::size_t newline = text.find('\n');
@@ -310,53 +315,47 @@ Result<std::vector<SqueueJob>> parse_squeue(std::string_view text) {
     ++line_number;
     line = trim(line);
     if (line.empty()) continue;
+    Result<T> item = parse(line, line_number);
+    if (!item) return item.status();
+    out.push_back(std::move(item).value());
+  }
+  return out;
+}
+
+Status bad_squeue_line(std::size_t line_number, std::string_view line, std::string_view why) {
+  return Status::invalid_argument("squeue line " + std::to_string(line_number) + " \"" + shown(line) + "\" " +
+                                  std::string(why));
+}
+
+}  // namespace
+
+Result<std::vector<SqueueJob>> parse_squeue(std::string_view text) {
+  return parse_lines<SqueueJob>(text, [](std::string_view line, std::size_t number) -> Result<SqueueJob> {
     // The name sits between the first and the last '|', whatever it holds.
     const std::size_t first = line.find('|');
     const std::size_t last = line.rfind('|');
-    if (first == std::string_view::npos || first == last) {
-      return Status::invalid_argument("squeue line " + std::to_string(line_number) + " \"" + shown(line) +
-                                      "\" is not id|name|state");
-    }
+    if (first == std::string_view::npos || first == last) return bad_squeue_line(number, line, "is not id|name|state");
     SqueueJob job{std::string(trim(line.substr(0, first))), std::string(line.substr(first + 1, last - first - 1)),
                   std::string(trim(line.substr(last + 1)))};
-    if (job.slurm_id.empty() || job.state.empty()) {
-      return Status::invalid_argument("squeue line " + std::to_string(line_number) + " \"" + shown(line) +
-                                      "\" lacks an id or a state");
-    }
-    jobs.push_back(std::move(job));
-  }
-  return jobs;
+    if (job.slurm_id.empty() || job.state.empty()) return bad_squeue_line(number, line, "lacks an id or a state");
+    return job;
+  });
 }
 
 Result<std::vector<SqueueRun>> parse_squeue_runs(std::string_view text) {
-  std::vector<SqueueRun> runs;
-  std::size_t line_number = 0;
-  while (!text.empty()) {
-    const std::size_t newline = text.find('\n');
-    std::string_view line = text.substr(0, newline);
-    text = newline == std::string_view::npos ? std::string_view() : text.substr(newline + 1);
-    ++line_number;
-    line = trim(line);
-    if (line.empty()) continue;
+  return parse_lines<SqueueRun>(text, [](std::string_view line, std::size_t number) -> Result<SqueueRun> {
     // The id, the name and the state hold no '|' (the name is a Headroom
     // job id, asked for by --name); the comment, last, is all that follows.
     const std::size_t first = line.find('|');
     const std::size_t second = first == std::string_view::npos ? first : line.find('|', first + 1);
     const std::size_t third = second == std::string_view::npos ? second : line.find('|', second + 1);
-    if (third == std::string_view::npos) {
-      return Status::invalid_argument("squeue line " + std::to_string(line_number) + " \"" + shown(line) +
-                                      "\" is not id|name|state|comment");
-    }
+    if (third == std::string_view::npos) return bad_squeue_line(number, line, "is not id|name|state|comment");
     SqueueRun run{std::string(trim(line.substr(0, first))), std::string(line.substr(first + 1, second - first - 1)),
                   std::string(trim(line.substr(second + 1, third - second - 1))),
                   std::string(trim(line.substr(third + 1)))};
-    if (run.slurm_id.empty() || run.state.empty()) {
-      return Status::invalid_argument("squeue line " + std::to_string(line_number) + " \"" + shown(line) +
-                                      "\" lacks an id or a state");
-    }
-    runs.push_back(std::move(run));
-  }
-  return runs;
+    if (run.slurm_id.empty() || run.state.empty()) return bad_squeue_line(number, line, "lacks an id or a state");
+    return run;
+  });
 }
 
 bool is_finished_slurm_state(std::string_view state) {
