@@ -294,9 +294,11 @@ class SwitchHandler final : public net::HttpHandler {
 };
 
 // The URL the other servers of a shared store forward to while this one leads.
-std::string advertised_url(const config::ServeConfig& config, const config::ListenAddress& listen, bool tls,
+// `configured` ([server] advertise_url) when set, else made from the listen
+// address.
+std::string advertised_url(const std::string& configured, const config::ListenAddress& listen, bool tls,
                            std::uint16_t port) {
-  if (!config.advertise_url.empty()) return config.advertise_url;
+  if (!configured.empty()) return configured;
   std::string host = listen.host;
   if (host == "0.0.0.0" || host == "::") {
     char name[256] = {};
@@ -328,6 +330,15 @@ Result<int> lock_data_dir_when_free(const std::filesystem::path& dir, const sigs
   }
 }
 
+// The operator's key made at first start (by whichever process first led),
+// and how to use it; nothing on later starts.
+void print_new_admin_key(const Platform& platform, const std::string& url) {
+  if (platform.new_admin_key.empty()) return;
+  std::printf("  admin key (shown once, keep it safe): %s\n", platform.new_admin_key.c_str());
+  std::printf("  try:     HEADROOM_URL=%s HEADROOM_API_KEY=%s %s me\n", url.c_str(), platform.new_admin_key.c_str(),
+              this_binary().c_str());
+}
+
 void print_banner(const config::ServeConfig& config, const Platform* platform, std::string_view role,
                   std::size_t threads, const std::string& url) {
   std::printf("headroom %s\n", HEADROOM_VERSION);
@@ -348,11 +359,7 @@ void print_banner(const config::ServeConfig& config, const Platform* platform, s
     std::printf("  models:  %s\n", model_names.empty() ? "none" : model_names.c_str());
   }
   std::printf("  threads: %zu\n", threads);
-  if (platform != nullptr && !platform->new_admin_key.empty()) {
-    std::printf("  admin key (shown once, keep it safe): %s\n", platform->new_admin_key.c_str());
-    std::printf("  try:     HEADROOM_URL=%s HEADROOM_API_KEY=%s %s me\n", url.c_str(), platform->new_admin_key.c_str(),
-                this_binary().c_str());
-  }
+  if (platform != nullptr) print_new_admin_key(*platform, url);
 }
 
 Status serve(const ServeFlags& flags) {
@@ -418,7 +425,7 @@ Status serve(const ServeFlags& flags) {
     (void)lock_fd;  // held until exit
     HR_ASSIGN_OR_RETURN(platform, open_platform(config, data_dir, clock, random));
     HR_ASSIGN_OR_RETURN(server, net::HttpServer::start(options, *platform->router));
-    url = advertised_url({}, listen, server->is_tls(), server->port());
+    url = advertised_url("", listen, server->is_tls(), server->port());
     print_banner(config, platform.get(), "", options.threads, url);
   } else {
     // Several processes share the store and the data directory. Each serves
@@ -426,7 +433,7 @@ Status serve(const ServeFlags& flags) {
     // takes DATA/LOCK and opens the platform, and from then on answers itself.
     front = std::make_unique<SwitchHandler>();
     HR_ASSIGN_OR_RETURN(server, net::HttpServer::start(options, *front));
-    url = advertised_url(config, listen, server->is_tls(), server->port());
+    url = advertised_url(config.advertise_url, listen, server->is_tls(), server->port());
     HR_ASSIGN_OR_RETURN(lease, store::LeaderLease::open({.url = config.store, .holder = url}));
     forwarder = std::make_unique<LeaderForwarder>(
         [&lease = *lease]() -> Result<std::optional<std::string>> {
@@ -481,8 +488,8 @@ Status serve(const ServeFlags& flags) {
         outcome = led;
         break;
       }
-      if (platform && !platform->new_admin_key.empty()) {
-        std::printf("  admin key (shown once, keep it safe): %s\n", platform->new_admin_key.c_str());
+      if (platform) {
+        print_new_admin_key(*platform, url);
         std::fflush(stdout);
       }
     } else if (platform && !lease->is_leader()) {

@@ -143,11 +143,17 @@ Status ComputeService::recover(Timestamp now) {
     // below, one that did not is queued again.
     bool never_launched = false;
     if (state == "starting" && job.record.pid <= 0 && job.record.external_id.empty()) {
-      HR_ASSIGN_OR_RETURN(auto run, executor_.find_run(job.record.id, run_id_of(job.record)));
-      if (run) {
-        job.record.pid = run->pid;
-        job.record.start_ticks = static_cast<std::int64_t>(run->start_ticks);
-        job.record.external_id = run->external_id;
+      auto run = executor_.find_run(job.record.id, run_id_of(job.record));
+      if (!run) {
+        // Starting it again could run it twice; not starting it could lose
+        // it. Neither: the server does not start until the executor answers.
+        return Status::unavailable("job " + job.record.id + " was placed when the last server stopped, and whether " +
+                                   "its run began cannot be told: " + run.status().message());
+      }
+      if (*run) {
+        job.record.pid = (*run)->pid;
+        job.record.start_ticks = static_cast<std::int64_t>((*run)->start_ticks);
+        job.record.external_id = (*run)->external_id;
         changed = true;
       } else {
         set("queued", "requeued", "placed but not started when the last server stopped", now);
