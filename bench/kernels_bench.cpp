@@ -38,6 +38,7 @@
 
 #include "bandwidth.h"
 #include "infer/kernels/kernels.h"
+#include "infer/kernels/large_buffer.h"
 
 namespace {
 
@@ -88,6 +89,23 @@ std::vector<std::uint8_t> make_weights(TensorType type, std::size_t rows, std::s
     }
   }
   return bytes;
+}
+
+// Packs every matrix of `all` for `kernels` where it has a packed layout
+// (AVX-512's, for Q8_0 and Q4_0), as LlamaModel does on load: returns the
+// buffer `all` now points into (empty where there is no layout).
+LargeBuffer pack_all(const Kernels& kernels, std::vector<WeightMatrix>& all) {
+  const auto aligned_size = [&](const WeightMatrix& w) { return (kernels.packed_size(w) + 63) / 64 * 64; };
+  std::size_t total = 0;
+  for (const WeightMatrix& w : all) total += aligned_size(w);
+  LargeBuffer packed(total);
+  std::uint8_t* at = packed.data();
+  for (WeightMatrix& w : all) {
+    if (kernels.packed_size(w) == 0) continue;
+    w.packed = kernels.pack(w, at);
+    at += aligned_size(w);
+  }
+  return packed;
 }
 
 // Seconds per matmul call, cycling over `copies` matrices (1: cached).
@@ -223,6 +241,8 @@ int main(int argc, char** argv) {
       std::memcpy(model.data + c * one.size(), one.data(), one.size());
       all.push_back({.data = model.data + c * one.size(), .type = row.type, .rows = kRows, .cols = kCols});
     }
+    // The best set's packed layout; the portable set ignores it.
+    const LargeBuffer packed = pack_all(best, all);
     const std::vector<WeightMatrix> cached = {all.front()};
     const bool quantized = row.type == TensorType::kQ8_0 || row.type == TensorType::kQ4_0;
     for (const Kernels* kernels : {&best, &portable}) {
@@ -264,6 +284,7 @@ int main(int argc, char** argv) {
         std::memcpy(model.data + c * one.size(), one.data(), one.size());
         all.push_back({.data = model.data + c * one.size(), .type = TensorType::kQ8_0, .rows = s.rows, .cols = s.cols});
       }
+      const LargeBuffer packed = pack_all(best, all);
       for (std::size_t batch : {1u, 4u, 16u, 64u}) {
         const double t =
             seconds_per_call(best, all, x.data(), batch, y.data(), &pool2, Precision::kFast, options.seconds / 2);

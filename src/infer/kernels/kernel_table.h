@@ -24,8 +24,21 @@ struct MatmulArgs {
   // block k at x_scales[b * cols / 32 + k]), so that a kernel loads four
   // with one instruction instead of gathering them from the 36-byte blocks.
   const float* x_scales = nullptr;
+  // kFast on packed weights: each activation block's 32 int8 values summed
+  // (batch row b's block k at x_sums[b * cols / 32 + k]).
+  const std::int32_t* x_sums = nullptr;
 };
 using MatmulRows = void (*)(const MatmulArgs& args, std::size_t row_begin, std::size_t row_end);
+
+// A table's packed layout of quantized weights (Kernels::pack), or none
+// (all null) where it reads them as GGUF stores them.
+struct Packing {
+  std::size_t tile_rows = 0;  // the matmuls take row ranges in whole tiles of this many rows
+  std::size_t (*size)(const WeightMatrix& w) = nullptr;
+  void (*pack)(const WeightMatrix& w, std::uint8_t* out) = nullptr;  // size(w) bytes
+  MatmulRows matmul_q8_0 = nullptr;  // kFast, on packed weights: x BlockQ8_F32, x_scales and x_sums
+  MatmulRows matmul_q4_0 = nullptr;
+};
 
 struct KernelTable {
   Isa isa;
@@ -44,14 +57,15 @@ struct KernelTable {
   void (*rope)(float* x, std::size_t heads, const RopeAngles& angles);
   void (*attention)(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv,
                     std::size_t head_dim, float scale, float* scores, float* out);
+  Packing packing;
 };
 
 const KernelTable& portable_table();
 // The AVX2/FMA/F16C table, or null where the build has none (not x86-64).
 // Only call its kernels on a CPU that has all three.
 const KernelTable* avx2_table();
-// The AVX2 table with AVX-512 VNNI quantized matmuls, or null where the
-// build has none. Only call its kernels on a CPU that has AVX-512 F, BW, VL
+// The AVX2 table with AVX-512 VNNI matmuls of packed quantized weights, or
+// null where the build has none. Only call its kernels on a CPU that has AVX-512 F, BW, VL
 // and VNNI besides the AVX2 table's needs.
 const KernelTable* avx512_table();
 

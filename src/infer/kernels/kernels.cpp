@@ -116,8 +116,11 @@ void Kernels::matmul(const WeightMatrix& w, const float* x, std::size_t batch, f
   CHECK(w.cols > 0 && w.cols <= kMaxMatmulCols) << "cols " << w.cols;
   CHECK(w.cols % block_values(w.type) == 0) << tensor_type_name(w.type) << " rows of " << w.cols << " values";
 
+  const bool fast_quantized = is_quantized(w.type) && precision == Precision::kFast;
+  const detail::Packing& packing = table_->packing;
+  const bool packed = fast_quantized && w.packed.data != nullptr && w.packed.isa == isa();
   detail::MatmulArgs args;
-  args.w = static_cast<const std::uint8_t*>(w.data);
+  args.w = packed ? w.packed.data : static_cast<const std::uint8_t*>(w.data);
   args.row_bytes = w.row_bytes();
   args.rows = w.rows;
   args.cols = w.cols;
@@ -126,22 +129,32 @@ void Kernels::matmul(const WeightMatrix& w, const float* x, std::size_t batch, f
   args.x = x;
   args.x_row_bytes = w.cols * sizeof(float);
 
-  if (is_quantized(w.type) && precision == Precision::kFast) {
+  if (fast_quantized) {
     // The activations, quantized once for every row. Each thread keeps its
-    // buffer (grown, never shrunk): decode calls this dozens of times a token.
+    // buffers (grown, never shrunk): decode calls this dozens of times a token.
     thread_local std::vector<BlockQ8_F32> quantized;
     thread_local std::vector<float> scales;
+    thread_local std::vector<std::int32_t> sums;
     const std::size_t blocks = w.cols / kQuantBlock;
     if (quantized.size() < batch * blocks) {
       quantized.resize(batch * blocks);
       scales.resize(batch * blocks);
+      sums.resize(batch * blocks);
     }
     BlockQ8_F32* xq = quantized.data();
     float* xd = scales.data();
+    std::int32_t* xs = sums.data();
     const auto quantize_rows = [&](std::size_t begin, std::size_t end) {
       for (std::size_t b = begin; b < end; ++b) {
         table_->quantize_activations(x + b * w.cols, w.cols, xq + b * blocks);
-        for (std::size_t k = b * blocks; k < (b + 1) * blocks; ++k) xd[k] = xq[k].d;
+        for (std::size_t k = b * blocks; k < (b + 1) * blocks; ++k) {
+          xd[k] = xq[k].d;
+          if (packed) {
+            std::int32_t sum = 0;
+            for (const std::int8_t q : xq[k].qs) sum += q;
+            xs[k] = sum;
+          }
+        }
       }
     };
     if (pool != nullptr && batch > 1 && batch * w.cols >= kParallelQuantizeValues) {
@@ -152,16 +165,40 @@ void Kernels::matmul(const WeightMatrix& w, const float* x, std::size_t batch, f
     args.x = xq;
     args.x_row_bytes = blocks * sizeof(BlockQ8_F32);
     args.x_scales = xd;
+    args.x_sums = xs;
   }
 
-  const detail::MatmulRows kernel = rows_kernel(*table_, w.type, precision);
+  // Packed matmuls take rows in whole tiles.
+  const std::size_t unit_rows = packed ? packing.tile_rows : 1;
+  const detail::MatmulRows kernel = !packed                        ? rows_kernel(*table_, w.type, precision)
+                                    : w.type == TensorType::kQ8_0 ? packing.matmul_q8_0
+                                                                  : packing.matmul_q4_0;
+  const std::size_t units = (w.rows + unit_rows - 1) / unit_rows;
+  const auto run = [&](std::size_t begin, std::size_t end) {
+    kernel(args, begin * unit_rows, std::min(end * unit_rows, w.rows));
+  };
   if (pool == nullptr || pool->threads() == 1) {
-    kernel(args, 0, w.rows);
+    run(0, units);
     return;
   }
-  const std::size_t bytes_per_row = args.row_bytes * batch;
-  const std::size_t grain = (kMinChunkWeightBytes + bytes_per_row - 1) / bytes_per_row;
-  pool->parallel_for(w.rows, grain, [&](std::size_t begin, std::size_t end) { kernel(args, begin, end); });
+  const std::size_t bytes_per_unit = args.row_bytes * unit_rows * batch;
+  const std::size_t grain = (kMinChunkWeightBytes + bytes_per_unit - 1) / bytes_per_unit;
+  pool->parallel_for(units, grain, run);
+}
+
+std::size_t Kernels::packed_size(const WeightMatrix& w) const {
+  const detail::Packing& packing = table_->packing;
+  if (packing.pack == nullptr || !is_quantized(w.type) || w.rows == 0) return 0;
+  CHECK(w.cols > 0 && w.cols <= kMaxMatmulCols && w.cols % kQuantBlock == 0)
+      << tensor_type_name(w.type) << " rows of " << w.cols << " values";
+  return packing.size(w);
+}
+
+PackedWeights Kernels::pack(const WeightMatrix& w, std::uint8_t* out) const {
+  CHECK(packed_size(w) > 0) << isa_name(isa()) << " does not pack " << tensor_type_name(w.type);
+  CHECK(w.data != nullptr && reinterpret_cast<std::uintptr_t>(out) % 64 == 0);
+  table_->packing.pack(w, out);
+  return {.data = out, .isa = isa()};
 }
 
 void Kernels::quantize_activations(const float* x, std::size_t n, BlockQ8_F32* out) const {

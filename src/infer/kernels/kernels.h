@@ -4,7 +4,7 @@
 // reference the tests hold the others to, and the fallback on any CPU) and
 // an x86-64 AVX2/FMA/F16C one (Isa::kAvx2), chosen at run time from cpuid;
 // Isa::kAvx512 is the AVX2 set with AVX-512 VNNI matmuls of quantized
-// weights (the compute of batched steps).
+// weights packed for them (Kernels::pack; kernels_avx512.cpp says why).
 // Kernels::best() is the fastest set this CPU runs; Kernels::get(isa) picks
 // one explicitly (tests, benchmarks).
 //
@@ -62,12 +62,22 @@ enum class Precision : std::uint8_t {
 inline constexpr std::size_t kMaxHeadDim = 512;  // rope's and attention's largest head
 inline constexpr std::size_t kMaxMatmulCols = 1 << 20;
 
+// A quantized matrix's bytes in the order one kernel set's kFast matmul
+// reads fastest (Kernels::pack). Not owned.
+struct PackedWeights {
+  const std::uint8_t* data = nullptr;  // null: not packed
+  Isa isa = Isa::kPortable;            // the set that packed them, and the only one that reads them
+};
+
 // A weight matrix as GGUF stores it. Not owned.
 struct WeightMatrix {
   const void* data = nullptr;
   TensorType type = TensorType::kF32;
   std::size_t rows = 0;
   std::size_t cols = 0;  // a multiple of 32 for Q8_0 and Q4_0
+  // The same matrix packed by Kernels::pack, if it was: the set that packed
+  // it reads it instead of `data` for kFast; other sets ignore it.
+  PackedWeights packed;
   std::size_t row_bytes() const { return cols / block_values(type) * block_bytes(type); }
 };
 
@@ -125,6 +135,17 @@ class Kernels {
   // scales again in a row).
   void matmul(const WeightMatrix& w, const float* x, std::size_t batch, float* y, ThreadPool* pool,
               Precision precision = Precision::kFast) const;
+
+  // The bytes w takes packed for this set's kFast matmul, or 0 where this
+  // set reads w as GGUF stores it (every set but kAvx512, and unquantized
+  // types).
+  std::size_t packed_size(const WeightMatrix& w) const;
+  // Packs w into `out` (packed_size(w) bytes, 64-byte aligned). Set
+  // w.packed to the result and keep `out` and w.data alive as long as w is
+  // used: kExact and the other sets still read w.data. The results are held
+  // to the same reference as the unpacked path's, not bit-identical to it;
+  // still, each Y value is computed alone.
+  PackedWeights pack(const WeightMatrix& w, std::uint8_t* out) const;
 
   // Q8_0-style quantization of n values (a multiple of 32) into n / 32
   // blocks, as matmul's kFast path does it (round to nearest, ties to even).

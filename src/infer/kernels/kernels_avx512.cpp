@@ -1,23 +1,43 @@
-// The AVX-512 kernels (Isa::kAvx512): the AVX2 table with the matmuls of
-// quantized weights against quantized activations (kFast) replaced by
-// AVX-512 VNNI ones. Those are the arithmetic of batched steps (prefill,
-// continuous batching), where a weight row is read from memory once and
-// multiplied by many activation rows: compute, not memory, is their limit,
-// and per pair of 32-value blocks one vpdpbusd on 512 bits does the work of
-// AVX2's two maddubs and two madd on 256. (Measured on the 110M model's
-// matrices, Zen 5, 2 threads: see the commit and bench/kernels_bench.)
+// The AVX-512 kernels (Isa::kAvx512): the AVX2 table plus matmuls of
+// quantized weights (Q8_0, Q4_0) against quantized activations (kFast) on
+// weights packed for AVX-512 VNNI (Kernels::pack).
+//
+// Why packed: in GGUF's order a 512-bit vpdpbusd multiplies two blocks of
+// one row, and each result then needs its own scale shuffle, conversion and
+// horizontal sum: most instructions are not multiplies. Packed, a register
+// holds 4 values of each of 16 rows side by side, and one activation dword
+// (4 values) is broadcast against it: 8 vpdpbusd give one block's sums for
+// 16 rows in the 16 lanes, converted and scaled once. The weights of a tile
+// are loaded once for up to 4 activation rows, so batched steps (prefill,
+// continuous batching) do several multiplies per weight byte read.
+//
+// The layout: rows in tiles of kTileRows (the last tile padded with zero
+// rows, scale 0). With B = cols / 32 blocks, tile t starts at
+// t * B * (Q + 32) bytes: first its quants, Q bytes per block (Q = 512 for
+// Q8_0, 256 for Q4_0), then its scales, 32 bytes per block (the 16 rows'
+// f16 scales). Within a block's quants, the group g of values 4g .. 4g+3 of
+// every row:
+//   Q8_0: group g (0..7) at byte 64 g, row i's 4 values at 64 g + 4 i, each
+//         stored as w + 128, an unsigned byte;
+//   Q4_0: groups m and m + 4 (m = 0..3) at byte 64 m, row i's 4 bytes at
+//         64 m + 4 i: GGUF's bytes 4m .. 4m+3 of the row's block, whose low
+//         nibbles are values 4m.. (group m) and high nibbles values 16+4m..
+//         (group m + 4), each the value + 8.
+// vpdpbusd multiplies unsigned bytes by signed ones: the weights go in
+// unsigned (w + offset) and the activations signed, so a block's sum is
+// sum (w + offset) x = sum w x + offset * sum x, and each activation
+// block's sum (MatmulArgs::x_sums) takes the offset back out. All integer,
+// so exact: each block's sum is the same integer as on AVX2 and portable;
+// the float steps (scales, accumulation order) are this table's own, held
+// to the portable reference by the same tests. Each Y value is computed
+// alone, in the same order whatever the batch and the thread count.
 //
 // Only the kernel functions are compiled for AVX-512, by the target pragma
 // below (placed after every include, for the reason kernels_avx2.cpp gives:
 // no inline function of a shared header may get an AVX-512 copy that the
 // linker could keep for every caller). kernels.cpp only calls them after
 // cpuid says the CPU has AVX-512 F, BW, VL and VNNI besides AVX2, FMA, F16C.
-//
-// The integer sums are exact, so each block's sum is the same integer as
-// on AVX2; the float steps (block scales, accumulation order) differ from
-// AVX2's, so results can differ from the AVX2 table's in the last bits, and
-// are held to the portable reference by the same tests. Within this table,
-// each Y value is computed alone: the same bits whatever the batch.
+// Packing is plain C++.
 #include "infer/kernels/kernel_table.h"
 
 #if defined(__x86_64__)
@@ -26,6 +46,57 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+
+namespace headroom::infer::detail {
+namespace {
+
+constexpr std::size_t kTileRows = 16;
+constexpr std::size_t kScaleBytes = kTileRows * sizeof(std::uint16_t);  // a tile's scales of one block
+
+constexpr std::size_t quant_bytes(TensorType type) {
+  return type == TensorType::kQ8_0 ? kTileRows * kQuantBlock : kTileRows * kQuantBlock / 2;
+}
+std::size_t tile_bytes(TensorType type, std::size_t cols) {
+  return cols / kQuantBlock * (quant_bytes(type) + kScaleBytes);
+}
+
+std::size_t packed_size(const WeightMatrix& w) {
+  return (w.rows + kTileRows - 1) / kTileRows * tile_bytes(w.type, w.cols);
+}
+
+void pack(const WeightMatrix& w, std::uint8_t* out) {
+  const std::size_t blocks = w.cols / kQuantBlock;
+  const std::size_t q_bytes = quant_bytes(w.type);
+  const std::size_t tiles = (w.rows + kTileRows - 1) / kTileRows;
+  std::memset(out, 0, packed_size(w));  // padding rows: zero weights, scale 0 (the buffer may be reused)
+  for (std::size_t t = 0; t < tiles; ++t) {
+    std::uint8_t* quants = out + t * tile_bytes(w.type, w.cols);
+    std::uint8_t* scales = quants + blocks * q_bytes;
+    for (std::size_t i = 0; i < kTileRows && t * kTileRows + i < w.rows; ++i) {
+      const auto* row = static_cast<const std::uint8_t*>(w.data) + (t * kTileRows + i) * w.row_bytes();
+      for (std::size_t k = 0; k < blocks; ++k) {
+        std::uint8_t* q = quants + k * q_bytes;
+        if (w.type == TensorType::kQ8_0) {
+          BlockQ8_0 block;
+          std::memcpy(&block, row + k * sizeof(BlockQ8_0), sizeof block);
+          std::memcpy(scales + k * kScaleBytes + 2 * i, &block.d, 2);
+          for (std::size_t v = 0; v < kQuantBlock; ++v) {
+            q[64 * (v / 4) + 4 * i + v % 4] = static_cast<std::uint8_t>(block.qs[v] + 128);
+          }
+        } else {
+          BlockQ4_0 block;
+          std::memcpy(&block, row + k * sizeof(BlockQ4_0), sizeof block);
+          std::memcpy(scales + k * kScaleBytes + 2 * i, &block.d, 2);
+          for (std::size_t m = 0; m < 4; ++m) std::memcpy(q + 64 * m + 4 * i, block.qs + 4 * m, 4);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace headroom::infer::detail
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
@@ -37,180 +108,113 @@
 namespace headroom::infer::detail {
 namespace {
 
-// As kernels_avx2.cpp: each weight row's bytes this far ahead are prefetched.
+// Decode streams the weights from DRAM, and the hardware prefetcher alone
+// does not run far enough ahead: each block prefetches the quants this far
+// ahead, and the scales a proportional distance (the same blocks ahead).
 constexpr std::size_t kPrefetchBytes = 8192;
 
-template <std::size_t Bytes>
-inline void prefetch_ahead(const void* at) {
-  for (std::size_t p = 0; p < Bytes; p += 64) {
-    _mm_prefetch(static_cast<const char*>(at) + p + kPrefetchBytes, _MM_HINT_T0);
-  }
+// Broadcasts activation values 4g .. 4g+3 of a block to every lane.
+inline __m512i activation_group(const BlockQ8_F32& x, int g) {
+  std::int32_t four;
+  __builtin_memcpy(&four, x.qs + 4 * g, 4);
+  return _mm512_set1_epi32(four);
 }
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// ---- Weight blocks as signed bytes ------------------------------------------
-
-// One block's 32 values.
-inline __m256i weight_bytes(const BlockQ8_0& block) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
-}
-inline __m256i weight_bytes(const BlockQ4_0& block) {
-  // Byte j holds value j (low nibble) and value j + 16 (high nibble); the value is nibble - 8.
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs));
-  const __m256i nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0f));
-  return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
-}
-
-// Two consecutive blocks' 64 values, block k's in the low half.
-inline __m512i weight_pair(const BlockQ8_0* w) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(weight_bytes(w[0])), weight_bytes(w[1]), 1);
-}
-inline __m512i weight_pair(const BlockQ4_0* w) {
-  const __m256i packed =
-      _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[0].qs))),
-                              _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[1].qs)), 1);
-  const __m256i mask = _mm256_set1_epi8(0x0f);
-  const __m256i low = _mm256_and_si256(packed, mask);
-  const __m256i high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
-  // [low k, high k, low k+1, high k+1]: values 0..15, 16..31 of each block in turn.
-  const __m512i nibbles = _mm512_permutex2var_epi64(
-      _mm512_castsi256_si512(low), _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), _mm512_castsi256_si512(high));
-  return _mm512_sub_epi8(nibbles, _mm512_set1_epi8(8));
-}
-
-// ---- Block dot products ------------------------------------------------------
-
-// vpdpbusd multiplies unsigned bytes by signed ones, so the weights go in as
-// |w| and each activation takes w's sign: |w| * (x * sign w) = w * x. (A
-// weight may be -128 (ggml never writes one, a file may): abs gives 0x80,
-// which as an unsigned byte is 128, right.) The sums are int32: exact.
-struct ReadyPair {
-  __m512i abs_w;
-  __mmask64 negative;  // the bytes where w < 0
-};
-template <typename Block>
-inline ReadyPair ready_pair(const Block* w) {
-  const __m512i q = weight_pair(w);
-  return {_mm512_abs_epi8(q), _mm512_movepi8_mask(q)};
-}
-
-// Two blocks against two activation blocks: 16 int32 lanes of 4 products
-// (lanes 0-7 block k, 8-15 block k+1), as floats.
-inline __m512 pair_dot(const ReadyPair& w, const BlockQ8_F32* x) {
-  const __m512i q =
-      _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[0].qs))),
-                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[1].qs)), 1);
-  const __m512i signed_x = _mm512_mask_sub_epi8(q, w.negative, _mm512_setzero_si512(), q);
-  return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w.abs_w, signed_x));
-}
-
-// One block against one activation block (the tail of a row): 8 lanes.
-struct ReadyBlock {
-  __m256i w;
-  __m256i abs_w;
-};
-template <typename Block>
-inline ReadyBlock ready_block(const Block& block) {
-  const __m256i q = weight_bytes(block);
-  return {q, _mm256_abs_epi8(q)};
-}
-inline __m256 block_dot(const ReadyBlock& w, const BlockQ8_F32& x) {
-  const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
-  return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w.abs_w, _mm256_sign_epi8(q, w.w)));
-}
-
-// The f16 scales of four weight blocks, as floats.
-template <typename Block>
-inline __m128 weight_scales(const Block* w) {
-  __m128i halves = _mm_cvtsi32_si128(w[0].d);
-  halves = _mm_insert_epi16(halves, w[1].d, 1);
-  halves = _mm_insert_epi16(halves, w[2].d, 2);
-  halves = _mm_insert_epi16(halves, w[3].d, 3);
-  return _mm_cvtph_ps(halves);
-}
-
-// One weight row against N quantized activation rows (N = 1..4), four
-// blocks a step: each pair of weight blocks is loaded and made ready once
-// for the N rows, and each row's arithmetic is exactly that of N = 1 (two
-// 16-lane accumulators, then a 256-bit one for the blocks past the last
-// four), so a result has the same bits whatever else is in the batch.
-// x_scales[n] holds x[n]'s block scales, contiguous (MatmulArgs::x_scales).
-template <typename Block, int N>
-inline void dot_quantized_rows(const Block* w, const BlockQ8_F32* const* x, const float* const* x_scales,
-                               std::size_t blocks, float* out) {
-  // Spreads the four blocks' scales over the lanes of their products.
-  const __m512i first_pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i second_pair = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  __m512 acc[N][2];
-  for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
-  std::size_t k = 0;
-  for (; k + 4 <= blocks; k += 4) {
-    prefetch_ahead<4 * sizeof(Block)>(w + k);
-    const __m128 dw = weight_scales(w + k);
-    const ReadyPair p0 = ready_pair(w + k), p1 = ready_pair(w + k + 2);
+// One tile (16 rows) against N activation rows (N = 1..4): acc[n] lane i =
+// Y[n][row i]. A lane's arithmetic is the same for every N: per block, its
+// exact integer sum, converted, times d_w * d_x, added in block order.
+// `prefetch`: the first use of the tile (the later ones find it in L1).
+template <TensorType Type, int N>
+inline void tile_dot(const std::uint8_t* quants, const std::uint8_t* scales, std::size_t blocks,
+                     const BlockQ8_F32* const* x, const std::int32_t* const* x_sums, bool prefetch,
+                     __m512 (&acc)[N]) {
+  constexpr std::int32_t kOffset = Type == TensorType::kQ8_0 ? 128 : 8;
+  constexpr std::size_t kQuants = quant_bytes(Type);
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  for (std::size_t k = 0; k < blocks; ++k) {
+    if (prefetch) {
+      for (std::size_t line = 0; line < kQuants; line += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(quants + k * kQuants + line + kPrefetchBytes), _MM_HINT_T0);
+      }
+      _mm_prefetch(reinterpret_cast<const char*>(scales + k * kScaleBytes + kPrefetchBytes / kQuants * kScaleBytes),
+                   _MM_HINT_T0);
+    }
+    __m512i w[8];
+    if constexpr (Type == TensorType::kQ8_0) {
+      for (int g = 0; g < 8; ++g) w[g] = _mm512_loadu_si512(quants + k * quant_bytes(Type) + 64 * g);
+    } else {
+      const __m512i low = _mm512_set1_epi8(0x0f);
+      for (int m = 0; m < 4; ++m) {
+        const __m512i bytes = _mm512_loadu_si512(quants + k * quant_bytes(Type) + 64 * m);
+        w[m] = _mm512_and_si512(bytes, low);
+        w[m + 4] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
+      }
+    }
+    const __m512 dw =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + k * kScaleBytes)));
     for (int n = 0; n < N; ++n) {
-      const BlockQ8_F32* xn = x[n] + k;
-      const __m512 scales = _mm512_castps128_ps512(_mm_mul_ps(dw, _mm_loadu_ps(x_scales[n] + k)));
-      acc[n][0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(first_pair, scales), pair_dot(p0, xn), acc[n][0]);
-      acc[n][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(second_pair, scales), pair_dot(p1, xn + 2), acc[n][1]);
+      const BlockQ8_F32& xb = x[n][k];
+      // Two chains, so that the multiplies of one row overlap.
+      __m512i even = _mm512_set1_epi32(-kOffset * x_sums[n][k]);
+      __m512i odd = _mm512_setzero_si512();
+      for (int g = 0; g < 8; g += 2) {
+        even = _mm512_dpbusd_epi32(even, w[g], activation_group(xb, g));
+        odd = _mm512_dpbusd_epi32(odd, w[g + 1], activation_group(xb, g + 1));
+      }
+      const __m512 sums = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
+      acc[n] = _mm512_fmadd_ps(sums, _mm512_mul_ps(dw, _mm512_set1_ps(xb.d)), acc[n]);
     }
   }
-  __m256 tail[N];
-  for (auto& t : tail) t = _mm256_setzero_ps();
-  for (; k < blocks; ++k) {
-    const ReadyBlock block = ready_block(w[k]);
-    const float dw = _cvtsh_ss(w[k].d);
-    for (int n = 0; n < N; ++n) {
-      tail[n] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[n][k].d), block_dot(block, x[n][k]), tail[n]);
-    }
-  }
-  for (int n = 0; n < N; ++n) {
-    const __m512 sum = _mm512_add_ps(acc[n][0], acc[n][1]);
-    const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sum), 1));  // AVX-512F alone
-    const __m256 halves = _mm256_add_ps(_mm512_castps512_ps256(sum), high);
-    out[n] = hsum(_mm256_add_ps(halves, tail[n]));
-  }
 }
 
-// A row at a time, as kernels_avx2.cpp's driver (each row one sequential
-// stream from memory, reused from L1 for every batch row), four batch rows
-// at a time: two accumulators each leave room in the 32 registers.
-template <typename Block>
-void matmul_quantized_fast(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
-  constexpr int kGroup = 4;
+template <TensorType Type, int N>
+inline void tile_rows(const MatmulArgs& a, const std::uint8_t* tile, std::size_t row, std::size_t b,
+                      __mmask16 lanes) {
   const std::size_t blocks = a.cols / kQuantBlock;
-  const auto* x = static_cast<const std::uint8_t*>(a.x);
-  const auto x_row = [&](std::size_t b) { return reinterpret_cast<const BlockQ8_F32*>(x + b * a.x_row_bytes); };
-  const auto x_scales = [&](std::size_t b) { return a.x_scales + b * blocks; };
-  for (std::size_t r = row_begin; r < row_end; ++r) {
-    const auto* row = reinterpret_cast<const Block*>(a.w + r * a.row_bytes);
+  const BlockQ8_F32* x[N];
+  const std::int32_t* sums[N];
+  for (int n = 0; n < N; ++n) {
+    x[n] = reinterpret_cast<const BlockQ8_F32*>(static_cast<const std::uint8_t*>(a.x) + (b + n) * a.x_row_bytes);
+    sums[n] = a.x_sums + (b + n) * blocks;
+  }
+  __m512 acc[N];
+  tile_dot<Type, N>(tile, tile + blocks * quant_bytes(Type), blocks, x, sums, b == 0, acc);
+  for (int n = 0; n < N; ++n) _mm512_mask_storeu_ps(a.y + (b + n) * a.rows + row, lanes, acc[n]);
+}
+
+// Rows [row_begin, row_end): row_begin is a tile's first row (kernels.cpp
+// splits the rows in whole tiles). Each tile (B * (Q + 32) bytes, a few to
+// a few tens of KiB) stays in L1 while every group of 4 batch rows uses it.
+template <TensorType Type>
+void matmul_packed(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
+  const std::size_t bytes = tile_bytes(Type, a.cols);
+  for (std::size_t r = row_begin; r < row_end; r += kTileRows) {
+    const std::uint8_t* tile = a.w + r / kTileRows * bytes;
+    const std::size_t count = row_end - r < kTileRows ? row_end - r : kTileRows;
+    const auto lanes = static_cast<__mmask16>((1u << count) - 1);
     std::size_t b = 0;
-    for (; b + kGroup <= a.batch; b += kGroup) {
-      const BlockQ8_F32* group[kGroup] = {x_row(b), x_row(b + 1), x_row(b + 2), x_row(b + 3)};
-      const float* group_scales[kGroup] = {x_scales(b), x_scales(b + 1), x_scales(b + 2), x_scales(b + 3)};
-      float out[kGroup];
-      dot_quantized_rows<Block, kGroup>(row, group, group_scales, blocks, out);
-      for (int n = 0; n < kGroup; ++n) a.y[(b + n) * a.rows + r] = out[n];
-    }
-    for (; b < a.batch; ++b) {
-      const BlockQ8_F32* one[1] = {x_row(b)};
-      const float* one_scales[1] = {x_scales(b)};
-      dot_quantized_rows<Block, 1>(row, one, one_scales, blocks, a.y + b * a.rows + r);
+    for (; b + 4 <= a.batch; b += 4) tile_rows<Type, 4>(a, tile, r, b, lanes);
+    switch (a.batch - b) {
+      case 3:
+        tile_rows<Type, 3>(a, tile, r, b, lanes);
+        break;
+      case 2:
+        tile_rows<Type, 2>(a, tile, r, b, lanes);
+        break;
+      case 1:
+        tile_rows<Type, 1>(a, tile, r, b, lanes);
+        break;
+      default:
+        break;
     }
   }
 }
 
-void matmul_q8_0_fast(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
-  matmul_quantized_fast<BlockQ8_0>(a, row_begin, row_end);
+void matmul_q8_0_packed(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
+  matmul_packed<TensorType::kQ8_0>(a, row_begin, row_end);
 }
-void matmul_q4_0_fast(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
-  matmul_quantized_fast<BlockQ4_0>(a, row_begin, row_end);
+void matmul_q4_0_packed(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
+  matmul_packed<TensorType::kQ4_0>(a, row_begin, row_end);
 }
 
 }  // namespace
@@ -227,8 +231,11 @@ const KernelTable* avx512_table() {
   static const KernelTable table = [avx2] {
     KernelTable t = *avx2;
     t.isa = Isa::kAvx512;
-    t.matmul_q8_0_fast = matmul_q8_0_fast;
-    t.matmul_q4_0_fast = matmul_q4_0_fast;
+    t.packing = {.tile_rows = kTileRows,
+                 .size = packed_size,
+                 .pack = pack,
+                 .matmul_q8_0 = matmul_q8_0_packed,
+                 .matmul_q4_0 = matmul_q4_0_packed};
     return t;
   }();
   return &table;

@@ -13,6 +13,7 @@
 //   rmsnorm, add, rope, silu_mul, softmax, attention: |d| <= 1e-5 * |ref| +
 //     a floor per kernel (vectorised exp is within 2 ulp of expf).
 #include "infer/kernels/kernels.h"
+#include "infer/kernels/large_buffer.h"
 
 #include <gtest/gtest.h>
 
@@ -93,6 +94,18 @@ TestMatrix make_matrix(TensorType type, std::size_t rows, std::size_t cols, std:
   return m;
 }
 
+// A matrix as `kernels` multiplies it fastest: packed where it has a
+// layout for it (AVX-512, quantized types), the bytes kept beside the view.
+struct Prepared {
+  WeightMatrix view;
+  LargeBuffer packed;
+};
+Prepared prepare(const Kernels& kernels, const WeightMatrix& w) {
+  Prepared p{w, LargeBuffer(kernels.packed_size(w))};
+  if (p.packed.size() > 0) p.view.packed = kernels.pack(w, p.packed.data());
+  return p;
+}
+
 const Kernels& portable() {
   static const Kernels kernels = *Kernels::get(Isa::kPortable);
   return kernels;
@@ -166,14 +179,16 @@ TEST(Matmul, OptimisedMatchesPortableAcrossTypesShapesBatchesAndThreads) {
       shapes.push_back({2100, 256});
       for (const Shape& s : shapes) {
         const TestMatrix m = make_matrix(type, s.rows, s.cols, rng);
-        for (std::size_t batch : {1u, 2u, 3u, 8u}) {
+        const Prepared prepared = prepare(fast, m.view);  // AVX-512's packed quantized weights
+        const WeightMatrix& view = prepared.view;
+        for (std::size_t batch : {1u, 2u, 3u, 8u, 13u}) {
           const std::vector<float> x = random_floats(batch * s.cols, rng, 2.0f);
           for (Precision precision : {Precision::kFast, Precision::kExact}) {
             if (!is_quantized(type) && precision == Precision::kExact) continue;  // one path
             std::vector<float> want(batch * s.rows);
             portable().matmul(m.view, x.data(), batch, want.data(), nullptr, precision);
             std::vector<float> alone(batch * s.rows);
-            fast.matmul(m.view, x.data(), batch, alone.data(), nullptr, precision);
+            fast.matmul(view, x.data(), batch, alone.data(), nullptr, precision);
             const std::vector<double> scale = magnitudes(m, x, batch);
             for (std::size_t i = 0; i < want.size(); ++i) {
               // kFast sums the blocks of activations rounded to int8: bound it by their magnitudes,
@@ -186,13 +201,13 @@ TEST(Matmul, OptimisedMatchesPortableAcrossTypesShapesBatchesAndThreads) {
             // count, nor on what else is in the batch.
             for (std::size_t b = 0; b < batch; ++b) {
               std::vector<float> single(s.rows);
-              fast.matmul(m.view, x.data() + b * s.cols, 1, single.data(), nullptr, precision);
+              fast.matmul(view, x.data() + b * s.cols, 1, single.data(), nullptr, precision);
               ASSERT_EQ(std::memcmp(single.data(), alone.data() + b * s.rows, s.rows * sizeof(float)), 0)
                   << describe(type, s.rows, s.cols, batch, 1) << " batch row " << b;
             }
             for (ThreadPool& pool : pools) {
               std::vector<float> shared(batch * s.rows, std::nanf(""));
-              fast.matmul(m.view, x.data(), batch, shared.data(), &pool, precision);
+              fast.matmul(view, x.data(), batch, shared.data(), &pool, precision);
               ASSERT_EQ(std::memcmp(shared.data(), alone.data(), alone.size() * sizeof(float)), 0)
                   << describe(type, s.rows, s.cols, batch, pool.threads());
             }
@@ -219,9 +234,41 @@ TEST(Matmul, Q8_0WeightsOfMinus128) {
     std::vector<float> want(2 * 9);
     portable().matmul(m.view, x.data(), 2, want.data(), nullptr, precision);
     for (const Kernels& fast : optimised()) {
+      const Prepared prepared = prepare(fast, m.view);
       std::vector<float> got(2 * 9);
-      fast.matmul(m.view, x.data(), 2, got.data(), nullptr, precision);
+      fast.matmul(prepared.view, x.data(), 2, got.data(), nullptr, precision);
       for (std::size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1.02e-5 * scale[i]) << i;
+    }
+  }
+}
+
+TEST(Matmul, PackedWeightsAreReadInsteadOfTheOriginal) {
+  // Only AVX-512 packs, and only quantized types.
+  std::mt19937 rng(12);
+  EXPECT_EQ(portable().packed_size(make_matrix(TensorType::kQ8_0, 16, 64, rng).view), 0u);
+  if (auto avx2 = Kernels::get(Isa::kAvx2)) {
+    EXPECT_EQ(avx2->packed_size(make_matrix(TensorType::kQ4_0, 16, 64, rng).view), 0u);
+  }
+  auto avx512 = Kernels::get(Isa::kAvx512);
+  if (!avx512) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  EXPECT_EQ(avx512->packed_size(make_matrix(TensorType::kF16, 16, 64, rng).view), 0u);
+  for (TensorType type : {TensorType::kQ8_0, TensorType::kQ4_0}) {
+    TestMatrix m = make_matrix(type, 37, 96, rng);
+    const std::vector<float> x = random_floats(5 * 96, rng);
+    std::vector<float> want(5 * 37), got(5 * 37);
+    portable().matmul(m.view, x.data(), 5, want.data(), nullptr);
+    const Prepared prepared = prepare(*avx512, m.view);
+    ASSERT_NE(prepared.view.packed.data, nullptr);
+    EXPECT_EQ(prepared.view.packed.isa, Isa::kAvx512);
+    // The original overwritten: kFast still reads the packed copy.
+    std::fill(m.bytes.begin(), m.bytes.end(), std::uint8_t{0x7f});
+    avx512->matmul(prepared.view, x.data(), 5, got.data(), nullptr);
+    const std::vector<double> scale = magnitudes(m, x, 5);
+    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1.02e-5 * scale[i]) << i;
+    // Another set ignores the packed copy and reads the (now changed) original.
+    if (auto avx2 = Kernels::get(Isa::kAvx2)) {
+      avx2->matmul(prepared.view, x.data(), 5, got.data(), nullptr);
+      EXPECT_NE(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0);
     }
   }
 }
@@ -236,9 +283,10 @@ TEST(Matmul, QuantizedFastIsWithinTheActivationRoundingOfExact) {
       for (const Shape& s : kQuantizedShapes) {
         const std::size_t batch = 2;
         const TestMatrix m = make_matrix(type, s.rows, s.cols, rng);
+        const Prepared prepared = prepare(kernels, m.view);
         const std::vector<float> x = random_floats(batch * s.cols, rng, 3.0f);
         std::vector<float> fast(batch * s.rows), exact(batch * s.rows);
-        kernels.matmul(m.view, x.data(), batch, fast.data(), &pool, Precision::kFast);
+        kernels.matmul(prepared.view, x.data(), batch, fast.data(), &pool, Precision::kFast);
         kernels.matmul(m.view, x.data(), batch, exact.data(), &pool, Precision::kExact);
         std::vector<BlockQ8_F32> xq(batch * s.cols / kQuantBlock);
         kernels.quantize_activations(x.data(), batch * s.cols, xq.data());

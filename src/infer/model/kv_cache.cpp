@@ -1,5 +1,6 @@
 #include "infer/model/kv_cache.h"
 
+#include <cstring>
 #include <utility>
 
 #include "common/check.h"
@@ -9,15 +10,29 @@ namespace headroom::infer {
 
 KvPool::KvPool(const LlamaConfig& config, std::size_t pages)
     : pages_(pages),
-      kv_dim_(config.kv_dim),
+      kv_heads_(config.n_kv_heads),
+      head_dim_(config.head_dim),
       page_floats_(kKvPageTokens * config.kv_dim),
       layer_stride_(pages * page_floats_),
-      keys_(std::make_unique_for_overwrite<float[]>(config.n_layers * layer_stride_)),
-      values_(std::make_unique_for_overwrite<float[]>(config.n_layers * layer_stride_)),
+      keys_(config.n_layers * layer_stride_ * sizeof(float)),
+      values_(config.n_layers * layer_stride_ * sizeof(float)),
       in_use_(pages, 0) {
   CHECK(pages <= UINT32_MAX) << pages << " pages";
   free_.reserve(pages);
   for (std::size_t p = pages; p > 0; --p) free_.push_back(static_cast<std::uint32_t>(p - 1));
+}
+
+void KvSequence::store(std::size_t layer, std::size_t pos, const float* keys, const float* values) const {
+  ASSERT(pos < capacity());
+  const std::size_t head_dim = pool_->head_dim();
+  const std::size_t at = (pos % kKvPageTokens) * head_dim;
+  float* key_page = const_cast<float*>(key_pages_[pos / kKvPageTokens]);
+  float* value_page = const_cast<float*>(value_pages_[pos / kKvPageTokens]);
+  for (std::size_t head = 0; head < pool_->kv_heads(); ++head) {
+    const std::size_t offset = head_offset(layer, head) + at;
+    std::memcpy(key_page + offset, keys + head * head_dim, head_dim * sizeof(float));
+    std::memcpy(value_page + offset, values + head * head_dim, head_dim * sizeof(float));
+  }
 }
 
 std::size_t KvPool::page_bytes(const LlamaConfig& config) {

@@ -6,14 +6,17 @@
 // A page holds kKvPageTokens consecutive positions of one sequence, for every
 // layer. The pool lays its memory out as
 //
-//   keys:   [layer][page][position in page][kv_dim]   floats
-//   values: [layer][page][position in page][kv_dim]   floats
+//   keys:   [layer][page][kv head][position in page][head_dim]   floats
+//   values: [layer][page][kv head][position in page][head_dim]   floats
 //
 // so that page p's keys at layer l lie at keys + l * layer_stride + p *
-// page_floats. A KvSequence keeps the layer-0 address of each of its pages,
-// in position order; attention reaches layer l by adding l * layer_stride to
-// each (KvPages and the head offset, infer/kernels/kernels.h). Keys and values
-// share the layout, so one offset serves both.
+// page_floats, and one head's keys of a page are one contiguous run: the
+// attention of a head streams them in order instead of picking head_dim
+// floats out of every position's row (a stride the prefetchers do not
+// follow). A KvSequence keeps the layer-0 address of each of its pages, in
+// position order; attention reaches a layer's head by adding head_offset()
+// to each (KvPages, infer/kernels/kernels.h). Keys and values share the
+// layout, so one offset serves both.
 //
 // Not thread-safe: the engine's scheduler thread allocates and frees pages;
 // forward() only reads and writes the pages of the sequences it is given.
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "infer/kernels/kernels.h"
+#include "infer/kernels/large_buffer.h"
 
 namespace headroom::infer {
 
@@ -45,24 +49,27 @@ class KvPool {
   std::size_t pages() const { return pages_; }
   std::size_t free_pages() const { return free_.size(); }
   std::size_t layer_stride() const { return layer_stride_; }
-  std::size_t kv_dim() const { return kv_dim_; }
+  std::size_t kv_heads() const { return kv_heads_; }
+  std::size_t head_dim() const { return head_dim_; }
 
   // A free page's index, or -1 when none is left.
   std::int64_t allocate();
   void release(std::uint32_t page);
 
-  float* keys(std::uint32_t page) { return keys_.get() + std::size_t{page} * page_floats_; }
-  float* values(std::uint32_t page) { return values_.get() + std::size_t{page} * page_floats_; }
+  float* keys(std::uint32_t page) { return reinterpret_cast<float*>(keys_.data()) + std::size_t{page} * page_floats_; }
+  float* values(std::uint32_t page) {
+    return reinterpret_cast<float*>(values_.data()) + std::size_t{page} * page_floats_;
+  }
 
  private:
   std::size_t pages_;
-  std::size_t kv_dim_;
+  std::size_t kv_heads_;
+  std::size_t head_dim_;
   std::size_t page_floats_;   // kKvPageTokens * kv_dim
   std::size_t layer_stride_;  // pages_ * page_floats_
-  // Left uninitialised: the allocator maps large blocks lazily, so memory is
-  // committed as pages are first written, not for the whole limit up front.
-  // A position is always written before attention reads it.
-  std::unique_ptr<float[]> keys_, values_;
+  // Committed as pages are first written, not for the whole limit up front.
+  // Huge pages: attention jumps from page to page of the cache.
+  LargeBuffer keys_, values_;
   std::vector<std::uint32_t> free_;  // a stack: the most recently freed page is reused first
   std::vector<std::uint8_t> in_use_;
 };
@@ -89,21 +96,18 @@ class KvSequence {
   // Returns every page to the pool.
   void clear();
 
-  // Position pos's row of kv_dim keys (values) at `layer`.
-  float* key_row(std::size_t layer, std::size_t pos) const { return row(key_pages_, layer, pos); }
-  float* value_row(std::size_t layer, std::size_t pos) const { return row(value_pages_, layer, pos); }
+  // Stores position pos's keys and values at `layer`: kv_heads * head_dim
+  // floats each, head by head. pos < capacity().
+  void store(std::size_t layer, std::size_t pos, const float* keys, const float* values) const;
 
-  // The layer-0 view attention reads (add layer * layer_stride() to the
-  // head offset for another layer).
-  KvPages pages() const { return {key_pages_.data(), value_pages_.data(), kKvPageTokens, pool_->kv_dim()}; }
-  std::size_t layer_stride() const { return pool_->layer_stride(); }
-
- private:
-  float* row(const std::vector<const float*>& pages, std::size_t layer, std::size_t pos) const {
-    return const_cast<float*>(pages[pos / kKvPageTokens]) + layer * pool_->layer_stride() +
-           (pos % kKvPageTokens) * pool_->kv_dim();
+  // What attention reads: the pages, with head_offset(layer, head) for one
+  // kv head of one layer.
+  KvPages pages() const { return {key_pages_.data(), value_pages_.data(), kKvPageTokens, pool_->head_dim()}; }
+  std::size_t head_offset(std::size_t layer, std::size_t head) const {
+    return layer * pool_->layer_stride() + head * kKvPageTokens * pool_->head_dim();
   }
 
+ private:
   KvPool* pool_;
   std::vector<std::uint32_t> ids_;
   std::vector<const float*> key_pages_, value_pages_;  // layer-0 addresses, one per page

@@ -143,6 +143,29 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const GgufFile& file, Llama
   model->config_ = c;
   model->kernels_ = options.kernels != nullptr ? options.kernels : &Kernels::best();
   model->precision_ = options.precision;
+  // The kernels' own layout of the quantized matrices, where they have one
+  // (AVX-512's): every kFast product reads it instead of the file's bytes.
+  // One buffer for all, on huge pages: decode streams through every byte.
+  if (model->precision_ == Precision::kFast) {
+    std::vector<WeightMatrix*> matrices;
+    for (Layer& L : model->layers_) {
+      for (WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) matrices.push_back(w);
+    }
+    matrices.push_back(&model->output_);
+    const Kernels& k = *model->kernels_;
+    const auto aligned_size = [&](const WeightMatrix* w) { return (k.packed_size(*w) + 63) / 64 * 64; };
+    std::size_t total = 0;
+    for (const WeightMatrix* w : matrices) total += aligned_size(w);
+    if (total > 0) {
+      model->packed_ = LargeBuffer(total);
+      std::uint8_t* at = model->packed_.data();
+      for (WeightMatrix* w : matrices) {
+        if (k.packed_size(*w) == 0) continue;
+        w->packed = k.pack(*w, at);
+        at += aligned_size(w);
+      }
+    }
+  }
   return model;
 }
 
@@ -249,8 +272,7 @@ Status LlamaModel::forward(std::span<const SequenceSlice> slices, ForwardScratch
       for (std::size_t i = 0; i < slice.tokens.size(); ++i, ++r) {
         k.rope(q + r * dim, c.n_heads, angles[r]);
         k.rope(keys + r * kv_dim, c.n_kv_heads, angles[r]);
-        std::memcpy(slice.kv->key_row(l, slice.start_pos + i), keys + r * kv_dim, kv_dim * sizeof(float));
-        std::memcpy(slice.kv->value_row(l, slice.start_pos + i), values + r * kv_dim, kv_dim * sizeof(float));
+        slice.kv->store(l, slice.start_pos + i, keys + r * kv_dim, values + r * kv_dim);
       }
     }
     auto attend = [&](std::size_t begin, std::size_t end) {
@@ -260,7 +282,7 @@ Status LlamaModel::forward(std::span<const SequenceSlice> slices, ForwardScratch
         const SequenceSlice& slice = slices[row_slice[r]];
         const std::size_t n_kv = row_pos[r] + 1;  // the positions it sees, itself included
         if (scores.size() < n_kv) scores.resize(n_kv);
-        const std::size_t offset = l * slice.kv->layer_stride() + (head / group) * hd;
+        const std::size_t offset = slice.kv->head_offset(l, head / group);
         k.attention(q + r * dim + head * hd, slice.kv->pages(), offset, n_kv, hd, scale, scores.data(),
                     attended + r * dim + head * hd);
       }

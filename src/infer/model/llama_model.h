@@ -33,6 +33,7 @@
 #include "common/status.h"
 #include "infer/gguf/gguf_file.h"
 #include "infer/kernels/kernels.h"
+#include "infer/kernels/large_buffer.h"
 #include "infer/kernels/thread_pool.h"
 #include "infer/model/kv_cache.h"
 
@@ -88,9 +89,6 @@ class KvCache {
  public:
   KvCache(const LlamaConfig& config, std::size_t context_tokens);
   std::size_t context_tokens() const { return context_tokens_; }
-  // Position pos's row of kv_dim keys (values) at `layer`.
-  const float* key(std::size_t layer, std::size_t pos) const { return sequence_.key_row(layer, pos); }
-  const float* value(std::size_t layer, std::size_t pos) const { return sequence_.value_row(layer, pos); }
 
  private:
   friend class LlamaModel;
@@ -160,6 +158,7 @@ class LlamaModel {
   std::vector<Layer> layers_;
   const float* output_norm_ = nullptr;
   WeightMatrix output_;
+  LargeBuffer packed_;  // what the matrices' `packed` point to
 };
 
 }  // namespace headroom::infer
