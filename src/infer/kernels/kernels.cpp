@@ -170,7 +170,7 @@ void Kernels::matmul(const WeightMatrix& w, const float* x, std::size_t batch, f
 
   // Packed matmuls take rows in whole tiles.
   const std::size_t unit_rows = packed ? packing.tile_rows : 1;
-  const detail::MatmulRows kernel = !packed                        ? rows_kernel(*table_, w.type, precision)
+  const detail::MatmulRows kernel = !packed                       ? rows_kernel(*table_, w.type, precision)
                                     : w.type == TensorType::kQ8_0 ? packing.matmul_q8_0
                                                                   : packing.matmul_q4_0;
   const std::size_t units = (w.rows + unit_rows - 1) / unit_rows;

@@ -169,8 +169,8 @@ class Kernels {
   // `scores` (n_kv floats) is scratch, left holding the probabilities.
   // n_kv >= 1. Each score is computed alone, so the result does not depend
   // on how the positions are paged.
-  void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv,
-                 std::size_t head_dim, float scale, float* scores, float* out) const;
+  void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
+                 float scale, float* scores, float* out) const;
 
  private:
   explicit Kernels(const detail::KernelTable* table) : table_(table) {}

@@ -513,13 +513,58 @@ void rope(float* x, std::size_t heads, const RopeAngles& angles) {
   }
 }
 
+// Prefetches one head's rows of a page (n rows of head_dim floats, `stride`
+// apart): the pages of a sequence lie anywhere in the cache, so the
+// prefetchers, which stop at each 4 KiB page, start cold on every one of
+// them; a batch's attention otherwise waits on memory most of its time.
+inline void prefetch_rows(const float* first, std::size_t n, std::size_t stride, std::size_t head_dim) {
+  for (std::size_t j = 0; j < n; ++j) {
+    const float* row = first + j * stride;
+    for (std::size_t i = 0; i < head_dim; i += 16) _mm_prefetch(reinterpret_cast<const char*>(row + i), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(row + head_dim - 1), _MM_HINT_T0);
+  }
+}
+
+// out[c0 .. c0 + 8V) = sum over t of p_t v_t, V vectors of 8 columns (the
+// last masked to `last` where the head ends inside it), positions in order,
+// one pass over the pages, prefetching the next page's rows.
+template <int V>
+inline void weighted_values(const float* scores, const KvPages& kv, std::size_t offset, std::size_t n_kv,
+                            std::size_t head_dim, std::size_t c0, __m256i last, float* out) {
+  __m256 acc[V];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
+    const std::size_t rows = n_kv - t < kv.page_tokens ? n_kv - t : kv.page_tokens;
+    if (c0 == 0 && t + rows < n_kv) {
+      const std::size_t next = n_kv - t - rows < kv.page_tokens ? n_kv - t - rows : kv.page_tokens;
+      prefetch_rows(kv.values[page + 1] + offset, next, kv.stride, head_dim);
+    }
+    const float* v = kv.values[page] + offset + c0;
+    for (std::size_t j = 0; j < rows; ++j, ++t) {
+      const __m256 p = _mm256_set1_ps(scores[t]);
+      const float* row = v + j * kv.stride;
+      for (int u = 0; u + 1 < V; ++u) acc[u] = _mm256_fmadd_ps(p, _mm256_loadu_ps(row + 8 * u), acc[u]);
+      acc[V - 1] = _mm256_fmadd_ps(p, _mm256_maskload_ps(row + 8 * (V - 1), last), acc[V - 1]);
+    }
+  }
+  for (int u = 0; u + 1 < V; ++u) _mm256_storeu_ps(out + c0 + 8 * u, acc[u]);
+  _mm256_maskstore_ps(out + c0 + 8 * (V - 1), last, acc[V - 1]);
+}
+
 void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
                float scale, float* scores, float* out) {
   const std::size_t full = head_dim / 8 * 8;
   const __m256i mask = tail_mask(head_dim - full);
   for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
+    const std::size_t rows = n_kv - t < kv.page_tokens ? n_kv - t : kv.page_tokens;
+    if (t + rows < n_kv) {
+      const std::size_t next = n_kv - t - rows < kv.page_tokens ? n_kv - t - rows : kv.page_tokens;
+      prefetch_rows(kv.keys[page + 1] + head_offset, next, kv.stride, head_dim);
+    } else {
+      prefetch_rows(kv.values[0] + head_offset, n_kv < kv.page_tokens ? n_kv : kv.page_tokens, kv.stride, head_dim);
+    }
     const float* k = kv.keys[page] + head_offset;
-    for (std::size_t j = 0; j < kv.page_tokens && t < n_kv; ++j, ++t) {
+    for (std::size_t j = 0; j < rows; ++j, ++t) {
       const float* kt = k + j * kv.stride;
       __m256 acc = _mm256_setzero_ps();
       for (std::size_t i = 0; i < full; i += 8)
@@ -531,44 +576,38 @@ void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::
     }
   }
   softmax(scores, n_kv);
-  // The weighted sum of the values, eight columns at a time, in registers:
-  // four sums, position t going to sum t % 4 (by position, not by page, so
-  // paging does not change the result), so that consecutive positions do
-  // not wait on each other's additions.
-  for (std::size_t i = 0; i < head_dim; i += 8) {
-    const bool tail = i == full;
-    auto load = [&](const float* row) {
-      return tail ? _mm256_maskload_ps(row + i, mask) : _mm256_loadu_ps(row + i);
-    };
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    std::size_t page = 0, j = 0;
-    auto next_row = [&]() {
-      const float* row = kv.values[page] + head_offset + j * kv.stride;
-      if (++j == kv.page_tokens) {
-        j = 0;
-        ++page;
-      }
-      return row;
-    };
-    std::size_t t = 0;
-    for (; t + 4 <= n_kv; t += 4) {
-      const float* r0 = next_row();
-      const float* r1 = next_row();
-      const float* r2 = next_row();
-      const float* r3 = next_row();
-      a0 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t]), load(r0), a0);
-      a1 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t + 1]), load(r1), a1);
-      a2 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t + 2]), load(r2), a2);
-      a3 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t + 3]), load(r3), a3);
-    }
-    if (t < n_kv) a0 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t]), load(next_row()), a0);
-    if (t + 1 < n_kv) a1 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t + 1]), load(next_row()), a1);
-    if (t + 2 < n_kv) a2 = _mm256_fmadd_ps(_mm256_set1_ps(scores[t + 2]), load(next_row()), a2);
-    const __m256 sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-    if (tail) {
-      _mm256_maskstore_ps(out + i, mask, sum);
-    } else {
-      _mm256_storeu_ps(out + i, sum);
+  // The weighted sum of the values, up to 64 columns at a time in
+  // registers, each column summed over the positions in order (so paging
+  // does not change the result).
+  for (std::size_t c0 = 0; c0 < head_dim; c0 += 64) {
+    const std::size_t width = head_dim - c0 < 64 ? head_dim - c0 : 64;
+    const std::size_t vectors = (width + 7) / 8;
+    const __m256i last = tail_mask(width - (vectors - 1) * 8);
+    switch (vectors) {
+      case 1:
+        weighted_values<1>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
+        break;
+      case 2:
+        weighted_values<2>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
+        break;
+      case 3:
+        weighted_values<3>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
+        break;
+      case 4:
+        weighted_values<4>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
+        break;
+      case 5:
+        weighted_values<5>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
+        break;
+      case 6:
+        weighted_values<6>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
+        break;
+      case 7:
+        weighted_values<7>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
+        break;
+      default:
+        weighted_values<8>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
+        break;
     }
   }
 }

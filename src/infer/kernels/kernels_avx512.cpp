@@ -8,7 +8,7 @@
 // holds 4 values of each of 16 rows side by side, and one activation dword
 // (4 values) is broadcast against it: 8 vpdpbusd give one block's sums for
 // 16 rows in the 16 lanes, converted and scaled once. The weights of a tile
-// are loaded once for up to 4 activation rows, so batched steps (prefill,
+// are loaded once for up to 6 activation rows, so batched steps (prefill,
 // continuous batching) do several multiplies per weight byte read.
 //
 // The layout: rows in tiles of kTileRows (the last tile padded with zero
@@ -120,14 +120,13 @@ inline __m512i activation_group(const BlockQ8_F32& x, int g) {
   return _mm512_set1_epi32(four);
 }
 
-// One tile (16 rows) against N activation rows (N = 1..4): acc[n] lane i =
+// One tile (16 rows) against N activation rows (N = 1..6): acc[n] lane i =
 // Y[n][row i]. A lane's arithmetic is the same for every N: per block, its
 // exact integer sum, converted, times d_w * d_x, added in block order.
 // `prefetch`: the first use of the tile (the later ones find it in L1).
 template <TensorType Type, int N>
 inline void tile_dot(const std::uint8_t* quants, const std::uint8_t* scales, std::size_t blocks,
-                     const BlockQ8_F32* const* x, const std::int32_t* const* x_sums, bool prefetch,
-                     __m512 (&acc)[N]) {
+                     const BlockQ8_F32* const* x, const std::int32_t* const* x_sums, bool prefetch, __m512 (&acc)[N]) {
   constexpr std::int32_t kOffset = Type == TensorType::kQ8_0 ? 128 : 8;
   constexpr std::size_t kQuants = quant_bytes(Type);
   for (auto& a : acc) a = _mm512_setzero_ps();
@@ -150,26 +149,24 @@ inline void tile_dot(const std::uint8_t* quants, const std::uint8_t* scales, std
         w[m + 4] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low);
       }
     }
-    const __m512 dw =
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + k * kScaleBytes)));
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + k * kScaleBytes)));
     for (int n = 0; n < N; ++n) {
       const BlockQ8_F32& xb = x[n][k];
-      // Two chains, so that the multiplies of one row overlap.
-      __m512i even = _mm512_set1_epi32(-kOffset * x_sums[n][k]);
+      // Two chains, so that a row's multiplies overlap.
+      __m512i sum = _mm512_set1_epi32(-kOffset * x_sums[n][k]);
       __m512i odd = _mm512_setzero_si512();
       for (int g = 0; g < 8; g += 2) {
-        even = _mm512_dpbusd_epi32(even, w[g], activation_group(xb, g));
+        sum = _mm512_dpbusd_epi32(sum, w[g], activation_group(xb, g));
         odd = _mm512_dpbusd_epi32(odd, w[g + 1], activation_group(xb, g + 1));
       }
-      const __m512 sums = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
-      acc[n] = _mm512_fmadd_ps(sums, _mm512_mul_ps(dw, _mm512_set1_ps(xb.d)), acc[n]);
+      sum = _mm512_add_epi32(sum, odd);
+      acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(xb.d)), acc[n]);
     }
   }
 }
 
 template <TensorType Type, int N>
-inline void tile_rows(const MatmulArgs& a, const std::uint8_t* tile, std::size_t row, std::size_t b,
-                      __mmask16 lanes) {
+inline void tile_rows(const MatmulArgs& a, const std::uint8_t* tile, std::size_t row, std::size_t b, __mmask16 lanes) {
   const std::size_t blocks = a.cols / kQuantBlock;
   const BlockQ8_F32* x[N];
   const std::int32_t* sums[N];
@@ -184,7 +181,10 @@ inline void tile_rows(const MatmulArgs& a, const std::uint8_t* tile, std::size_t
 
 // Rows [row_begin, row_end): row_begin is a tile's first row (kernels.cpp
 // splits the rows in whole tiles). Each tile (B * (Q + 32) bytes, a few to
-// a few tens of KiB) stays in L1 while every group of 4 batch rows uses it.
+// a few tens of KiB) stays in L1 while every group of 6 batch rows uses it:
+// 6 rows' accumulators and chains, and the tile's 8 weight registers, fill
+// the 32 registers (8 rows spill and run slower; measured with
+// bench/kernels_bench).
 template <TensorType Type>
 void matmul_packed(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
   const std::size_t bytes = tile_bytes(Type, a.cols);
@@ -193,8 +193,14 @@ void matmul_packed(const MatmulArgs& a, std::size_t row_begin, std::size_t row_e
     const std::size_t count = row_end - r < kTileRows ? row_end - r : kTileRows;
     const auto lanes = static_cast<__mmask16>((1u << count) - 1);
     std::size_t b = 0;
-    for (; b + 4 <= a.batch; b += 4) tile_rows<Type, 4>(a, tile, r, b, lanes);
+    for (; b + 6 <= a.batch; b += 6) tile_rows<Type, 6>(a, tile, r, b, lanes);
     switch (a.batch - b) {
+      case 5:
+        tile_rows<Type, 5>(a, tile, r, b, lanes);
+        break;
+      case 4:
+        tile_rows<Type, 4>(a, tile, r, b, lanes);
+        break;
       case 3:
         tile_rows<Type, 3>(a, tile, r, b, lanes);
         break;

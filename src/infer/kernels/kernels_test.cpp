@@ -545,8 +545,8 @@ TEST(Attention, PagedEqualsContiguous) {
       const float* k_page = keys.data();
       const float* v_page = values.data();
       const KvPages contiguous{.keys = &k_page, .values = &v_page, .page_tokens = n_kv, .stride = stride};
-      const KvPages paged{.keys = k_pages.data(), .values = v_pages.data(), .page_tokens = page_tokens,
-                          .stride = stride};
+      const KvPages paged{
+          .keys = k_pages.data(), .values = v_pages.data(), .page_tokens = page_tokens, .stride = stride};
       std::vector<Kernels> sets = optimised();
       sets.push_back(portable());
       for (const Kernels& kernels : sets) {

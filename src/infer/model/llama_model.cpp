@@ -77,8 +77,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const GgufFile& file, Llama
   }
   HR_ASSIGN_OR_RETURN(double eps, file.get_real("llama.attention.layer_norm_rms_epsilon"));
   if (!(eps > 0.0) || !(eps < 1.0)) {
-    return Status::invalid_argument(file.name() + ": llama.attention.layer_norm_rms_epsilon is " +
-                                    std::to_string(eps) + ", must be in (0, 1)");
+    return Status::invalid_argument(file.name() + ": llama.attention.layer_norm_rms_epsilon is " + std::to_string(eps) +
+                                    ", must be in (0, 1)");
   }
   c.rms_epsilon = static_cast<float>(eps);
   if (c.dim % c.n_heads != 0) {
@@ -108,9 +108,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const GgufFile& file, Llama
 
   HR_ASSIGN_OR_RETURN(TensorView embd, file.tensor("token_embd.weight"));
   if (embd.n_dims != 2 || embd.dims[0] != c.dim) {
-    return Status::invalid_argument(file.name() + ": tensor token_embd.weight has shape " +
-                                    format_shape(embd.shape()) + ", expected [" + std::to_string(c.dim) +
-                                    ", vocab]");
+    return Status::invalid_argument(file.name() + ": tensor token_embd.weight has shape " + format_shape(embd.shape()) +
+                                    ", expected [" + std::to_string(c.dim) + ", vocab]");
   }
   c.vocab = static_cast<std::size_t>(embd.dims[1]);
 
@@ -225,8 +224,8 @@ Status LlamaModel::forward(std::span<const SequenceSlice> slices, ForwardScratch
     }
   }
   if (batch == 0 || batch > kMaxBatchTokens) {
-    return Status::invalid_argument("a forward batch holds 1 to " + std::to_string(kMaxBatchTokens) +
-                                    " tokens, got " + std::to_string(batch));
+    return Status::invalid_argument("a forward batch holds 1 to " + std::to_string(kMaxBatchTokens) + " tokens, got " +
+                                    std::to_string(batch));
   }
   const Kernels& k = *kernels_;
   const std::size_t dim = c.dim, hd = c.head_dim, kv_dim = c.kv_dim;

@@ -46,14 +46,14 @@ inline constexpr std::size_t kMaxBatchTokens = 512;
 static_assert(kMaxBatchTokens <= kMaxContextTokens);
 
 struct LlamaConfig {
-  std::size_t dim = 0;         // llama.embedding_length
-  std::size_t hidden_dim = 0;  // llama.feed_forward_length
-  std::size_t n_layers = 0;    // llama.block_count
-  std::size_t n_heads = 0;     // llama.attention.head_count
-  std::size_t n_kv_heads = 0;  // llama.attention.head_count_kv (default: n_heads)
-  std::size_t head_dim = 0;    // dim / n_heads
-  std::size_t kv_dim = 0;      // n_kv_heads * head_dim
-  std::size_t vocab = 0;       // token_embd's rows
+  std::size_t dim = 0;             // llama.embedding_length
+  std::size_t hidden_dim = 0;      // llama.feed_forward_length
+  std::size_t n_layers = 0;        // llama.block_count
+  std::size_t n_heads = 0;         // llama.attention.head_count
+  std::size_t n_kv_heads = 0;      // llama.attention.head_count_kv (default: n_heads)
+  std::size_t head_dim = 0;        // dim / n_heads
+  std::size_t kv_dim = 0;          // n_kv_heads * head_dim
+  std::size_t vocab = 0;           // token_embd's rows
   std::size_t context_length = 0;  // llama.context_length: what the model was trained on
   float rope_base = 10000.0f;      // llama.rope.freq_base (default 10000)
   float rms_epsilon = 1e-5f;       // llama.attention.layer_norm_rms_epsilon
@@ -136,8 +136,7 @@ class LlamaModel {
   // sequence alone (the kernels compute each row alone), so the logits are
   // the same bits batched or not. invalid_argument, before anything runs,
   // for a slice that breaks the rules above.
-  [[nodiscard]] Status forward(std::span<const SequenceSlice> slices, ForwardScratch& scratch,
-                               ThreadPool* pool) const;
+  [[nodiscard]] Status forward(std::span<const SequenceSlice> slices, ForwardScratch& scratch, ThreadPool* pool) const;
 
   // The embedding row of `token`, dequantized to dim floats.
   void embed(std::int32_t token, float* out) const;
