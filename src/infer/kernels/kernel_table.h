@@ -55,8 +55,8 @@ struct KernelTable {
   void (*silu_mul)(const float* gate, const float* up, std::size_t n, float* out);
   void (*add)(const float* a, const float* b, std::size_t n, float* out);
   void (*rope)(float* x, std::size_t heads, const RopeAngles& angles);
-  void (*attention)(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv,
-                    std::size_t head_dim, float scale, float* scores, float* out);
+  void (*attention)(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
+                    float scale, float* scores, float* out);
   Packing packing;
 };
 

@@ -111,31 +111,45 @@ Isa Kernels::isa() const { return table_->isa; }
 
 void Kernels::matmul(const WeightMatrix& w, const float* x, std::size_t batch, float* y, ThreadPool* pool,
                      Precision precision) const {
-  if (w.rows == 0 || batch == 0) return;
-  CHECK(w.data != nullptr && x != nullptr && y != nullptr);
-  CHECK(w.cols > 0 && w.cols <= kMaxMatmulCols) << "cols " << w.cols;
-  CHECK(w.cols % block_values(w.type) == 0) << tensor_type_name(w.type) << " rows of " << w.cols << " values";
+  const Product one[] = {{&w, y}};
+  matmul(one, x, batch, pool, precision);
+}
 
-  const bool fast_quantized = is_quantized(w.type) && precision == Precision::kFast;
-  const detail::Packing& packing = table_->packing;
-  const bool packed = fast_quantized && w.packed.data != nullptr && w.packed.isa == isa();
+void Kernels::matmul(std::span<const Product> products, const float* x, std::size_t batch, ThreadPool* pool,
+                     Precision precision) const {
+  CHECK(!products.empty() && products.size() <= kMaxProducts) << products.size() << " products";
+  if (batch == 0) return;
+  const WeightMatrix& first = *products[0].w;
+  CHECK(x != nullptr);
+  CHECK(first.cols > 0 && first.cols <= kMaxMatmulCols) << "cols " << first.cols;
+  CHECK(first.cols % block_values(first.type) == 0)
+      << tensor_type_name(first.type) << " rows of " << first.cols << " values";
+  const bool fast_quantized = is_quantized(first.type) && precision == Precision::kFast;
+  const auto is_packed = [&](const WeightMatrix& w) {
+    return fast_quantized && w.packed.data != nullptr && w.packed.isa == isa();
+  };
+  const bool packed = is_packed(first);
+  for (const Product& p : products) {
+    CHECK(p.w->data != nullptr && p.y != nullptr);
+    CHECK(p.w->cols == first.cols && p.w->type == first.type && is_packed(*p.w) == packed)
+        << "the matrices of one matmul share their columns, type and packing";
+  }
+
   detail::MatmulArgs args;
-  args.w = packed ? w.packed.data : static_cast<const std::uint8_t*>(w.data);
-  args.row_bytes = w.row_bytes();
-  args.rows = w.rows;
-  args.cols = w.cols;
+  args.row_bytes = first.row_bytes();
+  args.cols = first.cols;
   args.batch = batch;
-  args.y = y;
   args.x = x;
-  args.x_row_bytes = w.cols * sizeof(float);
+  args.x_row_bytes = first.cols * sizeof(float);
 
   if (fast_quantized) {
-    // The activations, quantized once for every row. Each thread keeps its
-    // buffers (grown, never shrunk): decode calls this dozens of times a token.
+    // The activations, quantized once for every row of every matrix. Each
+    // thread keeps its buffers (grown, never shrunk): decode calls this
+    // dozens of times a token.
     thread_local std::vector<BlockQ8_F32> quantized;
     thread_local std::vector<float> scales;
     thread_local std::vector<std::int32_t> sums;
-    const std::size_t blocks = w.cols / kQuantBlock;
+    const std::size_t blocks = first.cols / kQuantBlock;
     if (quantized.size() < batch * blocks) {
       quantized.resize(batch * blocks);
       scales.resize(batch * blocks);
@@ -146,7 +160,7 @@ void Kernels::matmul(const WeightMatrix& w, const float* x, std::size_t batch, f
     std::int32_t* xs = sums.data();
     const auto quantize_rows = [&](std::size_t begin, std::size_t end) {
       for (std::size_t b = begin; b < end; ++b) {
-        table_->quantize_activations(x + b * w.cols, w.cols, xq + b * blocks);
+        table_->quantize_activations(x + b * first.cols, first.cols, xq + b * blocks);
         for (std::size_t k = b * blocks; k < (b + 1) * blocks; ++k) {
           xd[k] = xq[k].d;
           if (packed) {
@@ -157,7 +171,7 @@ void Kernels::matmul(const WeightMatrix& w, const float* x, std::size_t batch, f
         }
       }
     };
-    if (pool != nullptr && batch > 1 && batch * w.cols >= kParallelQuantizeValues) {
+    if (pool != nullptr && batch > 1 && batch * first.cols >= kParallelQuantizeValues) {
       pool->parallel_for(batch, quantize_rows);
     } else {
       quantize_rows(0, batch);
@@ -168,15 +182,32 @@ void Kernels::matmul(const WeightMatrix& w, const float* x, std::size_t batch, f
     args.x_sums = xs;
   }
 
-  // Packed matmuls take rows in whole tiles.
+  // The rows of all the matrices, one after another, as units of work
+  // (packed matmuls take rows in whole tiles): unit u of product i is
+  // unit start[i] + u of the whole.
+  const detail::Packing& packing = table_->packing;
   const std::size_t unit_rows = packed ? packing.tile_rows : 1;
-  const detail::MatmulRows kernel = !packed                       ? rows_kernel(*table_, w.type, precision)
-                                    : w.type == TensorType::kQ8_0 ? packing.matmul_q8_0
-                                                                  : packing.matmul_q4_0;
-  const std::size_t units = (w.rows + unit_rows - 1) / unit_rows;
+  const detail::MatmulRows kernel = !packed                           ? rows_kernel(*table_, first.type, precision)
+                                    : first.type == TensorType::kQ8_0 ? packing.matmul_q8_0
+                                                                      : packing.matmul_q4_0;
+  std::size_t start[kMaxProducts + 1] = {0};
+  for (std::size_t i = 0; i < products.size(); ++i) {
+    start[i + 1] = start[i] + (products[i].w->rows + unit_rows - 1) / unit_rows;
+  }
   const auto run = [&](std::size_t begin, std::size_t end) {
-    kernel(args, begin * unit_rows, std::min(end * unit_rows, w.rows));
+    for (std::size_t i = 0; i < products.size(); ++i) {
+      const std::size_t lo = std::max(begin, start[i]), hi = std::min(end, start[i + 1]);
+      if (lo >= hi) continue;
+      const WeightMatrix& w = *products[i].w;
+      detail::MatmulArgs a = args;
+      a.w = packed ? w.packed.data : static_cast<const std::uint8_t*>(w.data);
+      a.rows = w.rows;
+      a.y = products[i].y;
+      kernel(a, (lo - start[i]) * unit_rows, std::min((hi - start[i]) * unit_rows, w.rows));
+    }
   };
+  const std::size_t units = start[products.size()];
+  if (units == 0) return;
   if (pool == nullptr || pool->threads() == 1) {
     run(0, units);
     return;

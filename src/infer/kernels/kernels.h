@@ -40,6 +40,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 #include "infer/gguf/tensor_types.h"
@@ -134,6 +135,19 @@ class Kernels {
   // per 32 values of the largest batch * cols seen: the blocks, and their
   // scales again in a row).
   void matmul(const WeightMatrix& w, const float* x, std::size_t batch, float* y, ThreadPool* pool,
+              Precision precision = Precision::kFast) const;
+
+  // Several matrices against the same activations (a layer's q, k and v;
+  // its gate and up), each into its own Y: the same results as one matmul
+  // each, with the activations quantized once and the rows of all split
+  // over the pool in one dispatch. The matrices share cols, type and
+  // packing; at most kMaxProducts.
+  struct Product {
+    const WeightMatrix* w;
+    float* y;
+  };
+  static constexpr std::size_t kMaxProducts = 4;
+  void matmul(std::span<const Product> products, const float* x, std::size_t batch, ThreadPool* pool,
               Precision precision = Precision::kFast) const;
 
   // The bytes w takes packed for this set's kFast matmul, or 0 where this

@@ -273,6 +273,34 @@ TEST(Matmul, PackedWeightsAreReadInsteadOfTheOriginal) {
   }
 }
 
+TEST(Matmul, SeveralProductsEqualOneMatmulEach) {
+  std::mt19937 rng(13);
+  std::vector<Kernels> sets = optimised();
+  sets.push_back(portable());
+  ThreadPool pools[] = {ThreadPool({.threads = 1}), ThreadPool({.threads = 2}), ThreadPool({.threads = 3})};
+  for (const Kernels& kernels : sets) {
+    for (TensorType type : kAllTypes) {
+      const TestMatrix a = make_matrix(type, 37, 96, rng), b = make_matrix(type, 16, 96, rng),
+                       c = make_matrix(type, 5, 96, rng);
+      const Prepared pa = prepare(kernels, a.view), pb = prepare(kernels, b.view), pc = prepare(kernels, c.view);
+      for (std::size_t batch : {1u, 7u}) {
+        const std::vector<float> x = random_floats(batch * 96, rng);
+        for (ThreadPool& pool : pools) {
+          std::vector<float> ya(batch * 37), yb(batch * 16), yc(batch * 5);
+          const Kernels::Product products[] = {{&pa.view, ya.data()}, {&pb.view, yb.data()}, {&pc.view, yc.data()}};
+          kernels.matmul(products, x.data(), batch, &pool);
+          for (const auto& [w, y] : products) {
+            std::vector<float> alone(batch * w->rows);
+            kernels.matmul(*w, x.data(), batch, alone.data(), &pool);
+            ASSERT_EQ(std::memcmp(alone.data(), y, alone.size() * sizeof(float)), 0)
+                << isa_name(kernels.isa()) << " " << describe(type, w->rows, 96, batch, pool.threads());
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(Matmul, QuantizedFastIsWithinTheActivationRoundingOfExact) {
   std::mt19937 rng(3);
   std::vector<Kernels> sets = optimised();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
 namespace headroom::infer {
@@ -31,6 +32,23 @@ Result<const float*> norm(const GgufFile& file, const std::string& name, std::si
   }
   // The mapping is aligned to the file's alignment (>= 8), so f32 data is aligned.
   return reinterpret_cast<const float*>(view.data);
+}
+
+// Matrices against the same activations: one matmul where they share type,
+// columns and packing (the usual case), one each otherwise (a file may
+// quantize a layer's matrices differently).
+void multiply(const Kernels& k, std::initializer_list<Kernels::Product> products, const float* x, std::size_t batch,
+              ThreadPool* pool, Precision precision) {
+  const WeightMatrix& first = *products.begin()->w;
+  const bool alike = std::all_of(products.begin(), products.end(), [&](const Kernels::Product& p) {
+    return p.w->type == first.type && p.w->cols == first.cols &&
+           (p.w->packed.data != nullptr) == (first.packed.data != nullptr);
+  });
+  if (alike) {
+    k.matmul(std::span(products.begin(), products.size()), x, batch, pool, precision);
+  } else {
+    for (const Kernels::Product& p : products) k.matmul(*p.w, x, batch, p.y, pool, precision);
+  }
 }
 
 // Sizes a scratch vector for at least n values (it only grows).
@@ -263,9 +281,7 @@ Status LlamaModel::forward(std::span<const SequenceSlice> slices, ForwardScratch
   for (std::size_t l = 0; l < c.n_layers; ++l) {
     const Layer& L = layers_[l];
     for (std::size_t r = 0; r < batch; ++r) k.rmsnorm(x + r * dim, L.attn_norm, dim, c.rms_epsilon, h + r * dim);
-    k.matmul(L.wq, h, batch, q, pool, precision_);
-    k.matmul(L.wk, h, batch, keys, pool, precision_);
-    k.matmul(L.wv, h, batch, values, pool, precision_);
+    multiply(k, {{&L.wq, q}, {&L.wk, keys}, {&L.wv, values}}, h, batch, pool, precision_);
     for (std::size_t s = 0, r = 0; s < slices.size(); ++s) {
       const SequenceSlice& slice = slices[s];
       for (std::size_t i = 0; i < slice.tokens.size(); ++i, ++r) {
@@ -294,8 +310,7 @@ Status LlamaModel::forward(std::span<const SequenceSlice> slices, ForwardScratch
     k.matmul(L.wo, attended, batch, out, pool, precision_);
     k.add(x, out, batch * dim, x);
     for (std::size_t r = 0; r < batch; ++r) k.rmsnorm(x + r * dim, L.ffn_norm, dim, c.rms_epsilon, h + r * dim);
-    k.matmul(L.w_gate, h, batch, gate, pool, precision_);
-    k.matmul(L.w_up, h, batch, up, pool, precision_);
+    multiply(k, {{&L.w_gate, gate}, {&L.w_up, up}}, h, batch, pool, precision_);
     k.silu_mul(gate, up, batch * c.hidden_dim, gate);
     k.matmul(L.w_down, gate, batch, out, pool, precision_);
     k.add(x, out, batch * dim, x);

@@ -13,12 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "infer/gguf/gguf_test_util.h"
 #include "infer/gguf/gguf_writer.h"
 #include "infer/gguf/random_llama.h"
 #include "infer/model/reference_llama.h"
 #include "infer/tokenizer/gguf_vocabulary.h"
 #include "infer/tokenizer/tokenizer.h"
-#include "infer/gguf/gguf_test_util.h"
 
 namespace headroom::infer {
 namespace {
@@ -96,7 +96,7 @@ struct Comparison {
 // Runs `prompt` then greedy-decodes `decode_tokens` tokens with both models,
 // expecting the same tokens, and compares every step's logits.
 Comparison compare_with_reference(const GgufFile& file, const Kernels& kernels, Precision precision,
-                              std::span<const std::int32_t> prompt, int decode_tokens, ThreadPool* pool) {
+                                  std::span<const std::int32_t> prompt, int decode_tokens, ThreadPool* pool) {
   auto model = LlamaModel::load(file, {.kernels = &kernels, .precision = precision});
   EXPECT_TRUE(model.is_ok()) << model.status().message();
   if (!model.is_ok()) return {INFINITY, 0};
@@ -134,8 +134,8 @@ TEST(LlamaModelTest, Stories260KMatchesTheReferenceForSixtyFourGreedyTokens) {
   ASSERT_TRUE(vocabulary.is_ok()) << vocabulary.status().message();
   auto tokenizer = Tokenizer::create(std::move(*vocabulary));
   ASSERT_TRUE(tokenizer.is_ok()) << tokenizer.status().message();
-  auto prompt = tokenizer->encode("Once upon a time, there was a little girl named Lily", AddSpecial::kYes,
-                                  ParseSpecial::kNo);
+  auto prompt =
+      tokenizer->encode("Once upon a time, there was a little girl named Lily", AddSpecial::kYes, ParseSpecial::kNo);
   ASSERT_TRUE(prompt.is_ok());
   ASSERT_EQ(prompt->front(), *tokenizer->bos());
   ThreadPool pool({.threads = 4});
@@ -190,8 +190,8 @@ TEST_P(RandomModelTest, LogitsMatchTheReferenceWithinTheTypesTolerance) {
     const Comparison fast = compare_with_reference(**file, kernels, Precision::kFast, prompt, 16, nullptr);
     const Comparison exact = compare_with_reference(**file, kernels, Precision::kExact, prompt, 16, nullptr);
     std::printf("%s %s: max |logit - reference| fast %.3g, exact %.3g (max |logit| %.3g)\n",
-                std::string(tensor_type_name(param.type)).c_str(), std::string(isa_name(isa)).c_str(),
-                fast.max_error, exact.max_error, fast.max_logit);
+                std::string(tensor_type_name(param.type)).c_str(), std::string(isa_name(isa)).c_str(), fast.max_error,
+                exact.max_error, fast.max_logit);
     EXPECT_LE(fast.max_error, param.fast_tolerance) << isa_name(isa);
     // Exact precision takes f32 activations: rounding only.
     EXPECT_LE(exact.max_error, 1e-4) << isa_name(isa);
@@ -204,7 +204,9 @@ INSTANTIATE_TEST_SUITE_P(Types, RandomModelTest,
                                            TypeTolerance{TensorType::kBF16, 1e-4},
                                            TypeTolerance{TensorType::kQ8_0, 0.25},
                                            TypeTolerance{TensorType::kQ4_0, 0.25}),
-                         [](const ::testing::TestParamInfo<TypeTolerance>& type_info) { return std::string(tensor_type_name(type_info.param.type)); });
+                         [](const ::testing::TestParamInfo<TypeTolerance>& type_info) {
+                           return std::string(tensor_type_name(type_info.param.type));
+                         });
 
 TEST(LlamaModelTest, BatchedPrefillMatchesOneTokenAtATime) {
   RandomLlamaOptions options;
@@ -227,7 +229,8 @@ TEST(LlamaModelTest, BatchedPrefillMatchesOneTokenAtATime) {
   ThreadPool pool({.threads = 3});
   KvCache one = (*model)->new_cache(32), many = (*model)->new_cache(32);
   std::vector<float> a((*model)->config().vocab), b(a.size());
-  for (std::size_t pos = 0; pos < prompt.size(); ++pos) ASSERT_TRUE((*model)->forward(prompt[pos], pos, one, a, &pool).is_ok());
+  for (std::size_t pos = 0; pos < prompt.size(); ++pos)
+    ASSERT_TRUE((*model)->forward(prompt[pos], pos, one, a, &pool).is_ok());
   // Two batches: the second attends to the first one's cache.
   ASSERT_TRUE((*model)->forward(std::span(prompt).first(3), 0, many, b, &pool).is_ok());
   ASSERT_TRUE((*model)->forward(std::span(prompt).subspan(3), 3, many, b, &pool).is_ok());
