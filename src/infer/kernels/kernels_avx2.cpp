@@ -557,6 +557,17 @@ inline void weighted_values(const float* scores, const KvPages& kv, std::size_t 
   _mm256_maskstore_ps(out + c0 + 8 * (V - 1), last, acc[V - 1]);
 }
 
+// q . k over a head, as 8 lanes of partial sums (full = head_dim rounded
+// down to 8; the rest masked).
+inline __m256 dot_head(const float* q, const float* k, std::size_t full, std::size_t head_dim, __m256i mask) {
+  __m256 acc = _mm256_setzero_ps();
+  for (std::size_t i = 0; i < full; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), acc);
+  if (full < head_dim) {
+    acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + full, mask), _mm256_maskload_ps(k + full, mask), acc);
+  }
+  return acc;
+}
+
 void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
                float scale, float* scores, float* out) {
   const std::size_t full = head_dim / 8 * 8;
@@ -569,17 +580,17 @@ void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::
     } else {
       prefetch_rows(kv.values[0] + head_offset, n_kv < kv.page_tokens ? n_kv : kv.page_tokens, kv.stride, head_dim);
     }
+    // Four positions at a time, reduced together (hsum4 reduces each as
+    // hsum does: a score has the same bits in a group or alone, so paging
+    // does not change it).
     const float* k = kv.keys[page] + head_offset;
-    for (std::size_t j = 0; j < rows; ++j, ++t) {
-      const float* kt = k + j * kv.stride;
-      __m256 acc = _mm256_setzero_ps();
-      for (std::size_t i = 0; i < full; i += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kt + i), acc);
-      if (full < head_dim) {
-        acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + full, mask), _mm256_maskload_ps(kt + full, mask), acc);
-      }
-      scores[t] = hsum(acc) * scale;
+    std::size_t j = 0;
+    for (; j + 4 <= rows; j += 4, t += 4) {
+      __m256 acc[4];
+      for (int p = 0; p < 4; ++p) acc[p] = dot_head(q, k + (j + p) * kv.stride, full, head_dim, mask);
+      _mm_storeu_ps(scores + t, _mm_mul_ps(hsum4(acc[0], acc[1], acc[2], acc[3]), _mm_set1_ps(scale)));
     }
+    for (; j < rows; ++j, ++t) scores[t] = hsum(dot_head(q, k + j * kv.stride, full, head_dim, mask)) * scale;
   }
   softmax(scores, n_kv);
   // The weighted sum of the values, up to 64 columns at a time in
