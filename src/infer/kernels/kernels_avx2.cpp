@@ -568,6 +568,13 @@ inline __m256 dot_head(const float* q, const float* k, std::size_t full, std::si
   return acc;
 }
 
+// weighted_values<V>, by V - 1.
+constexpr void (*kWeightedValues[8])(const float*, const KvPages&, std::size_t, std::size_t, std::size_t, std::size_t,
+                                     __m256i, float*) = {
+    weighted_values<1>, weighted_values<2>, weighted_values<3>, weighted_values<4>,
+    weighted_values<5>, weighted_values<6>, weighted_values<7>, weighted_values<8>,
+};
+
 void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
                float scale, float* scores, float* out) {
   const std::size_t full = head_dim / 8 * 8;
@@ -600,32 +607,7 @@ void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::
     const std::size_t width = head_dim - c0 < 64 ? head_dim - c0 : 64;
     const std::size_t vectors = (width + 7) / 8;
     const __m256i last = tail_mask(width - (vectors - 1) * 8);
-    switch (vectors) {
-      case 1:
-        weighted_values<1>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
-        break;
-      case 2:
-        weighted_values<2>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
-        break;
-      case 3:
-        weighted_values<3>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
-        break;
-      case 4:
-        weighted_values<4>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
-        break;
-      case 5:
-        weighted_values<5>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
-        break;
-      case 6:
-        weighted_values<6>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
-        break;
-      case 7:
-        weighted_values<7>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
-        break;
-      default:
-        weighted_values<8>(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
-        break;
-    }
+    kWeightedValues[vectors - 1](scores, kv, head_offset, n_kv, head_dim, c0, last, out);
   }
 }
 

@@ -185,6 +185,12 @@ inline void tile_rows(const MatmulArgs& a, const std::uint8_t* tile, std::size_t
 // 6 rows' accumulators and chains, and the tile's 8 weight registers, fill
 // the 32 registers (8 rows spill and run slower; measured with
 // bench/kernels_bench).
+// tile_rows<Type, N> for the last 1 to 5 batch rows, by N - 1.
+template <TensorType Type>
+constexpr void (*kRemainderRows[5])(const MatmulArgs&, const std::uint8_t*, std::size_t, std::size_t, __mmask16) = {
+    tile_rows<Type, 1>, tile_rows<Type, 2>, tile_rows<Type, 3>, tile_rows<Type, 4>, tile_rows<Type, 5>,
+};
+
 template <TensorType Type>
 void matmul_packed(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
   const std::size_t bytes = tile_bytes(Type, a.cols);
@@ -194,25 +200,7 @@ void matmul_packed(const MatmulArgs& a, std::size_t row_begin, std::size_t row_e
     const auto lanes = static_cast<__mmask16>((1u << count) - 1);
     std::size_t b = 0;
     for (; b + 6 <= a.batch; b += 6) tile_rows<Type, 6>(a, tile, r, b, lanes);
-    switch (a.batch - b) {
-      case 5:
-        tile_rows<Type, 5>(a, tile, r, b, lanes);
-        break;
-      case 4:
-        tile_rows<Type, 4>(a, tile, r, b, lanes);
-        break;
-      case 3:
-        tile_rows<Type, 3>(a, tile, r, b, lanes);
-        break;
-      case 2:
-        tile_rows<Type, 2>(a, tile, r, b, lanes);
-        break;
-      case 1:
-        tile_rows<Type, 1>(a, tile, r, b, lanes);
-        break;
-      default:
-        break;
-    }
+    if (b < a.batch) kRemainderRows<Type>[a.batch - b - 1](a, tile, r, b, lanes);
   }
 }
 
