@@ -95,17 +95,9 @@ std::vector<std::uint8_t> make_weights(TensorType type, std::size_t rows, std::s
 // (AVX-512's, for Q8_0 and Q4_0), as LlamaModel does on load: returns the
 // buffer `all` now points into (empty where there is no layout).
 LargeBuffer pack_all(const Kernels& kernels, std::vector<WeightMatrix>& all) {
-  const auto aligned_size = [&](const WeightMatrix& w) { return (kernels.packed_size(w) + 63) / 64 * 64; };
-  std::size_t total = 0;
-  for (const WeightMatrix& w : all) total += aligned_size(w);
-  LargeBuffer packed(total);
-  std::uint8_t* at = packed.data();
-  for (WeightMatrix& w : all) {
-    if (kernels.packed_size(w) == 0) continue;
-    w.packed = kernels.pack(w, at);
-    at += aligned_size(w);
-  }
-  return packed;
+  std::vector<WeightMatrix*> matrices;
+  for (WeightMatrix& w : all) matrices.push_back(&w);
+  return kernels.pack(matrices).value();
 }
 
 // Seconds per matmul call, cycling over `copies` matrices (1: cached).

@@ -101,7 +101,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::string& model_path, Engi
 
   engine->options_ = options;
   engine->pool_ = std::make_unique<ThreadPool>(ThreadPoolOptions{.threads = options.threads});
-  engine->kv_pool_ = std::make_unique<KvPool>(config, pages);
+  HR_ASSIGN_OR_RETURN(engine->kv_pool_, KvPool::create(config, pages));
   engine->kv_pages_free_ = pages;
   engine->logits_.resize(options.max_running * config.vocab);
   engine->slices_.reserve(options.max_running);

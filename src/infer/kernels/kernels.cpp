@@ -131,8 +131,10 @@ void Kernels::matmul(std::span<const Product> products, const float* x, std::siz
   const bool packed = is_packed(first);
   for (const Product& p : products) {
     CHECK(p.w->data != nullptr && p.y != nullptr);
-    CHECK(p.w->cols == first.cols && p.w->type == first.type && is_packed(*p.w) == packed)
-        << "the matrices of one matmul share their columns, type and packing";
+    if (p.w->cols != first.cols || p.w->type != first.type || is_packed(*p.w) != packed) {
+      for (const Product& one : products) matmul(std::span(&one, 1), x, batch, pool, precision);
+      return;
+    }
   }
 
   detail::MatmulArgs args;
@@ -217,19 +219,27 @@ void Kernels::matmul(std::span<const Product> products, const float* x, std::siz
   pool->parallel_for(units, grain, run);
 }
 
-std::size_t Kernels::packed_size(const WeightMatrix& w) const {
+Result<LargeBuffer> Kernels::pack(std::span<WeightMatrix* const> matrices) const {
   const detail::Packing& packing = table_->packing;
-  if (packing.pack == nullptr || !is_quantized(w.type) || w.rows == 0) return 0;
-  CHECK(w.cols > 0 && w.cols <= kMaxMatmulCols && w.cols % kQuantBlock == 0)
-      << tensor_type_name(w.type) << " rows of " << w.cols << " values";
-  return packing.size(w);
-}
-
-PackedWeights Kernels::pack(const WeightMatrix& w, std::uint8_t* out) const {
-  CHECK(packed_size(w) > 0) << isa_name(isa()) << " does not pack " << tensor_type_name(w.type);
-  CHECK(w.data != nullptr && reinterpret_cast<std::uintptr_t>(out) % 64 == 0);
-  table_->packing.pack(w, out);
-  return {.data = out, .isa = isa()};
+  // Each matrix's part, rounded up to a cache line; 0 for one not packed.
+  const auto part = [&](const WeightMatrix& w) -> std::size_t {
+    if (packing.pack == nullptr || !is_quantized(w.type) || w.rows == 0) return 0;
+    CHECK(w.data != nullptr && w.cols > 0 && w.cols <= kMaxMatmulCols && w.cols % kQuantBlock == 0)
+        << tensor_type_name(w.type) << " rows of " << w.cols << " values";
+    return (packing.size(w) + 63) / 64 * 64;
+  };
+  std::size_t total = 0;
+  for (const WeightMatrix* w : matrices) total += part(*w);
+  HR_ASSIGN_OR_RETURN(LargeBuffer buffer, LargeBuffer::map(total));
+  std::uint8_t* at = buffer.data();
+  for (WeightMatrix* w : matrices) {
+    const std::size_t bytes = part(*w);
+    if (bytes == 0) continue;
+    packing.pack(*w, at);
+    w->packed = {.data = at, .isa = isa()};
+    at += bytes;
+  }
+  return buffer;
 }
 
 void Kernels::quantize_activations(const float* x, std::size_t n, BlockQ8_F32* out) const {

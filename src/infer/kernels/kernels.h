@@ -43,7 +43,9 @@
 #include <span>
 #include <string_view>
 
+#include "common/status.h"
 #include "infer/gguf/tensor_types.h"
+#include "infer/kernels/large_buffer.h"
 #include "infer/kernels/thread_pool.h"
 
 namespace headroom::infer {
@@ -139,9 +141,10 @@ class Kernels {
 
   // Several matrices against the same activations (a layer's q, k and v;
   // its gate and up), each into its own Y: the same results as one matmul
-  // each, with the activations quantized once and the rows of all split
-  // over the pool in one dispatch. The matrices share cols, type and
-  // packing; at most kMaxProducts.
+  // each. Where the matrices share cols, type and packing (the usual case),
+  // the activations are quantized once and the rows of all split over the
+  // pool in one dispatch; otherwise (a file may quantize a layer's matrices
+  // differently) each goes alone. At most kMaxProducts.
   struct Product {
     const WeightMatrix* w;
     float* y;
@@ -150,16 +153,15 @@ class Kernels {
   void matmul(std::span<const Product> products, const float* x, std::size_t batch, ThreadPool* pool,
               Precision precision = Precision::kFast) const;
 
-  // The bytes w takes packed for this set's kFast matmul, or 0 where this
-  // set reads w as GGUF stores it (every set but kAvx512, and unquantized
-  // types).
-  std::size_t packed_size(const WeightMatrix& w) const;
-  // Packs w into `out` (packed_size(w) bytes, 64-byte aligned). Set
-  // w.packed to the result and keep `out` and w.data alive as long as w is
-  // used: kExact and the other sets still read w.data. The results are held
-  // to the same reference as the unpacked path's, not bit-identical to it;
-  // still, each Y value is computed alone.
-  PackedWeights pack(const WeightMatrix& w, std::uint8_t* out) const;
+  // Packs every matrix of `matrices` that this set has a layout for (on
+  // kAvx512, the Q8_0 and Q4_0 ones; no other set has one) into one buffer
+  // on huge pages, and points its `packed` at its part. Keep the buffer and
+  // each w.data alive as long as the matrices are used: kExact and the other
+  // sets still read w.data. The packed results are held to the same
+  // reference as the unpacked path's, not bit-identical to it; still, each
+  // Y value is computed alone. An empty buffer where nothing was packed;
+  // unavailable when the memory cannot be mapped.
+  Result<LargeBuffer> pack(std::span<WeightMatrix* const> matrices) const;
 
   // Q8_0-style quantization of n values (a multiple of 32) into n / 32
   // blocks, as matmul's kFast path does it (round to nearest, ties to even).

@@ -120,7 +120,7 @@ inline __m512i activation_group(const BlockQ8_F32& x, int g) {
   return _mm512_set1_epi32(four);
 }
 
-// One tile (16 rows) against N activation rows (N = 1..6): acc[n] lane i =
+// One tile (16 rows) against N activation rows (N = 1..kGroupRows): acc[n] lane i =
 // Y[n][row i]. A lane's arithmetic is the same for every N: per block, its
 // exact integer sum, converted, times d_w * d_x, added in block order.
 // `prefetch`: the first use of the tile (the later ones find it in L1).
@@ -179,18 +179,21 @@ inline void tile_rows(const MatmulArgs& a, const std::uint8_t* tile, std::size_t
   for (int n = 0; n < N; ++n) _mm512_mask_storeu_ps(a.y + (b + n) * a.rows + row, lanes, acc[n]);
 }
 
-// Rows [row_begin, row_end): row_begin is a tile's first row (kernels.cpp
-// splits the rows in whole tiles). Each tile (B * (Q + 32) bytes, a few to
-// a few tens of KiB) stays in L1 while every group of 6 batch rows uses it:
-// 6 rows' accumulators and chains, and the tile's 8 weight registers, fill
-// the 32 registers (8 rows spill and run slower; measured with
-// bench/kernels_bench).
-// tile_rows<Type, N> for the last 1 to 5 batch rows, by N - 1.
+// Batch rows per use of a tile: 6 rows' accumulators and chains, and the
+// tile's 8 weight registers, fill the 32 registers (8 rows spill and run
+// slower; measured with bench/kernels_bench).
+constexpr std::size_t kGroupRows = 6;
+
+// tile_rows<Type, N> for the last 1 to kGroupRows - 1 batch rows, by N - 1.
 template <TensorType Type>
-constexpr void (*kRemainderRows[5])(const MatmulArgs&, const std::uint8_t*, std::size_t, std::size_t, __mmask16) = {
+constexpr void (*kRemainderRows[kGroupRows - 1])(const MatmulArgs&, const std::uint8_t*, std::size_t, std::size_t,
+                                                 __mmask16) = {
     tile_rows<Type, 1>, tile_rows<Type, 2>, tile_rows<Type, 3>, tile_rows<Type, 4>, tile_rows<Type, 5>,
 };
 
+// Rows [row_begin, row_end): row_begin is a tile's first row (kernels.cpp
+// splits the rows in whole tiles). Each tile (B * (Q + 32) bytes, a few to
+// a few tens of KiB) stays in L1 while every group of batch rows uses it.
 template <TensorType Type>
 void matmul_packed(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
   const std::size_t bytes = tile_bytes(Type, a.cols);
@@ -199,7 +202,7 @@ void matmul_packed(const MatmulArgs& a, std::size_t row_begin, std::size_t row_e
     const std::size_t count = row_end - r < kTileRows ? row_end - r : kTileRows;
     const auto lanes = static_cast<__mmask16>((1u << count) - 1);
     std::size_t b = 0;
-    for (; b + 6 <= a.batch; b += 6) tile_rows<Type, 6>(a, tile, r, b, lanes);
+    for (; b + kGroupRows <= a.batch; b += kGroupRows) tile_rows<Type, kGroupRows>(a, tile, r, b, lanes);
     if (b < a.batch) kRemainderRows<Type>[a.batch - b - 1](a, tile, r, b, lanes);
   }
 }

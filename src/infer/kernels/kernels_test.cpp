@@ -101,8 +101,9 @@ struct Prepared {
   LargeBuffer packed;
 };
 Prepared prepare(const Kernels& kernels, const WeightMatrix& w) {
-  Prepared p{w, LargeBuffer(kernels.packed_size(w))};
-  if (p.packed.size() > 0) p.view.packed = kernels.pack(w, p.packed.data());
+  Prepared p{w, {}};
+  WeightMatrix* const one[] = {&p.view};
+  p.packed = kernels.pack(one).value();
   return p;
 }
 
@@ -245,13 +246,16 @@ TEST(Matmul, Q8_0WeightsOfMinus128) {
 TEST(Matmul, PackedWeightsAreReadInsteadOfTheOriginal) {
   // Only AVX-512 packs, and only quantized types.
   std::mt19937 rng(12);
-  EXPECT_EQ(portable().packed_size(make_matrix(TensorType::kQ8_0, 16, 64, rng).view), 0u);
+  const TestMatrix q8 = make_matrix(TensorType::kQ8_0, 16, 64, rng);
+  const Prepared portable_q8 = prepare(portable(), q8.view);
+  EXPECT_EQ(portable_q8.view.packed.data, nullptr);
+  EXPECT_EQ(portable_q8.packed.size(), 0u);
   if (auto avx2 = Kernels::get(Isa::kAvx2)) {
-    EXPECT_EQ(avx2->packed_size(make_matrix(TensorType::kQ4_0, 16, 64, rng).view), 0u);
+    EXPECT_EQ(prepare(*avx2, q8.view).view.packed.data, nullptr);
   }
   auto avx512 = Kernels::get(Isa::kAvx512);
   if (!avx512) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  EXPECT_EQ(avx512->packed_size(make_matrix(TensorType::kF16, 16, 64, rng).view), 0u);
+  EXPECT_EQ(prepare(*avx512, make_matrix(TensorType::kF16, 16, 64, rng).view).view.packed.data, nullptr);
   for (TensorType type : {TensorType::kQ8_0, TensorType::kQ4_0}) {
     TestMatrix m = make_matrix(type, 37, 96, rng);
     const std::vector<float> x = random_floats(5 * 96, rng);
@@ -298,6 +302,22 @@ TEST(Matmul, SeveralProductsEqualOneMatmulEach) {
         }
       }
     }
+  }
+}
+
+TEST(Matmul, ProductsOfDifferentTypesGoOneByOne) {
+  std::mt19937 rng(14);
+  for (const Kernels& kernels : optimised()) {
+    const TestMatrix a = make_matrix(TensorType::kQ8_0, 21, 64, rng), b = make_matrix(TensorType::kQ4_0, 9, 64, rng);
+    const Prepared pa = prepare(kernels, a.view), pb = prepare(kernels, b.view);
+    const std::vector<float> x = random_floats(3 * 64, rng);
+    std::vector<float> ya(3 * 21), yb(3 * 9), want_a(3 * 21), want_b(3 * 9);
+    const Kernels::Product products[] = {{&pa.view, ya.data()}, {&pb.view, yb.data()}};
+    kernels.matmul(products, x.data(), 3, nullptr);
+    kernels.matmul(pa.view, x.data(), 3, want_a.data(), nullptr);
+    kernels.matmul(pb.view, x.data(), 3, want_b.data(), nullptr);
+    EXPECT_EQ(ya, want_a) << isa_name(kernels.isa());
+    EXPECT_EQ(yb, want_b) << isa_name(kernels.isa());
   }
 }
 

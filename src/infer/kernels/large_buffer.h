@@ -8,18 +8,22 @@
 // ignored and the buffer works as any other.
 //
 // The memory reads as zeros and is committed as it is first written.
-// Move-only.
+// Move-only; a default-constructed buffer is empty.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include "common/status.h"
 
 namespace headroom::infer {
 
 class LargeBuffer {
  public:
   LargeBuffer() = default;
-  explicit LargeBuffer(std::size_t bytes);  // CHECKs that the memory was mapped
+  // `bytes` of memory (0: an empty buffer), or unavailable naming the size
+  // and the system's reason when it cannot be mapped.
+  static Result<LargeBuffer> map(std::size_t bytes);
   ~LargeBuffer();
   LargeBuffer(LargeBuffer&& other) noexcept;
   LargeBuffer& operator=(LargeBuffer&& other) noexcept;

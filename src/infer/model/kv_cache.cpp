@@ -8,16 +8,25 @@
 
 namespace headroom::infer {
 
-KvPool::KvPool(const LlamaConfig& config, std::size_t pages)
+Result<std::unique_ptr<KvPool>> KvPool::create(const LlamaConfig& config, std::size_t pages) {
+  CHECK(pages <= UINT32_MAX) << pages << " pages";
+  const std::size_t bytes = pages * page_bytes(config) / 2;  // keys, or values
+  Result<LargeBuffer> keys = LargeBuffer::map(bytes);
+  if (!keys.is_ok()) return keys.status().with_context("the KV cache's keys: ");
+  Result<LargeBuffer> values = LargeBuffer::map(bytes);
+  if (!values.is_ok()) return values.status().with_context("the KV cache's values: ");
+  return std::unique_ptr<KvPool>(new KvPool(config, pages, std::move(keys).value(), std::move(values).value()));
+}
+
+KvPool::KvPool(const LlamaConfig& config, std::size_t pages, LargeBuffer keys, LargeBuffer values)
     : pages_(pages),
       kv_heads_(config.n_kv_heads),
       head_dim_(config.head_dim),
       page_floats_(kKvPageTokens * config.kv_dim),
       layer_stride_(pages * page_floats_),
-      keys_(config.n_layers * layer_stride_ * sizeof(float)),
-      values_(config.n_layers * layer_stride_ * sizeof(float)),
+      keys_(std::move(keys)),
+      values_(std::move(values)),
       in_use_(pages, 0) {
-  CHECK(pages <= UINT32_MAX) << pages << " pages";
   free_.reserve(pages);
   for (std::size_t p = pages; p > 0; --p) free_.push_back(static_cast<std::uint32_t>(p - 1));
 }

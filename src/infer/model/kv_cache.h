@@ -27,6 +27,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/status.h"
 #include "infer/kernels/kernels.h"
 #include "infer/kernels/large_buffer.h"
 
@@ -38,8 +39,9 @@ inline constexpr std::size_t kKvPageTokens = 16;
 
 class KvPool {
  public:
-  // A pool of `pages` pages for a model of `config`'s shape.
-  KvPool(const LlamaConfig& config, std::size_t pages);
+  // A pool of `pages` pages for a model of `config`'s shape, or
+  // unavailable when its memory cannot be mapped.
+  static Result<std::unique_ptr<KvPool>> create(const LlamaConfig& config, std::size_t pages);
   KvPool(const KvPool&) = delete;
   KvPool& operator=(const KvPool&) = delete;
 
@@ -62,6 +64,8 @@ class KvPool {
   }
 
  private:
+  KvPool(const LlamaConfig& config, std::size_t pages, LargeBuffer keys, LargeBuffer values);
+
   std::size_t pages_;
   std::size_t kv_heads_;
   std::size_t head_dim_;

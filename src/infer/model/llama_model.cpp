@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <initializer_list>
 #include <string>
 
 namespace headroom::infer {
@@ -34,23 +33,6 @@ Result<const float*> norm(const GgufFile& file, const std::string& name, std::si
   return reinterpret_cast<const float*>(view.data);
 }
 
-// Matrices against the same activations: one matmul where they share type,
-// columns and packing (the usual case), one each otherwise (a file may
-// quantize a layer's matrices differently).
-void multiply(const Kernels& k, std::initializer_list<Kernels::Product> products, const float* x, std::size_t batch,
-              ThreadPool* pool, Precision precision) {
-  const WeightMatrix& first = *products.begin()->w;
-  const bool alike = std::all_of(products.begin(), products.end(), [&](const Kernels::Product& p) {
-    return p.w->type == first.type && p.w->cols == first.cols &&
-           (p.w->packed.data != nullptr) == (first.packed.data != nullptr);
-  });
-  if (alike) {
-    k.matmul(std::span(products.begin(), products.size()), x, batch, pool, precision);
-  } else {
-    for (const Kernels::Product& p : products) k.matmul(*p.w, x, batch, p.y, pool, precision);
-  }
-}
-
 // Sizes a scratch vector for at least n values (it only grows).
 template <typename T>
 T* grow(std::vector<T>& v, std::size_t n) {
@@ -62,7 +44,7 @@ T* grow(std::vector<T>& v, std::size_t n) {
 
 KvCache::KvCache(const LlamaConfig& config, std::size_t context_tokens)
     : context_tokens_(context_tokens),
-      pool_(std::make_unique<KvPool>(config, (context_tokens + kKvPageTokens - 1) / kKvPageTokens)),
+      pool_(KvPool::create(config, (context_tokens + kKvPageTokens - 1) / kKvPageTokens).value()),
       sequence_(*pool_) {
   CHECK(sequence_.reserve(context_tokens));
 }
@@ -162,26 +144,15 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const GgufFile& file, Llama
   model->precision_ = options.precision;
   // The kernels' own layout of the quantized matrices, where they have one
   // (AVX-512's): every kFast product reads it instead of the file's bytes.
-  // One buffer for all, on huge pages: decode streams through every byte.
   if (model->precision_ == Precision::kFast) {
     std::vector<WeightMatrix*> matrices;
     for (Layer& L : model->layers_) {
       for (WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) matrices.push_back(w);
     }
     matrices.push_back(&model->output_);
-    const Kernels& k = *model->kernels_;
-    const auto aligned_size = [&](const WeightMatrix* w) { return (k.packed_size(*w) + 63) / 64 * 64; };
-    std::size_t total = 0;
-    for (const WeightMatrix* w : matrices) total += aligned_size(w);
-    if (total > 0) {
-      model->packed_ = LargeBuffer(total);
-      std::uint8_t* at = model->packed_.data();
-      for (WeightMatrix* w : matrices) {
-        if (k.packed_size(*w) == 0) continue;
-        w->packed = k.pack(*w, at);
-        at += aligned_size(w);
-      }
-    }
+    Result<LargeBuffer> packed = model->kernels_->pack(matrices);
+    if (!packed.is_ok()) return packed.status().with_context(file.name() + ": packing the weights: ");
+    model->packed_ = std::move(packed).value();
   }
   return model;
 }
@@ -281,7 +252,8 @@ Status LlamaModel::forward(std::span<const SequenceSlice> slices, ForwardScratch
   for (std::size_t l = 0; l < c.n_layers; ++l) {
     const Layer& L = layers_[l];
     for (std::size_t r = 0; r < batch; ++r) k.rmsnorm(x + r * dim, L.attn_norm, dim, c.rms_epsilon, h + r * dim);
-    multiply(k, {{&L.wq, q}, {&L.wk, keys}, {&L.wv, values}}, h, batch, pool, precision_);
+    const Kernels::Product qkv[] = {{&L.wq, q}, {&L.wk, keys}, {&L.wv, values}};
+    k.matmul(qkv, h, batch, pool, precision_);
     for (std::size_t s = 0, r = 0; s < slices.size(); ++s) {
       const SequenceSlice& slice = slices[s];
       for (std::size_t i = 0; i < slice.tokens.size(); ++i, ++r) {
@@ -310,7 +282,8 @@ Status LlamaModel::forward(std::span<const SequenceSlice> slices, ForwardScratch
     k.matmul(L.wo, attended, batch, out, pool, precision_);
     k.add(x, out, batch * dim, x);
     for (std::size_t r = 0; r < batch; ++r) k.rmsnorm(x + r * dim, L.ffn_norm, dim, c.rms_epsilon, h + r * dim);
-    multiply(k, {{&L.w_gate, gate}, {&L.w_up, up}}, h, batch, pool, precision_);
+    const Kernels::Product gate_up[] = {{&L.w_gate, gate}, {&L.w_up, up}};
+    k.matmul(gate_up, h, batch, pool, precision_);
     k.silu_mul(gate, up, batch * c.hidden_dim, gate);
     k.matmul(L.w_down, gate, batch, out, pool, precision_);
     k.add(x, out, batch * dim, x);
