@@ -1,5 +1,7 @@
 #include "net/http_client.h"
 
+#include "net/client_request.h"
+
 #include <poll.h>
 
 #include <algorithm>
@@ -37,60 +39,14 @@ namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-using PlainStream = beast::tcp_stream;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using client::PlainStream;
+using client::TlsStream;
+using client::ascii_iequal;
+using client::describe;
+using client::is_closed_by_peer;
 
 // The size of the buffer that request_stream() hands chunks from.
 constexpr std::size_t kStreamChunkBytes = 16 * 1024;
-
-bool ascii_iequal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
-           return lower(x) == lower(y);
-         });
-}
-
-// RFC 9110 token characters: what a method or a header name may hold.
-bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool is_header_value(std::string_view s) {
-  return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
-}
-
-// A request target from the caller: origin-form, no spaces or controls.
-bool is_origin_target(std::string_view s) {
-  if (s.empty() || s.front() != '/') return false;
-  return std::none_of(s.begin(), s.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u <= 0x20 || u == 0x7f;
-  });
-}
-
-// Errors after which a kept connection is known to have been closed by the
-// server before it answered: the request can be sent again on a new one.
-bool is_closed_by_peer(const beast::error_code& ec) {
-  return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
-         ec == asio::error::broken_pipe || ec == asio::error::connection_aborted || ec == ssl::error::stream_truncated;
-}
-
-std::string describe(const beast::error_code& ec) {
-  if (ec == beast::error::timeout) return "timed out";
-  if (ec == http::error::end_of_stream || ec == asio::error::eof) return "connection closed by the server";
-  if (ec == http::error::body_limit) return "response body over the limit";
-  if (ec == http::error::header_limit) return "response header over the limit";
-  if (ec.category() == beast::error_code(http::error::bad_version).category()) {
-    return "malformed response: " + ec.message();
-  }
-  return ec.message();
-}
 
 }  // namespace
 
@@ -103,84 +59,14 @@ std::string HttpClientResponse::header(std::string_view name) const {
 
 class HttpClient::Impl {
  public:
-  enum class Scheme { kHttp, kHttps };
-
   explicit Impl(HttpClientOptions options) : options_(std::move(options)) {}
 
   Status init(std::string_view base_url) {
-    auto parsed = boost::urls::parse_uri(base_url);
-    if (!parsed) {
-      return Status::invalid_argument("malformed URL '" + std::string(base_url) + "': " + parsed.error().message());
-    }
-    const boost::urls::url_view url = *parsed;
-    if (url.scheme_id() == boost::urls::scheme::http) {
-      scheme_ = Scheme::kHttp;
-    } else if (url.scheme_id() == boost::urls::scheme::https) {
-      scheme_ = Scheme::kHttps;
-    } else {
-      return Status::invalid_argument("URL '" + std::string(base_url) + "' is neither http:// nor https://");
-    }
-    if (!url.has_authority() || url.encoded_host().empty()) {
-      return Status::invalid_argument("URL '" + std::string(base_url) + "' has no host");
-    }
-    if (url.has_userinfo() || url.has_query() || url.has_fragment()) {
-      return Status::invalid_argument("URL '" + std::string(base_url) +
-                                      "' may hold only a scheme, a host, a port and a path");
-    }
-    if (url.host_type() == boost::urls::host_type::ipvfuture) {
-      return Status::invalid_argument("URL '" + std::string(base_url) + "' has an unsupported host");
-    }
-    host_ = url.host_address();  // IPv6 without brackets, for the resolver
-    if (host_.empty() || !is_header_value(host_)) {
-      return Status::invalid_argument("URL '" + std::string(base_url) + "' has an invalid host");
-    }
-    const std::string_view default_port = scheme_ == Scheme::kHttps ? "443" : "80";
-    if (url.has_port()) {
-      const std::string_view port = url.port();
-      unsigned long number = 0;
-      for (char c : port) {
-        number = number * 10 + static_cast<unsigned long>(c - '0');  // Boost.URL lets only digits through
-        if (number > 65535) break;
-      }
-      if (port.empty() || number == 0 || number > 65535) {
-        return Status::invalid_argument("URL '" + std::string(base_url) + "' has an invalid port");
-      }
-      port_ = std::to_string(number);
-    } else {
-      port_ = default_port;
-    }
-    host_header_ = std::string(url.encoded_host());  // IPv6 keeps its brackets here
-    if (port_ != default_port) host_header_ += ":" + port_;
-    path_prefix_ = std::string(url.encoded_path());
-    while (!path_prefix_.empty() && path_prefix_.back() == '/') path_prefix_.pop_back();
-    base_url_ = std::string(base_url);
-    while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
-    if (options_.user_agent.empty()) options_.user_agent = "headroom/" HEADROOM_VERSION;
-
-    if (scheme_ == Scheme::kHttps) {
-      ssl_context_.emplace(ssl::context::tls_client);
-      ssl_context_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                                ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-      beast::error_code ec;
-      if (options_.tls_verify == TlsVerify::kVerify) {
-        ssl_context_->set_verify_mode(ssl::verify_peer, ec);
-        if (!options_.ca_file.empty()) {
-          ssl_context_->load_verify_file(options_.ca_file, ec);
-          if (ec) {
-            return Status::invalid_argument("cannot load CA file '" + options_.ca_file + "': " + ec.message());
-          }
-        } else {
-          ssl_context_->set_default_verify_paths(ec);
-          if (ec) return Status::invalid_argument("cannot load the system's CA certificates: " + ec.message());
-        }
-      } else {
-        ssl_context_->set_verify_mode(ssl::verify_none, ec);
-      }
-    }
+    HR_ASSIGN_OR_RETURN(origin_, client::parse_origin(base_url, options_));
     return Status::ok();
   }
 
-  const std::string& base_url() const { return base_url_; }
+  const std::string& base_url() const { return origin_.base_url; }
 
   void close() {
     beast::error_code ignored;
@@ -211,7 +97,7 @@ class HttpClient::Impl {
       return exchange_error(req, ec, deadline);
     }
     auto& message = parser->get();
-    HttpClientResponse response = head_of(message);
+    HttpClientResponse response = client::head_of(message);
     response.body = std::move(message.body());
     finish(message.keep_alive() && !parser->need_eof());
     return response;
@@ -230,7 +116,7 @@ class HttpClient::Impl {
       if (req.method() == http::verb::head) parser->skip(true);
       return *parser;
     }));
-    if (on_head) on_head(head_of(parser->get()));
+    if (on_head) on_head(client::head_of(parser->get()));
 
     std::array<char, kStreamChunkBytes> chunk;
     while (!parser->is_done()) {
@@ -244,7 +130,7 @@ class HttpClient::Impl {
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         close();
-        return Status::unavailable(std::string(req.method_string()) + " " + base_url_ + std::string(target) +
+        return Status::unavailable(std::string(req.method_string()) + " " + origin_.base_url + std::string(target) +
                                    ": reading the response stream: " +
                                    (ec == beast::error::timeout
                                         ? "no data for " + std::to_string(options_.stream_idle_timeout_ms) + " ms"
@@ -299,7 +185,7 @@ class HttpClient::Impl {
 
   Status connect(Clock::time_point deadline) {
     close();
-    const std::string where = "cannot reach " + base_url_ + ": ";
+    const std::string where = "cannot reach " + origin_.base_url + ": ";
     // Resolve, bounded by a timer that cancels the lookup.
     tcp::resolver resolver(io_);
     asio::steady_timer timer(io_);
@@ -313,7 +199,7 @@ class HttpClient::Impl {
     });
     tcp::resolver::results_type endpoints;
     beast::error_code resolve_ec = asio::error::would_block;
-    resolver.async_resolve(host_, port_, [&](beast::error_code ec, tcp::resolver::results_type results) {
+    resolver.async_resolve(origin_.host, origin_.port, [&](beast::error_code ec, tcp::resolver::results_type results) {
       resolve_ec = ec;
       endpoints = std::move(results);
       timer.cancel();
@@ -321,10 +207,10 @@ class HttpClient::Impl {
     io_.restart();
     io_.run();
     if (timed_out) {
-      return Status::unavailable(where + "timed out resolving '" + host_ + "' after " +
+      return Status::unavailable(where + "timed out resolving '" + origin_.host + "' after " +
                                  std::to_string(options_.connect_timeout_ms) + " ms");
     }
-    if (resolve_ec) return Status::unavailable(where + "cannot resolve '" + host_ + "': " + resolve_ec.message());
+    if (resolve_ec) return Status::unavailable(where + "cannot resolve '" + origin_.host + "': " + resolve_ec.message());
 
     PlainStream tcp_stream(io_);
     tcp_stream.expires_at(deadline);
@@ -337,21 +223,12 @@ class HttpClient::Impl {
     beast::error_code ignored;
     tcp_stream.socket().set_option(tcp::no_delay(true), ignored);
 
-    if (scheme_ == Scheme::kHttp) {
+    if (!origin_.tls) {
       plain_.emplace(std::move(tcp_stream));
       return Status::ok();
     }
-    TlsStream tls(std::move(tcp_stream), *ssl_context_);
-    beast::error_code address_ec;
-    asio::ip::make_address(host_, address_ec);
-    if (address_ec) {  // a name, not an address: send it for SNI
-      if (SSL_set_tlsext_host_name(tls.native_handle(), host_.c_str()) != 1) {
-        return Status::unavailable(where + "TLS: cannot set the server name '" + host_ + "'");
-      }
-    }
-    if (options_.tls_verify == TlsVerify::kVerify) {
-      tls.set_verify_callback(ssl::host_name_verification(host_), ec);
-    }
+    TlsStream tls(std::move(tcp_stream), *origin_.ssl_context);
+    HR_RETURN_IF_ERROR(client::prepare_tls(tls, origin_, where));
     ec = run([&](auto handler) { tls.async_handshake(ssl::stream_base::client, std::move(handler)); });
     if (ec == beast::error::timeout) {
       return Status::unavailable(where + "timed out in the TLS handshake after " +
@@ -362,42 +239,9 @@ class HttpClient::Impl {
     return Status::ok();
   }
 
-  Result<http::request<http::string_body>> make_request(std::string_view method, std::string_view target,
-                                                        std::string_view body, const HttpHeaders& headers) const {
-    if (!is_token(method)) return Status::invalid_argument("invalid HTTP method '" + std::string(method) + "'");
-    if (!is_origin_target(target)) {
-      return Status::invalid_argument("invalid request target '" + std::string(target) +
-                                      "': it must start with '/' and hold no spaces");
-    }
-    http::request<http::string_body> req;
-    const http::verb verb = http::string_to_verb(method);
-    if (verb == http::verb::unknown) {
-      req.method_string(method);
-    } else {
-      req.method(verb);
-    }
-    req.target(path_prefix_ + std::string(target));
-    req.version(11);
-    req.set(http::field::host, host_header_);
-    req.set(http::field::user_agent, options_.user_agent);
-    bool has_content_type = false;
-    for (const auto& [name, value] : headers) {
-      if (!is_token(name) || !is_header_value(value)) {
-        return Status::invalid_argument("invalid HTTP header '" + name + "'");
-      }
-      if (ascii_iequal(name, "host") || ascii_iequal(name, "content-length") ||
-          ascii_iequal(name, "transfer-encoding")) {
-        return Status::invalid_argument("header '" + name + "' is set by the client itself");
-      }
-      has_content_type = has_content_type || ascii_iequal(name, "content-type");
-      req.insert(name, value);
-    }
-    if (!body.empty()) {
-      req.body() = std::string(body);
-      if (!has_content_type) req.set(http::field::content_type, "application/json");
-    }
-    req.prepare_payload();
-    return req;
+  Result<client::Request> make_request(std::string_view method, std::string_view target, std::string_view body,
+                                       const HttpHeaders& headers) const {
+    return client::make_request(origin_, method, target, body, headers);
   }
 
   // Sends `req` and reads the response's header into the parser that
@@ -448,18 +292,8 @@ class HttpClient::Impl {
       what = "response body over " + std::to_string(options_.max_body_bytes) + " bytes";
     }
     std::string target(req.target());
-    if (!path_prefix_.empty()) target.erase(0, path_prefix_.size());
-    return Status::unavailable(std::string(req.method_string()) + " " + base_url_ + target + ": " + what);
-  }
-
-  template <typename Message>
-  static HttpClientResponse head_of(const Message& message) {
-    HttpClientResponse response;
-    response.status = static_cast<int>(message.result_int());
-    for (const auto& field : message) {
-      response.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-    }
-    return response;
+    if (!origin_.path_prefix.empty()) target.erase(0, origin_.path_prefix.size());
+    return Status::unavailable(std::string(req.method_string()) + " " + origin_.base_url + target + ": " + what);
   }
 
   void finish(bool keep_alive) {
@@ -467,14 +301,8 @@ class HttpClient::Impl {
   }
 
   HttpClientOptions options_;
-  Scheme scheme_ = Scheme::kHttp;
-  std::string base_url_;
-  std::string host_;         // for the resolver, SNI and certificate checks
-  std::string port_;
-  std::string host_header_;  // host[:port] as the Host header wants it
-  std::string path_prefix_;  // the base URL's path, no trailing '/'
+  client::Origin origin_;
   asio::io_context io_{1};
-  std::optional<ssl::context> ssl_context_;
   std::optional<PlainStream> plain_;
   std::optional<TlsStream> tls_;
   beast::flat_buffer buffer_;
