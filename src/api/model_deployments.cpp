@@ -35,7 +35,7 @@ Result<gateway::Deployment> to_deployment(const std::string& name, const config:
   }
   d.upstreams = m.upstreams;
   d.upstream_model = m.upstream_model;
-  d.upstream.workers = m.upstream_workers;
+  d.upstream.max_in_flight = m.upstream_workers;
   if (!m.upstream_api_key_env.empty()) {
     const char* key = std::getenv(m.upstream_api_key_env.c_str());
     if (key == nullptr || *key == '\0') return bad("upstream_api_key_env", m.upstream_api_key_env + " is not set");

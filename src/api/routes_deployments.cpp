@@ -47,7 +47,7 @@ json::object deployment_view(Services& s, const gateway::Deployment& d, bool fro
     o["source"] = "upstreams";
     o["upstreams"] = std::move(upstreams);
     o["upstream_model"] = d.upstream_model.empty() ? d.name : d.upstream_model;
-    o["upstream_workers"] = d.upstream.workers;
+    o["upstream_workers"] = d.upstream.max_in_flight;
   } else {
     o["source"] = "file";
     o["file"] = d.file;

@@ -56,7 +56,8 @@ Status complete(Services& s, RequestContext& ctx, net::HttpResponse& response, g
     gateway::write_api_error(response, error);
     return Status::ok();
   }
-  const gateway::Caller caller{ctx.caller.tenant_id(), ctx.caller.key().id, std::string(ctx.http.request_id)};
+  const gateway::Caller caller{ctx.caller.tenant_id(), ctx.caller.key().id, std::string(ctx.http.request_id),
+                               ctx.http.io};
   s.models->handle(caller, std::move(request), response);
   return Status::ok();
 }

@@ -266,7 +266,7 @@ void BillingService::note_spend(AccountId id) {
   }
 }
 
-Status BillingService::journal_pending(std::uint64_t rated_to) {
+Status BillingService::journal_pending(std::uint64_t rated_to, ledger::RecordLog::Wake wake) {
   if (pending_count_ == 0 && rated_to == 0) return Status::ok();
   std::string payload;
   payload.reserve(1 + 8 + 4 + pending_.size());
@@ -276,7 +276,7 @@ Status BillingService::journal_pending(std::uint64_t rated_to) {
   payload += pending_;
   pending_.clear();
   pending_count_ = 0;
-  auto end = journal_->enqueue(payload);
+  auto end = journal_->enqueue(payload, wake);
   if (!end) {
     // What is in memory is no longer what the journal says: refuse all
     // changes until a restart rebuilds the state from the journal.
@@ -845,7 +845,10 @@ Status BillingService::hold_request(std::string_view tenant_id, std::string_view
                                              TransferCode::kUsage, job_reference(request_id),
                                              std::clamp<std::int64_t>(timeout_ms, 1, limits::kLedgerHoldTimeoutMsMax)}};
   const Outcome outcome = apply_chain(std::span(&hold, 1));
-  (void)journal_pending(0);  // not waited for, as a run's hold
+  // Not waited for, as a run's hold, nor worth a sync of its own: a hold
+  // lost in a crash reserved money for a request that died with it. It
+  // goes to disk with the next record that wakes the journal (rating's).
+  (void)journal_pending(0, ledger::RecordLog::Wake::kLater);
   if (outcome == Outcome::kInsufficientFunds) {
     const ledger::Account* a = ledger_.account(tenant);
     return Status::insufficient_funds("tenant " + std::string(tenant_id) + " cannot cover this request's hold of " +
@@ -860,6 +863,9 @@ void BillingService::release_run(std::string_view job_id) {
   {
     std::lock_guard lock(mu_);
     releases_.emplace_back(job_id);
+    // Only the first release since the rater last took them wakes it: the
+    // rest go with that pass (a wake per request costs more than rating it).
+    if (releases_.size() > 1) return;
   }
   wake_.notify_all();
 }

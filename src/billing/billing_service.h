@@ -238,8 +238,9 @@ class BillingService final : public ledger::Wallet, public ledger::PriceCatalog 
   // Under mu_: applies commands as a chain and keeps them for the journal.
   ledger::Outcome apply_chain(std::span<const ledger::Command> chain);
   // Under mu_: enqueues the journal record of what apply_chain kept, with
-  // the usage log position rated through (0: unchanged). Does not wait.
-  Status journal_pending(std::uint64_t rated_to);
+  // the usage log position rated through (0: unchanged). Does not wait;
+  // with Wake::kLater it does not wake the journal's writer either.
+  Status journal_pending(std::uint64_t rated_to, ledger::RecordLog::Wake wake = ledger::RecordLog::Wake::kNow);
   ledger::Amount revenue_locked() const;
   ledger::AccountId tenant_account(std::string_view tenant_id, Timestamp at);    // creates it when missing
   ledger::AccountId receivable_account(std::string_view tenant_id, Timestamp at);

@@ -29,7 +29,7 @@ struct ModelService::Model {
   // exclusively by undeploy() to free them: after that both are null.
   std::shared_mutex serving;
   std::unique_ptr<infer::Engine> engine;      // a built-in model
-  std::unique_ptr<Upstream> upstream;         // or an external one
+  std::shared_ptr<Upstream> upstream;         // or an external one (shared with its requests in flight)
   infer::ChatTemplate chat_template = infer::ChatTemplate::recognise("");
   infer::SpecialTokens special;  // bos left empty: encode() adds the BOS token itself
 };
@@ -69,7 +69,7 @@ struct ModelService::Call {
   std::unique_ptr<RateLimiter::Ticket> ticket;
   RateState rate;
 
-  // An external model's answer, as the worker thread reads it.
+  // An external model's answer, as it is read.
   struct Upstreamed {
     int status = 0;         // 0: no replica answered
     Status failure;         // why none did
@@ -79,6 +79,18 @@ struct ModelService::Call {
     std::int64_t content_chunks = 0;
     std::int64_t estimated_prompt = 0;
   } upstream;
+};
+
+// An external model's request on its way through the replicas.
+struct ModelService::Forwarding {
+  std::shared_ptr<Call> call;
+  std::shared_ptr<Upstream> upstream;  // kept while in flight, the model undeployed or not
+  boost::asio::io_context* io = nullptr;  // the client's I/O thread, where the calls run
+  std::string target;  // "/chat/completions"
+  std::string body;    // for each replica tried
+  std::int64_t reserved = 0;
+  std::vector<Upstream::Replica*> replicas;  // in the order to try them
+  std::size_t next = 0;
 };
 
 // The server's side of a stream: takes what the call has written.
@@ -204,7 +216,7 @@ Result<std::unique_ptr<ModelService>> ModelService::open(std::vector<Deployment>
 Result<std::shared_ptr<ModelService::Model>> ModelService::open_model(Deployment d) const {
   auto model = std::make_shared<Model>();
   if (!d.upstreams.empty()) {
-    Result<std::unique_ptr<Upstream>> upstream = Upstream::create(d.upstreams, d.upstream_api_key, d.upstream);
+    Result<std::shared_ptr<Upstream>> upstream = Upstream::create(d.upstreams, d.upstream_api_key, d.upstream);
     if (!upstream.is_ok()) return Status::invalid_argument("model " + d.name + ": " + upstream.status().message());
     model->upstream = std::move(*upstream);
     if (d.upstream_model.empty()) d.upstream_model = d.name;
@@ -231,10 +243,12 @@ Result<std::shared_ptr<ModelService::Model>> ModelService::open_model(Deployment
   return model;
 }
 
-// Frees a model's engine or upstreams, ending its requests (each metered).
+// Frees a model's engine, ending its requests (each metered), or lets go of
+// its upstreams, whose requests in flight run to their end.
 void ModelService::stop_model(Model& model) {
   std::unique_lock serving(model.serving);
   model.engine.reset();
+  if (model.upstream) model.upstream->stop();
   model.upstream.reset();
 }
 
@@ -672,6 +686,11 @@ void ModelService::handle_upstream(const std::shared_ptr<Model>& model, const Ca
   const std::int64_t estimated_prompt = static_cast<std::int64_t>(bytes / 4 + 1);
   const std::int64_t per_choice = request.sampling.max_tokens.value_or(options_.default_reserved_tokens);
   const std::int64_t reserved = request.n * (estimated_prompt + per_choice);
+  if (caller.io == nullptr) {  // a programmer's error: only the server's I/O threads call upstreams
+    write_api_error(response, api_error(Status::internal("model " + request.model +
+                                                         " is external, and this request came without an I/O thread")));
+    return;
+  }
   auto call = admit(model, caller, request, estimated_prompt, per_choice, response);
   if (!call) return;
   call->upstream.estimated_prompt = estimated_prompt * request.n;
@@ -702,65 +721,95 @@ void ModelService::handle_upstream(const std::shared_ptr<Model>& model, const Ca
     call->deferred = response.defer();
     call->deferred->wait_ms = limits::kCompletionWaitMs;
   }
-  // The upstream by address: undeploy() frees it only after its workers
-  // have run every job queued here.
-  Upstream* upstream = model->upstream.get();
-  upstream->run([this, call, upstream, body = json::serialize(body), reserved]() mutable {
-    forward(call, *upstream, std::move(body), reserved);
+  // On this I/O thread: the upstream's answer comes back here, to the
+  // client's connection, with no thread switch.
+  auto forwarding = std::make_shared<Forwarding>();
+  forwarding->call = call;
+  forwarding->upstream = model->upstream;
+  forwarding->io = caller.io;
+  forwarding->target = call->request.endpoint == Endpoint::kChat ? "/chat/completions" : "/completions";
+  forwarding->body = json::serialize(body);
+  forwarding->reserved = reserved;
+  forwarding->upstream->enter([this, forwarding] {
+    forwarding->replicas = forwarding->upstream->order();
+    forward(forwarding);
   });
   if (stream) response.stream = std::move(stream);
 }
 
-// On an upstream worker thread: sends the request to a replica, the next one
-// if it cannot be reached, and passes the answer on.
-void ModelService::forward(const std::shared_ptr<Call>& call, Upstream& upstream, std::string body,
-                           std::int64_t reserved) {
+// Sends the request to the next replica, or, once one has answered or none
+// is left, finishes it.
+void ModelService::forward(const std::shared_ptr<Forwarding>& f) {
+  const std::shared_ptr<Call>& call = f->call;
   Call::Upstreamed& u = call->upstream;
-  const bool chat = call->request.endpoint == Endpoint::kChat;
-  const std::string target = chat ? "/chat/completions" : "/completions";
+  if (u.status != 0 || f->next == f->replicas.size()) {
+    f->upstream->leave();
+    upstream_finished(call);
+    return;
+  }
+  Upstream::Replica* replica = f->replicas[f->next++];
+  replica->outstanding += f->reserved;
   constexpr std::size_t kMaxBodyBytes = 64 << 20;
-  auto on_head = [&](const net::HttpClientResponse& head) { u.status = head.status; };
-  auto on_event = [&](std::string_view data) {
-    if (data == "[DONE]") return;  // ours comes once the usage is recorded
-    boost::system::error_code ec;
-    json::value event = json::parse(data, ec);
-    if (ec || !event.is_object()) return;
-    json::object& o = event.as_object();
-    if (const json::value* usage = o.if_contains("usage"); usage != nullptr && usage->is_object()) u.usage = *usage;
-    const json::value* choices = o.if_contains("choices");
-    const bool empty = choices == nullptr || !choices->is_array() || choices->as_array().empty();
-    if (empty && !o.contains("error")) return;  // the usage alone: ours is sent at the end
-    if (!empty) ++u.content_chunks;
-    o["id"] = call->id;
-    o["model"] = call->request.model;
-    if (call->request.include_usage) {
-      o["usage"] = nullptr;
-    } else {
-      o.erase("usage");
-    }
-    std::lock_guard lock(call->mutex);
-    append_event(call->pending, event);
-  };
-  auto on_chunk = [&](std::string_view chunk) {
-    if (u.status != 200 || !call->request.stream) {
-      if (u.body.size() + chunk.size() > kMaxBodyBytes) return false;
-      u.body.append(chunk);
+  net::AsyncHttpCall c;
+  c.target = f->target;
+  c.body = f->body;  // kept for the next replica
+  c.on_head = [call](const net::HttpClientResponse& head) { call->upstream.status = head.status; };
+  c.on_chunk = [call](std::string_view chunk) {
+    Call::Upstreamed& up = call->upstream;
+    if (up.status != 200 || !call->request.stream) {
+      if (up.body.size() + chunk.size() > kMaxBodyBytes) return false;
+      up.body.append(chunk);
       return true;
     }
-    u.events.feed(chunk, on_event);
+    up.events.feed(chunk, [&](std::string_view data) { pass_on_event(*call, data); });
     if (auto s = call->stream.lock()) s->wake();
     return !call->client_gone;
   };
-  for (Upstream::Replica* replica : upstream.order()) {
-    replica->outstanding += reserved;
-    const Status status = upstream.post(*replica, target, body, on_chunk, on_head);
-    replica->outstanding -= reserved;
-    if (u.status != 0) break;  // answered: never sent twice
-    u.failure = status;
-    replica->healthy = false;  // the health check brings it back
-    spdlog::warn("upstream {} for {}: {}", replica->base_url, call->request.model, status.message());
+  c.on_done = [this, f, replica](const Status& status) {
+    replica->outstanding -= f->reserved;
+    Call::Upstreamed& up = f->call->upstream;
+    if (up.status == 0) {  // not answered: never seen there, so tried on the next
+      up.failure = status;
+      replica->healthy = false;  // the health check brings it back
+      spdlog::warn("upstream {} for {}: {}", replica->base_url, f->call->request.model, status.message());
+    }
+    forward(f);
+  };
+  // The server is stopping with this request in flight: nothing more can run
+  // on its I/O thread, so no other replica is tried; what it used is metered.
+  c.on_abandoned = [this, f, replica] {
+    replica->outstanding -= f->reserved;
+    f->upstream->leave();
+    Call::Upstreamed& up = f->call->upstream;
+    if (up.status == 0) up.failure = Status::unavailable("the server stopped with the request in flight");
+    upstream_finished(f->call);
+  };
+  f->upstream->post(*f->io, *replica, std::move(c));
+}
+
+// A stream's event from the upstream, passed on with our id and model name;
+// its usage is kept for the end, and [DONE] is ours to send.
+void ModelService::pass_on_event(Call& call, std::string_view data) {
+  Call::Upstreamed& u = call.upstream;
+  if (data == "[DONE]") return;  // ours comes once the usage is recorded
+  boost::system::error_code ec;
+  json::value event = json::parse(data, ec);
+  if (ec || !event.is_object()) return;
+  json::object& o = event.as_object();
+  if (const json::value* usage = o.if_contains("usage"); usage != nullptr && usage->is_object()) u.usage = *usage;
+  const json::value* choices = o.if_contains("choices");
+  const bool empty = choices == nullptr || !choices->is_array() || choices->as_array().empty();
+  if (empty && !o.contains("error")) return;  // the usage alone: ours is sent at the end
+  if (!empty) ++u.content_chunks;
+  o["id"] = call.id;
+  o["model"] = call.request.model;
+  if (call.request.include_usage) {
+    o["usage"] = nullptr;
+  } else {
+    o.erase("usage");
   }
-  upstream_finished(call);
+  std::lock_guard lock(call.mutex);
+  append_event(call.pending, event);
 }
 
 void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
@@ -866,11 +915,7 @@ void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
     add_rate_headers(response, call->rate, false);
     call->deferred->complete(std::move(response));
   };
-  // On the upstream's worker thread, which may block: recorded here, not
-  // handed to the metering thread (one thread switch less per request).
-  const Status metered = options_.usage->record(job.events);
-  if (!metered.is_ok()) spdlog::error("model usage not recorded: {}", metered.message());
-  job.done(metered);
+  meter(std::move(job));  // not on this I/O thread: the record waits for a disk sync
 }
 
 std::shared_ptr<ModelService::Call> ModelService::admit(const std::shared_ptr<Model>& model, const Caller& caller,

@@ -108,6 +108,9 @@ struct Caller {
   std::string tenant_id;
   std::string key_id;
   std::string request_id;  // the HTTP request's, for logs
+  // The I/O thread's io_context the request came in on (net::HttpRequest::io):
+  // an external model is called from it. Null outside a server.
+  boost::asio::io_context* io = nullptr;
 };
 
 struct ModelServiceOptions {
@@ -160,6 +163,7 @@ class ModelService {
   struct Model;
   struct Call;
   class EventStream;
+  struct Forwarding;
   struct MeterJob {
     std::vector<ledger::UsageEvent> events;
     std::function<void(const Status&)> done;
@@ -188,7 +192,8 @@ class ModelService {
                                                std::int64_t output_tokens) const;
   void handle_upstream(const std::shared_ptr<Model>& model, const Caller& caller, CompletionRequest request,
                        net::HttpResponse& response);
-  void forward(const std::shared_ptr<Call>& call, Upstream& upstream, std::string body, std::int64_t reserved);
+  void forward(const std::shared_ptr<Forwarding>& forwarding);
+  static void pass_on_event(Call& call, std::string_view data);
   void upstream_finished(const std::shared_ptr<Call>& call);
 
   ModelServiceOptions options_;

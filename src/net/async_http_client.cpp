@@ -1,7 +1,5 @@
 #include "net/async_http_client.h"
 
-#include <poll.h>
-
 #include <array>
 #include <chrono>
 #include <exception>
@@ -57,17 +55,11 @@ struct Connection {
     return tls ? f(*tls) : f(*plain);
   }
 
-  // True when the server's close (or anything else unasked for) waits on a
-  // kept connection: it is not worth sending a request on.
-  bool stale() {
-    if (buffer.size() > 0) return true;
-    tcp::socket& socket = lowest().socket();
-    if (!socket.is_open()) return true;
-    pollfd fd{};
-    fd.fd = socket.native_handle();
-    fd.events = POLLIN;
-    return ::poll(&fd, 1, 0) != 0;  // readable, hung up, or poll failed
-  }
+  // True when a kept connection holds bytes nobody asked for: it is not
+  // worth sending a request on. (A close by the server is found by sending:
+  // the request is then sent again on a new connection, as the server never
+  // saw it. Looking first would cost a system call on every request.)
+  bool stale() { return buffer.size() > 0 || !lowest().socket().is_open(); }
 };
 
 // The idle connections made on one io_context, by client. A service of the
@@ -120,7 +112,7 @@ struct AsyncHttpClient::Impl {
   std::uint64_t id = next_client_id.fetch_add(1);
   std::shared_ptr<const bool> alive = std::make_shared<const bool>(true);
 
-  // A call not yet done: its on_done runs exactly once, with unavailable
+  // A call not yet done: its on_done runs exactly once, or on_abandoned
   // should the coroutine holding it be destroyed unfinished (its
   // io_context gone).
   struct Pending {
@@ -130,17 +122,23 @@ struct AsyncHttpClient::Impl {
     explicit Pending(AsyncHttpCall c, std::string url) : call(std::move(c)), base_url(std::move(url)) {}
     Pending(Pending&& other) noexcept : call(std::move(other.call)), base_url(std::move(other.base_url)) {
       other.call.on_done = nullptr;
+      other.call.on_abandoned = nullptr;
     }
     Pending& operator=(Pending&&) = delete;
     ~Pending() {
-      if (call.on_done) {
-        finish(Status::unavailable(call.method + " " + base_url + call.target +
-                                   ": the server stopped with the request in flight"));
+      if (!call.on_done) return;  // finished, or moved from
+      if (auto abandoned = std::move(call.on_abandoned)) {
+        call.on_done = nullptr;
+        abandoned();
+        return;
       }
+      finish(Status::unavailable(call.method + " " + base_url + call.target +
+                                 ": the server stopped with the request in flight"));
     }
     void finish(const Status& status) {
       auto done = std::move(call.on_done);
       call.on_done = nullptr;
+      call.on_abandoned = nullptr;
       if (done) done(status);
     }
   };

@@ -20,8 +20,9 @@
 //   returning false stops the read (the connection is closed). on_done is
 //   called exactly once, last: ok after a whole response (or one the caller
 //   stopped), else why there was none or it broke off. All three run on the
-//   io_context's thread; should the io_context be destroyed with the request
-//   still in flight, on_done runs then, with unavailable.
+//   io_context's thread. Should the io_context be destroyed with the request
+//   still in flight, on_abandoned runs then instead (nothing more can run on
+//   that io_context), or on_done with unavailable when on_abandoned is unset.
 // - Each wait for bytes is bounded: connect_timeout_ms for DNS, TCP and TLS,
 //   read_timeout_ms from sending to the response's head, and
 //   stream_idle_timeout_ms between pieces of the body.
@@ -53,6 +54,7 @@ struct AsyncHttpCall {
   std::function<void(const HttpClientResponse& head)> on_head;
   std::function<bool(std::string_view chunk)> on_chunk;
   std::function<void(const Status& status)> on_done;
+  std::function<void()> on_abandoned;
 };
 
 class AsyncHttpClient : public std::enable_shared_from_this<AsyncHttpClient> {

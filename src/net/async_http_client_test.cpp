@@ -206,6 +206,29 @@ TEST(AsyncHttpClient, OnDoneRunsOnceWhenTheIoContextGoesFirst) {
   release.set_value();
 }
 
+TEST(AsyncHttpClient, OnAbandonedRunsInsteadWhenGiven) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  TestServer server([released](const SeenRequest&, ServerConnection& connection) {
+    released.wait_for(std::chrono::seconds(10));
+    connection.respond(200, "{}");
+  });
+  auto client = make_client(server.url());
+  int done = 0, abandoned = 0;
+  {
+    asio::io_context io;
+    AsyncHttpCall call;
+    call.target = "/never";
+    call.on_done = [&](const Status&) { ++done; };
+    call.on_abandoned = [&] { ++abandoned; };
+    client->start(io, std::move(call));
+    io.run_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(done, 0);
+  EXPECT_EQ(abandoned, 1);
+  release.set_value();
+}
+
 TEST(AsyncHttpClient, IdleConnectionsCloseWithTheIoContext) {
   TestServer server(ok_handler);
   auto client = make_client(server.url());

@@ -28,6 +28,10 @@
 #include <utility>
 #include <vector>
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace headroom::net {
 
 // Header lookup, implemented by the transport (and by tests and fuzzers).
@@ -49,6 +53,12 @@ class HttpRequest {
   std::string_view remote_address;
 
   const HeaderSource* headers = nullptr;
+
+  // The io_context of the I/O thread serving this request: a handler may
+  // start asynchronous work on it (net::AsyncHttpClient) and complete a
+  // deferred response or wake a stream from its handlers, with no thread
+  // switch. Null outside a server (tests, fuzzers).
+  boost::asio::io_context* io = nullptr;
 
   // The first value of a header (case-insensitive), or empty.
   std::string_view header(std::string_view name) const { return headers ? headers->get(name) : std::string_view(); }

@@ -528,6 +528,7 @@ class ServerImpl final : public HttpServer {
       request.body = req.body();
       request.request_id = request_id;
       request.remote_address = remote;
+      request.io = &worker.io;
 
       HttpResponse response;
       try {
