@@ -5,10 +5,13 @@
 # proxy_pass (keep-alive to the upstream), (c) through `headroom serve` with
 # a [models] entry whose upstream is that server: auth, parsing, limits,
 # the budget check and metering (two usage events per request, durable before
-# the answer) all on. Rounds alternate the three; the report gives the
-# medians, what (b) and (c) add to (a) at p50 and p99, and (c)/(b) in
-# requests per second. Goals: headroom adds <= 0.2 ms at p50 and <= 1 ms at
-# p99, and serves >= 80% of nginx's requests/s.
+# the answer) all on. Rounds alternate the three, each twice: under load
+# (CONNECTIONS connections, for requests per second; a request's latency
+# then is mostly its wait behind the others) and unloaded (one connection:
+# what each hop adds to one request). The report gives the medians, what (b)
+# and (c) add to (a) at p50 and p99 both ways, and (c)/(b) in requests per
+# second. Goals: headroom adds <= 0.2 ms at p50 and <= 1 ms at p99, and
+# serves >= 80% of nginx's requests/s.
 #
 #   bench/gateway_bench.sh BUILD_DIR [ROUNDS] [SECONDS] [CONNECTIONS]
 set -euo pipefail
@@ -95,30 +98,44 @@ for url in "$upstream" "http://127.0.0.1:$nport" "$hurl"; do
 done
 
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /s$/ && v !~ /ms$/) n*=1000; printf "%.3f", n }'; }
-run_wrk() {
+run_wrk() {  # URL CONNECTIONS
   local out
-  out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$work/post.lua" "$1/v1/chat/completions")
+  out=$(wrk -t1 -c"$2" -d"${seconds}s" --latency -s "$work/post.lua" "$1/v1/chat/completions")
   non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
   [ -z "$non2xx" ] || { echo "wrk saw $non2xx non-2xx answers from $1: the benchmark is invalid" >&2; exit 1; }
   echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")") $(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-declare -a a_rps a_p50 a_p99 b_rps b_p50 b_p99 c_rps c_p50 c_p99
-echo "round  upstream req/s p50 p99 ms   nginx req/s p50 p99 ms   headroom req/s p50 p99 ms"
+declare -a a_rps a_p50 a_p99 b_rps b_p50 b_p99 c_rps c_p50 c_p99 a1_p50 a1_p99 b1_p50 b1_p99 c1_p50 c1_p99
+echo "round  connections  upstream req/s p50 p99 ms   nginx req/s p50 p99 ms   headroom req/s p50 p99 ms"
 for r in $(seq 1 "$rounds"); do
-  read -r x y z <<<"$(run_wrk "$upstream")"; a_rps+=("$x"); a_p50+=("$y"); a_p99+=("$z")
-  read -r x y z <<<"$(run_wrk "http://127.0.0.1:$nport")"; b_rps+=("$x"); b_p50+=("$y"); b_p99+=("$z")
-  read -r x y z <<<"$(run_wrk "$hurl")"; c_rps+=("$x"); c_p50+=("$y"); c_p99+=("$z")
-  printf '%5d  %14s %s %s   %11s %s %s   %14s %s %s\n' "$r" "${a_rps[-1]}" "${a_p50[-1]}" "${a_p99[-1]}" \
+  read -r x y z <<<"$(run_wrk "$upstream" "$connections")"; a_rps+=("$x"); a_p50+=("$y"); a_p99+=("$z")
+  read -r x y z <<<"$(run_wrk "http://127.0.0.1:$nport" "$connections")"; b_rps+=("$x"); b_p50+=("$y"); b_p99+=("$z")
+  read -r x y z <<<"$(run_wrk "$hurl" "$connections")"; c_rps+=("$x"); c_p50+=("$y"); c_p99+=("$z")
+  printf '%5d  %11d  %14s %s %s   %11s %s %s   %14s %s %s\n' "$r" "$connections" "${a_rps[-1]}" "${a_p50[-1]}" "${a_p99[-1]}" \
     "${b_rps[-1]}" "${b_p50[-1]}" "${b_p99[-1]}" "${c_rps[-1]}" "${c_p50[-1]}" "${c_p99[-1]}"
+  read -r x y z <<<"$(run_wrk "$upstream" 1)"; a1_p50+=("$y"); a1_p99+=("$z"); ar=$x
+  read -r x y z <<<"$(run_wrk "http://127.0.0.1:$nport" 1)"; b1_p50+=("$y"); b1_p99+=("$z"); br=$x
+  read -r x y z <<<"$(run_wrk "$hurl" 1)"; c1_p50+=("$y"); c1_p99+=("$z")
+  printf '%5d  %11d  %14s %s %s   %11s %s %s   %14s %s %s\n' "$r" 1 "$ar" "${a1_p50[-1]}" "${a1_p99[-1]}" \
+    "$br" "${b1_p50[-1]}" "${b1_p99[-1]}" "$x" "${c1_p50[-1]}" "${c1_p99[-1]}"
 done
+added() { awk -v x="$1" -v y="$2" 'BEGIN{printf "%.3f", x-y}'; }
 ma50=$(median "${a_p50[@]}"); ma99=$(median "${a_p99[@]}")
 mb50=$(median "${b_p50[@]}"); mb99=$(median "${b_p99[@]}"); mbr=$(median "${b_rps[@]}")
 mc50=$(median "${c_p50[@]}"); mc99=$(median "${c_p99[@]}"); mcr=$(median "${c_rps[@]}")
+ua50=$(median "${a1_p50[@]}"); ua99=$(median "${a1_p99[@]}")
+ub50=$(median "${b1_p50[@]}"); ub99=$(median "${b1_p99[@]}")
+uc50=$(median "${c1_p50[@]}"); uc99=$(median "${c1_p99[@]}")
 echo
-echo "wrk -t1 -c$connections, $rounds rounds x ${seconds}s, one thread each, $(nproc) cores"
-echo "(a) upstream:        median $(median "${a_rps[@]}") req/s, p50 $ma50 ms, p99 $ma99 ms"
-echo "(b) nginx:           median $mbr req/s, p50 $mb50 ms, p99 $mb99 ms; adds p50 $(awk -v x="$mb50" -v y="$ma50" 'BEGIN{printf "%.3f", x-y}') ms, p99 $(awk -v x="$mb99" -v y="$ma99" 'BEGIN{printf "%.3f", x-y}') ms"
-echo "(c) headroom:        median $mcr req/s, p50 $mc50 ms, p99 $mc99 ms; adds p50 $(awk -v x="$mc50" -v y="$ma50" 'BEGIN{printf "%.3f", x-y}') ms, p99 $(awk -v x="$mc99" -v y="$ma99" 'BEGIN{printf "%.3f", x-y}') ms"
+echo "wrk -t1, $rounds rounds x ${seconds}s each way, one thread each, $(nproc) cores"
+echo "under load, $connections connections:"
+echo "  (a) upstream:  median $(median "${a_rps[@]}") req/s, p50 $ma50 ms, p99 $ma99 ms"
+echo "  (b) nginx:     median $mbr req/s, p50 $mb50 ms, p99 $mb99 ms; adds p50 $(added "$mb50" "$ma50") ms, p99 $(added "$mb99" "$ma99") ms"
+echo "  (c) headroom:  median $mcr req/s, p50 $mc50 ms, p99 $mc99 ms; adds p50 $(added "$mc50" "$ma50") ms, p99 $(added "$mc99" "$ma99") ms"
+echo "unloaded, 1 connection:"
+echo "  (a) upstream:  p50 $ua50 ms, p99 $ua99 ms"
+echo "  (b) nginx:     p50 $ub50 ms, p99 $ub99 ms; adds p50 $(added "$ub50" "$ua50") ms, p99 $(added "$ub99" "$ua99") ms"
+echo "  (c) headroom:  p50 $uc50 ms, p99 $uc99 ms; adds p50 $(added "$uc50" "$ua50") ms, p99 $(added "$uc99" "$ua99") ms"
 echo "headroom/nginx requests/s: $(awk -v a="$mcr" -v b="$mbr" 'BEGIN {printf "%.2f", a/b}')"

@@ -814,7 +814,6 @@ void ModelService::pass_on_event(Call& call, std::string_view data) {
 
 void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
   Call::Upstreamed& u = call->upstream;
-  const bool chat = call->request.endpoint == Endpoint::kChat;
   // The tokens: the upstream's count, else the estimates.
   json::object answer;
   if (!call->request.stream && u.status == 200) {
@@ -837,85 +836,108 @@ void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
   const std::int64_t completion = count("completion_tokens", u.content_chunks);
   call->ticket->settle(prompt + completion);
 
-  MeterJob job;
-  job.events = usage_events(*call, prompt, completion);
-  job.done = [call, chat, prompt, completion, answer = std::move(answer)](const Status& metered) mutable {
-    call->ticket.reset();
-    call->service->release(call->id);
-    const Call::Upstreamed& up = call->upstream;
-    const CompletionRequest& r = call->request;
-    // What went wrong, as the client is told: no replica, or the usage not recorded.
-    std::optional<ApiError> failure;
-    if (up.status == 0) {
-      failure = ApiError{502, "server_error", "no replica of " + r.model + " could be reached: " + up.failure.message(),
-                         "", "upstream_unavailable"};
-    } else if (!metered.is_ok()) {
-      failure = api_error(Status::unavailable("the usage of this request could not be recorded: " + metered.message()));
+  // The answer is made now, on this I/O thread, as if the usage will be
+  // recorded: the writer's thread that reports the sync then only sends it.
+  auto prepared =
+      std::make_shared<UpstreamAnswer>(upstream_answer(*call, prompt, completion, std::move(answer), Status::ok()));
+  auto done = [this, call, prepared, prompt, completion](const Status& metered) {
+    if (!metered.is_ok()) {
+      spdlog::error("model usage not recorded: {}", metered.message());
+      *prepared = upstream_answer(*call, prompt, completion, {}, metered);
     }
-    if (r.stream) {
+    // The concurrency slot and the hold are free before the client hears the end.
+    call->ticket.reset();
+    release(call->id);
+    if (call->request.stream) {
       {
         std::lock_guard lock(call->mutex);
-        if (failure) {
-          call->pending += "data: " + error_body(*failure) + "\n\n";
-        } else if (up.status != 200) {
-          // The upstream refused: its error, as one event (the head has
-          // gone). Re-serialized, so that a body with line breaks cannot
-          // split the event; a body that is not JSON is named, not passed on.
-          boost::system::error_code ec;
-          const json::value error = json::parse(up.body, ec);
-          call->pending += "data: " +
-                           (!ec && error.is_object()
-                                ? json::serialize(error)
-                                : error_body(ApiError{502, "server_error",
-                                                      "the upstream answered HTTP " + std::to_string(up.status) +
-                                                          " without an OpenAI error body",
-                                                      "", "upstream_error"})) +
-                           "\n\n";
-        } else if (r.include_usage) {
-          append_event(call->pending,
-                       json::object{{"id", call->id},
-                                    {"object", chat ? "chat.completion.chunk" : "text_completion"},
-                                    {"created", call->created},
-                                    {"model", r.model},
-                                    {"choices", json::array()},
-                                    {"usage", usage_json(static_cast<std::size_t>(prompt), static_cast<std::size_t>(completion))}});
-        }
-        call->pending += "data: [DONE]\n\n";
+        call->pending += prepared->stream_tail;
         call->ended = true;
       }
       if (auto s = call->stream.lock()) s->wake();
       return;
     }
-    net::HttpResponse response;
+    call->deferred->complete(std::move(prepared->response));
+  };
+  options_.usage->record_async(usage_events(*call, prompt, completion), std::move(done));
+}
+
+// An external model's answer to its client, or a stream's last events,
+// given how its usage was recorded.
+ModelService::UpstreamAnswer ModelService::upstream_answer(const Call& call, std::int64_t prompt,
+                                                           std::int64_t completion, json::object answer,
+                                                           const Status& metered) {
+  const bool chat = call.request.endpoint == Endpoint::kChat;
+  const Call::Upstreamed& up = call.upstream;
+  const CompletionRequest& r = call.request;
+  // What went wrong, as the client is told: no replica, or the usage not recorded.
+  std::optional<ApiError> failure;
+  if (up.status == 0) {
+    failure = ApiError{502, "server_error", "no replica of " + r.model + " could be reached: " + up.failure.message(),
+                       "", "upstream_unavailable"};
+  } else if (!metered.is_ok()) {
+    failure = api_error(Status::unavailable("the usage of this request could not be recorded: " + metered.message()));
+  }
+  UpstreamAnswer out;
+  if (r.stream) {
+    std::string& pending = out.stream_tail;
     if (failure) {
-      write_api_error(response, *failure);
-    } else if (up.status != 200 || answer.empty()) {
-      // The upstream's own error, passed on with its status when it is
-      // OpenAI's JSON; otherwise (or a 200 we cannot read) a 502 saying so.
+      pending += "data: " + error_body(*failure) + "\n\n";
+    } else if (up.status != 200) {
+      // The upstream refused: its error, as one event (the head has
+      // gone). Re-serialized, so that a body with line breaks cannot
+      // split the event; a body that is not JSON is named, not passed on.
       boost::system::error_code ec;
       const json::value error = json::parse(up.body, ec);
-      if (up.status != 200 && !ec && error.is_object() && error.as_object().contains("error")) {
-        response.status = up.status;
-        response.content_type = "application/json";
-        response.body = up.body;
-      } else {
-        write_api_error(response, {502, "server_error",
-                                   "the upstream answered HTTP " + std::to_string(up.status) +
-                                       (up.status == 200 ? " with a body that is not a completion"
-                                                         : " without an OpenAI error body"),
-                                   "", "upstream_error"});
-      }
-    } else {
-      answer["id"] = call->id;
-      answer["model"] = r.model;
-      response.status = 200;
-      response.content_type = "application/json";
-      response.body = json::serialize(answer);
+      pending += "data: " +
+                 (!ec && error.is_object()
+                      ? json::serialize(error)
+                      : error_body(ApiError{502, "server_error",
+                                            "the upstream answered HTTP " + std::to_string(up.status) +
+                                                " without an OpenAI error body",
+                                            "", "upstream_error"})) +
+                 "\n\n";
+    } else if (r.include_usage) {
+      append_event(pending,
+                   json::object{{"id", call.id},
+                                {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                                {"created", call.created},
+                                {"model", r.model},
+                                {"choices", json::array()},
+                                {"usage", usage_json(static_cast<std::size_t>(prompt),
+                                                     static_cast<std::size_t>(completion))}});
     }
-    add_rate_headers(response, call->rate, false);
-    call->deferred->complete(std::move(response));
-  };
-  meter(std::move(job));  // not on this I/O thread: the record waits for a disk sync
+    pending += "data: [DONE]\n\n";
+    return out;
+  }
+  net::HttpResponse& response = out.response;
+  if (failure) {
+    write_api_error(response, *failure);
+  } else if (up.status != 200 || answer.empty()) {
+    // The upstream's own error, passed on with its status when it is
+    // OpenAI's JSON; otherwise (or a 200 we cannot read) a 502 saying so.
+    boost::system::error_code ec;
+    const json::value error = json::parse(up.body, ec);
+    if (up.status != 200 && !ec && error.is_object() && error.as_object().contains("error")) {
+      response.status = up.status;
+      response.content_type = "application/json";
+      response.body = up.body;
+    } else {
+      write_api_error(response, {502, "server_error",
+                                 "the upstream answered HTTP " + std::to_string(up.status) +
+                                     (up.status == 200 ? " with a body that is not a completion"
+                                                       : " without an OpenAI error body"),
+                                 "", "upstream_error"});
+    }
+  } else {
+    answer["id"] = call.id;
+    answer["model"] = r.model;
+    response.status = 200;
+    response.content_type = "application/json";
+    response.body = json::serialize(answer);
+  }
+  add_rate_headers(response, call.rate, false);
+  return out;
 }
 
 std::shared_ptr<ModelService::Call> ModelService::admit(const std::shared_ptr<Model>& model, const Caller& caller,

@@ -195,6 +195,12 @@ class ModelService {
   void forward(const std::shared_ptr<Forwarding>& forwarding);
   static void pass_on_event(Call& call, std::string_view data);
   void upstream_finished(const std::shared_ptr<Call>& call);
+  struct UpstreamAnswer {
+    std::string stream_tail;    // a stream's last events, [DONE] included
+    net::HttpResponse response;  // or a whole answer
+  };
+  static UpstreamAnswer upstream_answer(const Call& call, std::int64_t prompt, std::int64_t completion,
+                                        boost::json::object answer, const Status& metered);
 
   ModelServiceOptions options_;
   // The models routed to, by deployment order. Each is shared with the

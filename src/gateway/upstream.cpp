@@ -23,7 +23,8 @@ Result<std::shared_ptr<Upstream>> Upstream::create(std::vector<std::string> base
   for (std::string& url : base_urls) {
     while (url.ends_with('/')) url.pop_back();
     // Checked now, so that a typo fails the start, not each request.
-    HR_ASSIGN_OR_RETURN(std::shared_ptr<net::AsyncHttpClient> client, net::AsyncHttpClient::create(url, client_options));
+    HR_ASSIGN_OR_RETURN(std::shared_ptr<net::AsyncHttpClient> client,
+                        net::AsyncHttpClient::create(url, client_options));
     auto replica = std::make_unique<Replica>();
     replica->base_url = std::move(url);
     replica->client = std::move(client);

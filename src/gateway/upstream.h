@@ -56,7 +56,7 @@ class Upstream {
   // `api_key`, when not empty, is sent as a bearer token. invalid_argument
   // for a malformed URL.
   static Result<std::shared_ptr<Upstream>> create(std::vector<std::string> base_urls, std::string api_key,
-                                                   UpstreamOptions options = {});
+                                                  UpstreamOptions options = {});
   ~Upstream();
 
   // Ends the health checks; returns once the check thread has.

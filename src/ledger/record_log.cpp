@@ -348,6 +348,41 @@ Status RecordLog::wait_durable(LogPosition end) {
   return failed_;
 }
 
+void RecordLog::when_durable(LogPosition end, DurableFn fn) {
+  Status now;
+  {
+    std::lock_guard lock(mu_);
+    CHECK(end <= pending_start_ + pending_.size()) << "waiting for " << end << ", a position not enqueued";
+    now = failed_;
+    if (now.is_ok() && durable_end_.load(std::memory_order_relaxed) < end) {
+      listeners_.emplace_back(end, std::move(fn));
+      if (take_idle_writer_locked()) work_cv_.notify_one();  // records enqueued with Wake::kLater
+      return;
+    }
+  }
+  fn(now);
+}
+
+void RecordLog::run_listeners(std::unique_lock<std::mutex>& lock, bool all) {
+  if (listeners_.empty()) return;
+  const LogPosition durable = durable_end_.load(std::memory_order_relaxed);
+  const Status status = failed_;
+  all = all || !status.is_ok();
+  std::vector<std::pair<LogPosition, DurableFn>> ready;
+  std::erase_if(listeners_, [&](auto& listener) {
+    if (!all && listener.first > durable) return false;
+    ready.push_back(std::move(listener));
+    return true;
+  });
+  lock.unlock();
+  for (auto& [end, fn] : ready) {
+    fn(status.is_ok() && end > durable
+           ? Status::unavailable("record log " + path_ + " closed before the record was written")
+           : status);
+  }
+  lock.lock();
+}
+
 Status RecordLog::append(std::span<const std::string_view> payloads) {
   LogPosition end = 0;
   for (std::string_view payload : payloads) {
@@ -402,7 +437,9 @@ void RecordLog::writer_loop() {
     done.store(batches_taken_, std::memory_order_release);
     done.notify_all();
     if (!failed_.is_ok()) space_cv_.notify_all();
+    run_listeners(lock, /*all=*/false);
   }
+  run_listeners(lock, /*all=*/true);  // none should be left: everything enqueued was written
 }
 
 Status RecordLog::write_batch(const std::string& batch, LogPosition start) {

@@ -76,6 +76,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "ledger/ledger_limits.h"
@@ -141,6 +143,13 @@ class RecordLog {
   Result<LogPosition> enqueue(std::string_view payload, Wake wake = Wake::kNow);
   Status wait_durable(LogPosition end);
 
+  // wait_durable() without the wait: runs `fn` with what it would return,
+  // at once on this thread when that is known now, else on the writer's
+  // thread right after the sync that makes `end` durable (or fails). `fn`
+  // runs outside the log's lock but holds up the next write: keep it quick.
+  using DurableFn = std::function<void(const Status&)>;
+  void when_durable(LogPosition end, DurableFn fn);
+
   // Copies the payload of the record at `position` (any enqueued record,
   // durable or not) into `payload`. Checks its checksum.
   Status read(LogPosition position, std::string& payload) const;
@@ -160,6 +169,9 @@ class RecordLog {
   RecordLog(std::string path, int fd, int lock_fd, ReplayReport report, std::uint64_t file_bytes);
   void writer_loop();
   bool take_idle_writer_locked();
+  // Runs the listeners whose records are durable (all of them once the log
+  // has failed or closes); takes `lock` (on mu_) and gives it back.
+  void run_listeners(std::unique_lock<std::mutex>& lock, bool all);
   Status write_batch(const std::string& batch, LogPosition start);
   Status read_file(LogPosition position, std::string& payload) const;
 
@@ -188,6 +200,7 @@ class RecordLog {
   std::uint64_t next_sequence_;
   RecordLogStats stats_;
   Status failed_;  // sticky: the first write or sync error
+  std::vector<std::pair<LogPosition, DurableFn>> listeners_;  // under mu_: when_durable()'s, in no order
   bool writer_idle_ = false;
   bool stopping_ = false;
   std::thread writer_;

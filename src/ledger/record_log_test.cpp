@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <map>
 #include <set>
 #include <string>
@@ -319,6 +321,54 @@ TEST_F(RecordLogTest, ConcurrentAppendsAreGroupCommitted) {
     int i = std::stoi(p.substr(p.find(':') + 1));
     EXPECT_EQ(i, next[t]++);
   }
+}
+
+}  // namespace
+}  // namespace headroom::ledger
+
+namespace headroom::ledger {
+namespace {
+
+TEST(RecordLogWhenDurable, RunsOnceTheRecordIsOnDiskOrAtOnceIfItIs) {
+  testing::TempDir dir;
+  auto log = open_log(dir);
+  std::promise<Status> first;
+  auto end = log->enqueue("one", RecordLog::Wake::kLater);  // no wake: when_durable must wake the writer
+  ASSERT_TRUE(end.is_ok());
+  const LogPosition one_end = *end + RecordLog::record_bytes(3);
+  log->when_durable(one_end, [&](const Status& s) {
+    // Runs after the sync: the record is durable when it is told so.
+    EXPECT_GE(log->durable_end(), one_end);
+    first.set_value(s);
+  });
+  auto told = first.get_future();
+  ASSERT_EQ(told.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_TRUE(told.get().is_ok());
+  // Already durable: at once, on this thread.
+  bool at_once = false;
+  log->when_durable(one_end, [&](const Status& s) { at_once = s.is_ok(); });
+  EXPECT_TRUE(at_once);
+}
+
+TEST(RecordLogWhenDurable, ManyListenersEachRunOnceInAnyOrderOfEnds) {
+  testing::TempDir dir;
+  std::atomic<int> runs{0};
+  {
+    auto log = open_log(dir);
+    std::vector<LogPosition> ends;
+    for (int i = 0; i < 100; ++i) {
+      auto at = log->enqueue("record " + std::to_string(i), RecordLog::Wake::kLater);
+      ASSERT_TRUE(at.is_ok());
+      ends.push_back(log->end());
+    }
+    for (auto it = ends.rbegin(); it != ends.rend(); ++it) {
+      log->when_durable(*it, [&](const Status& s) {
+        EXPECT_TRUE(s.is_ok()) << s.to_string();
+        ++runs;
+      });
+    }
+  }  // closing waits for the writes, and so for every listener
+  EXPECT_EQ(runs.load(), 100);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -39,6 +40,13 @@ class UsageSink {
  public:
   virtual ~UsageSink() = default;
   virtual Status record(std::span<const UsageEvent> events) = 0;
+  // record() for a caller that must not block (a server's I/O thread):
+  // `done` gets what record() returns, once the events are durable, on
+  // whichever thread finds them so. It must be quick. By default it runs
+  // record() here.
+  virtual void record_async(std::span<const UsageEvent> events, std::function<void(const Status&)> done) {
+    done(record(events));
+  }
 };
 
 }  // namespace headroom::ledger

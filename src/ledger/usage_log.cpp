@@ -419,8 +419,36 @@ std::vector<Status> UsageLog::record_each(std::span<const UsageEvent> events) {
 
 Status UsageLog::record(std::span<const UsageEvent> events) { return record_impl(events, {}); }
 
+void UsageLog::record_async(std::span<const UsageEvent> events, std::function<void(const Status&)> done) {
+  Status first_error;
+  const LogPosition wait_end = append(events, {}, first_error);
+  if (wait_end == 0) {
+    done(first_error);
+    return;
+  }
+  log_->when_durable(wait_end, [first_error, done = std::move(done)](const Status& durable) {
+    done(first_error.is_ok() ? durable : first_error);
+  });
+}
+
 Status UsageLog::record_impl(std::span<const UsageEvent> events, std::span<Status> statuses) {
   Status first_error;
+  const LogPosition wait_end = append(events, statuses, first_error);
+  if (wait_end > 0) {
+    Status durable = log_->wait_durable(wait_end);
+    if (!durable) {
+      // Every event that was appended or found waits on this; report it on
+      // each that had no error of its own.
+      if (first_error.is_ok()) first_error = durable;
+      for (std::size_t i = 0; i < statuses.size(); ++i) {
+        if (statuses[i].is_ok()) statuses[i] = durable;
+      }
+    }
+  }
+  return first_error;
+}
+
+LogPosition UsageLog::append(std::span<const UsageEvent> events, std::span<Status> statuses, Status& first_error) {
   auto fail = [&](std::size_t i, Status s) {
     if (first_error.is_ok()) first_error = s;
     if (!statuses.empty()) statuses[i] = std::move(s);
@@ -429,7 +457,7 @@ Status UsageLog::record_impl(std::span<const UsageEvent> events, std::span<Statu
     Status s = Status::invalid_argument("a batch of " + std::to_string(events.size()) + " usage events; at most " +
                                         std::to_string(limits::kUsageBatchEvents));
     for (std::size_t i = 0; i < events.size(); ++i) fail(i, s);
-    return first_error;
+    return 0;
   }
 
   // Encoded outside the lock, into buffers each thread reuses.
@@ -493,7 +521,7 @@ Status UsageLog::record_impl(std::span<const UsageEvent> events, std::span<Statu
         fail(i, Status::unavailable("the usage log holds " + std::to_string(limits::kUsageLogEvents) + " events"));
         continue;
       }
-      // Woken by wait_durable() below: the whole batch shares one write and sync.
+      // Woken by the wait (or when_durable) that follows: the whole batch shares one write and sync.
       Result<LogPosition> position = log_->enqueue(payload, RecordLog::Wake::kLater);
       if (!position) {
         fail(i, position.status());
@@ -511,18 +539,7 @@ Status UsageLog::record_impl(std::span<const UsageEvent> events, std::span<Statu
     }
   }
 
-  if (wait_end > 0) {
-    Status durable = log_->wait_durable(wait_end);
-    if (!durable) {
-      // Every event that was appended or found waits on this; report it on
-      // each that had no error of its own.
-      if (first_error.is_ok()) first_error = durable;
-      for (std::size_t i = 0; i < statuses.size(); ++i) {
-        if (statuses[i].is_ok()) statuses[i] = durable;
-      }
-    }
-  }
-  return first_error;
+  return wait_end;
 }
 
 Result<LogPosition> UsageLog::read(LogPosition from, std::size_t max_events, const ReadFn& fn) const {

@@ -95,6 +95,12 @@ class UsageLog final : public UsageSink {
   // already was). The other events of the batch are recorded regardless.
   Status record(std::span<const UsageEvent> events) override;
 
+  // The same without waiting: `done` runs at once when nothing needs a sync
+  // (every event refused, or found durable), else on the log's writer
+  // thread right after the sync. The events are checked and appended (or
+  // refused) before this returns.
+  void record_async(std::span<const UsageEvent> events, std::function<void(const Status&)> done) override;
+
   // For consumers (the ledger's rating): calls `fn` for the durable events
   // from `from` (RecordLog::kFirstPosition, or a position a previous read
   // returned), at most `max_events`, and returns the position to read on from.
@@ -118,6 +124,9 @@ class UsageLog final : public UsageSink {
 
   explicit UsageLog(std::unique_ptr<IdIndex> index);
   Status record_impl(std::span<const UsageEvent> events, std::span<Status> statuses);
+  // record_impl() up to its wait: returns the end to wait for (0: none), and
+  // the first event's error in `first_error`.
+  LogPosition append(std::span<const UsageEvent> events, std::span<Status> statuses, Status& first_error);
 
   std::unique_ptr<IdIndex> index_;  // under mu_
   std::unique_ptr<RecordLog> log_;

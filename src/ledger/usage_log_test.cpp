@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <future>
 #include <map>
 #include <random>
 #include <string>
@@ -363,6 +365,41 @@ TEST_F(UsageLogTest, ConsumersReadOnFromWhereTheyStopped) {
   }
   ASSERT_EQ(ids.size(), 25u);
   for (int i = 0; i < 25; ++i) EXPECT_EQ(ids[i], named("t", i));
+}
+
+}  // namespace
+}  // namespace headroom::ledger
+
+namespace headroom::ledger {
+namespace {
+
+// record_async's outcome, as a future.
+std::future<Status> record_async(UsageLog& log, std::vector<UsageEvent> events) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  std::future<Status> outcome = promise->get_future();
+  log.record_async(events, [promise](const Status& s) { promise->set_value(s); });
+  return outcome;
+}
+
+TEST(UsageLogRecordAsync, AnswersOnceTheEventsAreDurableAsRecordDoes) {
+  testing::TempDir dir;
+  {
+    auto log = open_log(dir);
+    auto done = record_async(*log, {token_event("r1:input"), token_event("r1:output")});
+    ASSERT_EQ(done.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_TRUE(done.get().is_ok());
+    EXPECT_EQ(log->durable_end(), log->log_stats().bytes + RecordLog::kFirstPosition);
+    // A retry is a no-op, answered at once; other content is a conflict.
+    auto again = record_async(*log, {token_event("r1:input")});
+    EXPECT_TRUE(again.get().is_ok());
+    UsageEvent changed = token_event("r1:output", "ten_a", 99);
+    EXPECT_EQ(record_async(*log, {changed}).get().code(), ErrorCode::kConflict);
+    UsageEvent invalid = token_event("");
+    EXPECT_EQ(record_async(*log, {invalid}).get().code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(log->totals().events, 2u);
+  }
+  auto log = open_log(dir);
+  EXPECT_EQ(read_all(*log).size(), 2u);
 }
 
 }  // namespace
