@@ -421,7 +421,17 @@ std::size_t BillingService::rate_some() {
     apply_chain(std::span(&release, 1));
     if (pending_.size() >= kJournalCutBytes && !journal_pending(0)) return 0;
   }
-  if (!journal_pending(*next)) return 0;
+  // Rating needs no sync of its own: should the tail of the journal be lost,
+  // a restart rates those events again from the usage log. So the journal's
+  // writer is woken for it at most every rate_every_ms, not once a pass
+  // (a pass per request would cost a disk sync per request).
+  const auto now = std::chrono::steady_clock::now();
+  ledger::RecordLog::Wake wake = ledger::RecordLog::Wake::kLater;
+  if (now - last_rating_sync_ >= std::chrono::milliseconds(options_.rate_every_ms)) {
+    wake = ledger::RecordLog::Wake::kNow;
+    last_rating_sync_ = now;
+  }
+  if (!journal_pending(*next, wake)) return 0;
   return events.size();
 }
 

@@ -62,6 +62,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -277,6 +278,7 @@ class BillingService final : public ledger::Wallet, public ledger::PriceCatalog 
   Status failed_;  // under mu_: the journal failed; changes are refused until a restart
 
   std::mutex rate_mu_;  // one rater at a time: the thread, or wait_rated()
+  std::chrono::steady_clock::time_point last_rating_sync_;  // under mu_: when rating last woke the journal
   std::condition_variable wake_;
   bool stopping_ = false;  // under mu_
   std::thread thread_;
