@@ -116,7 +116,7 @@ struct BillingConfig {
 //   upstreams = ["http://10.0.0.5:8000/v1", "http://10.0.0.6:8000/v1"]
 //   upstream_model = "meta-llama/Llama-3.1-70B-Instruct"   # its name there (default: the table's)
 //   upstream_api_key_env = "VLLM_API_KEY"   # the environment variable holding their key
-//   upstream_workers = 64      # requests in flight to them at most
+//   upstream_workers = 64      # requests in flight to them at most (the rest wait)
 struct ModelConfig {
   std::string file;  // or upstreams
   std::vector<std::string> upstreams;

@@ -261,8 +261,10 @@ ModelService::~ModelService() {
   }
   for (const auto& model : models) stop_model(*model);
   {
-    std::lock_guard lock(meter_mutex_);
+    std::unique_lock lock(meter_mutex_);
     meter_stopping_ = true;
+    // External models' usage being synced: its answers use this service.
+    records_done_.wait(lock, [&] { return records_in_flight_ == 0; });
   }
   meter_wake_.notify_one();
   if (meter_thread_.joinable()) meter_thread_.join();
@@ -859,7 +861,15 @@ void ModelService::upstream_finished(const std::shared_ptr<Call>& call) {
     }
     call->deferred->complete(std::move(prepared->response));
   };
-  options_.usage->record_async(usage_events(*call, prompt, completion), std::move(done));
+  {
+    std::lock_guard lock(meter_mutex_);
+    ++records_in_flight_;
+  }
+  options_.usage->record_async(usage_events(*call, prompt, completion), [this, done](const Status& metered) {
+    done(metered);
+    std::lock_guard lock(meter_mutex_);
+    if (--records_in_flight_ == 0) records_done_.notify_all();
+  });
 }
 
 // An external model's answer to its client, or a stream's last events,

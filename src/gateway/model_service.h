@@ -24,7 +24,10 @@
 // A client that leaves a stream cancels its choices in the engine at once;
 // the tokens already generated are still metered.
 //
-// External models: the client's body goes to a replica (upstream.h) with
+// External models: called from the I/O thread the request came in on
+// (Caller::io), and their usage recorded from there with
+// UsageSink::record_async, so that a request crosses no thread of ours but
+// the usage log's writer. The client's body goes to a replica (upstream.h) with
 // the model's name there, and with stream_options.include_usage set when
 // streaming, so that the upstream reports the tokens it counted; those are
 // what is metered. The answer comes back with our completion id and model
@@ -51,8 +54,9 @@
 // (deploy(), undeploy()); the list is read under a shared lock per request.
 //
 // Thread-safety: handle() is called on the server's I/O threads; engine
-// callbacks run on each engine's scheduler thread; usage is recorded on the
-// service's metering thread. Destroying the service stops the engines (which
+// callbacks run on each engine's scheduler thread; a built-in model's usage
+// is recorded on the service's metering thread, an external model's from
+// the I/O thread (its answer sent from the usage log's writer thread). Destroying the service stops the engines (which
 // ends every request, cancelled, and meters it) and then the metering thread.
 #pragma once
 
@@ -146,10 +150,11 @@ class ModelService {
   // `commit`, when given, runs once the model is open and before it is
   // routed to (to record and price it); its failure undoes the deployment.
   Status deploy(Deployment deployment, const std::function<Status()>& commit = {});
-  // Stops routing to the model at once, then ends its requests under way (a
-  // built-in model's are cancelled, an external model's run to their end),
-  // each metered, and frees the model; returns when that is done. not_found
-  // when no model has the name.
+  // Stops routing to the model at once, then ends its requests under way,
+  // each metered: a built-in model's are cancelled, and the engine freed,
+  // before this returns; an external model's run to their end after it (on
+  // the server's I/O threads, which this may be running on). not_found when
+  // no model has the name.
   Status undeploy(std::string_view name);
   // The deployments, as declared (the upstream's key left out), by name.
   std::vector<Deployment> deployments() const;
@@ -213,6 +218,8 @@ class ModelService {
   std::condition_variable meter_wake_;
   std::deque<MeterJob> meter_jobs_;
   bool meter_stopping_ = false;
+  std::size_t records_in_flight_ = 0;     // under meter_mutex_: external models' record_async calls
+  std::condition_variable records_done_;  // records_in_flight_ reached 0
   std::thread meter_thread_;
 };
 
