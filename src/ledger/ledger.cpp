@@ -1,6 +1,7 @@
 #include "ledger/ledger.h"
 
 #include <algorithm>
+#include <deque>
 #include <chrono>
 #include <cstring>
 #include <limits>
@@ -374,7 +375,11 @@ struct Ledger::Impl {
   std::vector<std::string> owners;  // beside accounts, so that an Account is plain data
   FlatIndex<AccountId, AccountIdHash> account_index;
   std::unordered_map<std::string, std::uint32_t> owner_index;  // owner_key -> row
-  std::vector<Transfer> transfers;
+  // A deque, not a vector: growing never moves the transfers already there.
+  // A vector's doubling copied them all (hundreds of MB at a few million,
+  // with the page faults of the new block) under the billing lock, which
+  // stalled every request that took it for tens to hundreds of ms.
+  std::deque<Transfer> transfers;
   FlatIndex<Id128, IdHash> transfer_index;
   // Pending holds by expiry: a min-heap. Entries of holds that were settled
   // (or undone) stay until they come up, and are skipped then.
@@ -945,7 +950,6 @@ Ledger::Ledger(LedgerOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->accounts.reserve(accounts);
   impl_->owners.reserve(accounts);
   impl_->account_index.reserve(accounts);
-  impl_->transfers.reserve(transfers);
   impl_->transfer_index.reserve(transfers);
 }
 Ledger::~Ledger() = default;
