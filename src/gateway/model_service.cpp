@@ -732,7 +732,13 @@ void ModelService::handle_upstream(const std::shared_ptr<Model>& model, const Ca
   forwarding->target = call->request.endpoint == Endpoint::kChat ? "/chat/completions" : "/completions";
   forwarding->body = json::serialize(body);
   forwarding->reserved = reserved;
-  forwarding->upstream->enter([this, forwarding] {
+  forwarding->upstream->enter([this, forwarding](Upstream::Turn turn) {
+    if (turn == Upstream::Turn::kServerStopping) {  // never sent: nothing used, nothing to try
+      forwarding->call->upstream.failure = Status::unavailable("the server stopped before the request was sent");
+      forwarding->upstream->leave(Upstream::Turn::kServerStopping);
+      upstream_finished(forwarding->call);
+      return;
+    }
     forwarding->replicas = forwarding->upstream->order();
     forward(forwarding);
   });
@@ -781,7 +787,7 @@ void ModelService::forward(const std::shared_ptr<Forwarding>& f) {
   // on its I/O thread, so no other replica is tried; what it used is metered.
   c.on_abandoned = [this, f, replica] {
     replica->outstanding -= f->reserved;
-    f->upstream->leave();
+    f->upstream->leave(Upstream::Turn::kServerStopping);
     Call::Upstreamed& up = f->call->upstream;
     if (up.status == 0) up.failure = Status::unavailable("the server stopped with the request in flight");
     upstream_finished(f->call);

@@ -45,7 +45,7 @@ void Upstream::stop() {
   if (health_.joinable()) health_.join();
 }
 
-void Upstream::enter(std::function<void()> start) {
+void Upstream::enter(std::function<void(Turn)> start) {
   {
     std::lock_guard lock(mutex_);
     if (in_flight_ == options_.max_in_flight) {
@@ -54,21 +54,21 @@ void Upstream::enter(std::function<void()> start) {
     }
     ++in_flight_;
   }
-  start();
+  start(Turn::kGo);
 }
 
-void Upstream::leave() {
-  std::function<void()> next;
+void Upstream::leave(Turn next) {
+  std::function<void(Turn)> start;
   {
     std::lock_guard lock(mutex_);
     if (waiting_.empty()) {
       --in_flight_;
       return;
     }
-    next = std::move(waiting_.front());  // takes the slot this one leaves
+    start = std::move(waiting_.front());  // takes the slot this one leaves
     waiting_.pop_front();
   }
-  next();
+  start(next);
 }
 
 std::vector<Upstream::Replica*> Upstream::order() {

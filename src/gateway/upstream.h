@@ -65,8 +65,12 @@ class Upstream {
   // Runs `start` now, or once a request in flight has left(): each started
   // request must leave() exactly once. `start` may then run on the thread
   // that left, so it should only hand its work to the request's own thread.
-  void enter(std::function<void()> start);
-  void leave();
+  // A request that left because the server is stopping (its I/O thread
+  // going) passes kServerStopping on to the next in line, which must not
+  // start on its own I/O thread either, and leave the same way.
+  enum class Turn { kGo, kServerStopping };
+  void enter(std::function<void(Turn)> start);
+  void leave(Turn next = Turn::kGo);
 
   // The replicas in the order to try them: healthy ones by fewest
   // outstanding tokens, then the unhealthy ones.
@@ -89,7 +93,7 @@ class Upstream {
 
   std::mutex mutex_;
   std::size_t in_flight_ = 0;                  // under mutex_
-  std::deque<std::function<void()>> waiting_;  // under mutex_: requests past max_in_flight
+  std::deque<std::function<void(Turn)>> waiting_;  // under mutex_: requests past max_in_flight
   bool stopping_ = false;                      // under mutex_
   std::condition_variable health_wake_;        // the health check: stopping
   std::thread health_;

@@ -20,7 +20,7 @@ std::shared_ptr<Upstream> make_upstream(std::size_t max_in_flight,
 TEST(Upstream, RequestsPastTheLimitWaitTheirTurnInOrder) {
   auto upstream = make_upstream(2);
   std::vector<int> started;
-  for (int i = 0; i < 5; ++i) upstream->enter([&started, i] { started.push_back(i); });
+  for (int i = 0; i < 5; ++i) upstream->enter([&started, i](Upstream::Turn) { started.push_back(i); });
   EXPECT_EQ(started, (std::vector<int>{0, 1}));
   upstream->leave();  // 0 ends: 2 takes its place
   EXPECT_EQ(started, (std::vector<int>{0, 1, 2}));
@@ -30,8 +30,29 @@ TEST(Upstream, RequestsPastTheLimitWaitTheirTurnInOrder) {
   upstream->leave();
   upstream->leave();
   // All slots free again: the next one starts at once.
-  upstream->enter([&started] { started.push_back(5); });
+  upstream->enter([&started](Upstream::Turn) { started.push_back(5); });
   EXPECT_EQ(started.back(), 5);
+  upstream->leave();
+  upstream->stop();
+}
+
+TEST(Upstream, AServerStoppingIsPassedDownTheLine) {
+  auto upstream = make_upstream(1);
+  std::vector<Upstream::Turn> turns;
+  upstream->enter([&](Upstream::Turn turn) { turns.push_back(turn); });
+  for (int i = 0; i < 3; ++i) {
+    // Each waiting request told the server is stopping leaves the same way.
+    upstream->enter([&](Upstream::Turn turn) {
+      turns.push_back(turn);
+      upstream->leave(turn);
+    });
+  }
+  upstream->leave(Upstream::Turn::kServerStopping);  // the one in flight, its I/O thread gone
+  using T = Upstream::Turn;
+  EXPECT_EQ(turns, (std::vector<T>{T::kGo, T::kServerStopping, T::kServerStopping, T::kServerStopping}));
+  // Every slot is free again.
+  upstream->enter([&](Upstream::Turn turn) { turns.push_back(turn); });
+  EXPECT_EQ(turns.back(), T::kGo);
   upstream->leave();
   upstream->stop();
 }
