@@ -92,10 +92,10 @@ class Upstream {
   std::vector<std::unique_ptr<Replica>> replicas_;
 
   std::mutex mutex_;
-  std::size_t in_flight_ = 0;                  // under mutex_
+  std::size_t in_flight_ = 0;                      // under mutex_
   std::deque<std::function<void(Turn)>> waiting_;  // under mutex_: requests past max_in_flight
-  bool stopping_ = false;                      // under mutex_
-  std::condition_variable health_wake_;        // the health check: stopping
+  bool stopping_ = false;                          // under mutex_
+  std::condition_variable health_wake_;            // the health check: stopping
   std::thread health_;
 };
 
