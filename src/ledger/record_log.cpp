@@ -363,11 +363,11 @@ void RecordLog::when_durable(LogPosition end, DurableFn fn) {
   fn(now);
 }
 
-void RecordLog::run_listeners(std::unique_lock<std::mutex>& lock, bool all) {
+void RecordLog::run_listeners(std::unique_lock<std::mutex>& lock, Listeners which) {
   if (listeners_.empty()) return;
   const LogPosition durable = durable_end_.load(std::memory_order_relaxed);
   const Status status = failed_;
-  all = all || !status.is_ok();
+  const bool all = which == Listeners::kAll || !status.is_ok();
   std::vector<std::pair<LogPosition, DurableFn>> ready;
   std::erase_if(listeners_, [&](auto& listener) {
     if (!all && listener.first > durable) return false;
@@ -437,9 +437,9 @@ void RecordLog::writer_loop() {
     done.store(batches_taken_, std::memory_order_release);
     done.notify_all();
     if (!failed_.is_ok()) space_cv_.notify_all();
-    run_listeners(lock, /*all=*/false);
+    run_listeners(lock, Listeners::kDurable);
   }
-  run_listeners(lock, /*all=*/true);  // none should be left: everything enqueued was written
+  run_listeners(lock, Listeners::kAll);  // none should be left: everything enqueued was written
 }
 
 Status RecordLog::write_batch(const std::string& batch, LogPosition start) {

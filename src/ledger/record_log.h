@@ -170,8 +170,9 @@ class RecordLog {
   void writer_loop();
   bool take_idle_writer_locked();
   // Runs the listeners whose records are durable (all of them once the log
-  // has failed or closes); takes `lock` (on mu_) and gives it back.
-  void run_listeners(std::unique_lock<std::mutex>& lock, bool all);
+  // has failed, or with kAll as it closes); takes `lock` (on mu_) and gives it back.
+  enum class Listeners : std::uint8_t { kDurable, kAll };
+  void run_listeners(std::unique_lock<std::mutex>& lock, Listeners which);
   Status write_batch(const std::string& batch, LogPosition start);
   Status read_file(LogPosition position, std::string& payload) const;
 

@@ -30,7 +30,6 @@
 //   run by one thread.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
