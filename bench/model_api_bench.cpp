@@ -33,9 +33,9 @@
 
 #include "infer/engine/engine.h"
 #include "infer/gguf/random_llama.h"
-#include "shell.h"
 #include "net/async_http_client.h"
 #include "net/sse_reader.h"
+#include "shell.h"
 
 namespace {
 
@@ -89,13 +89,13 @@ double engine_round(infer::Engine& engine, const std::vector<infer::TokenId>& pr
 // cores those wake-ups are taken from the engine being measured. A token per
 // content chunk, checked against the usage.
 double api_round(const std::string& url, const std::string& key, const Args& args) {
-  const std::string body = json::serialize(json::object{
-      {"model", "bench"},
-      {"messages", json::array{json::object{{"role", "user"}, {"content", "Tell me a story."}}}},
-      {"max_tokens", args.tokens},
-      {"temperature", 0},
-      {"stream", true},
-      {"stream_options", json::object{{"include_usage", true}}}});
+  const std::string body = json::serialize(
+      json::object{{"model", "bench"},
+                   {"messages", json::array{json::object{{"role", "user"}, {"content", "Tell me a story."}}}},
+                   {"max_tokens", args.tokens},
+                   {"temperature", 0},
+                   {"stream", true},
+                   {"stream_options", json::object{{"include_usage", true}}}});
   struct Stream {
     net::SseReader reader;
     long usage = -1;
@@ -110,30 +110,30 @@ double api_round(const std::string& url, const std::string& key, const Args& arg
     auto client = net::AsyncHttpClient::create(url);
     if (!client.is_ok()) die(client.status().message());
     clients.push_back(*client);
-    clients.back()->start(
-        io, {.method = "POST",
-             .target = "/v1/chat/completions",
-             .body = body,
-             .headers = {{"Authorization", "Bearer " + key}},
-             .on_head = [&stream](const net::HttpClientResponse& head) { stream.status = head.status; },
-             .on_chunk =
-                 [&stream](std::string_view chunk) {
-                   stream.reader.feed(chunk, [&](std::string_view data) {
-                     if (data == "[DONE]") return;
-                     const json::value event = json::parse(data);
-                     if (const auto* u = event.as_object().if_contains("usage"); u && u->is_object()) {
-                       stream.usage = u->as_object().at("completion_tokens").as_int64();
-                     }
-                   });
-                   return true;
-                 },
-             .on_done =
-                 [&stream, &generated](const Status& s) {
-                   if (!s.is_ok() || stream.status != 200 || stream.usage < 0) {
-                     die("a stream failed: " + s.message() + " HTTP " + std::to_string(stream.status));
-                   }
-                   generated += stream.usage;
-                 }});
+    clients.back()->start(io,
+                          {.method = "POST",
+                           .target = "/v1/chat/completions",
+                           .body = body,
+                           .headers = {{"Authorization", "Bearer " + key}},
+                           .on_head = [&stream](const net::HttpClientResponse& head) { stream.status = head.status; },
+                           .on_chunk =
+                               [&stream](std::string_view chunk) {
+                                 stream.reader.feed(chunk, [&](std::string_view data) {
+                                   if (data == "[DONE]") return;
+                                   const json::value event = json::parse(data);
+                                   if (const auto* u = event.as_object().if_contains("usage"); u && u->is_object()) {
+                                     stream.usage = u->as_object().at("completion_tokens").as_int64();
+                                   }
+                                 });
+                                 return true;
+                               },
+                           .on_done =
+                               [&stream, &generated](const Status& s) {
+                                 if (!s.is_ok() || stream.status != 200 || stream.usage < 0) {
+                                   die("a stream failed: " + s.message() + " HTTP " + std::to_string(stream.status));
+                                 }
+                                 generated += stream.usage;
+                               }});
   }
   io.run();
   return static_cast<double>(generated) / std::chrono::duration<double>(Clock::now() - start).count();
@@ -150,11 +150,16 @@ int main(int argc, char** argv) {
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const int value = std::atoi(argv[i + 1]);
-    if (flag == "--streams") args.streams = value;
-    else if (flag == "--tokens") args.tokens = value;
-    else if (flag == "--rounds") args.rounds = value;
-    else if (flag == "--threads") args.threads = value;
-    else die("unknown flag " + flag);
+    if (flag == "--streams")
+      args.streams = value;
+    else if (flag == "--tokens")
+      args.tokens = value;
+    else if (flag == "--rounds")
+      args.rounds = value;
+    else if (flag == "--threads")
+      args.threads = value;
+    else
+      die("unknown flag " + flag);
   }
   const std::string dir = std::filesystem::temp_directory_path() / ("headroom-model-api-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
@@ -208,7 +213,7 @@ int main(int argc, char** argv) {
   const double e = median(engine_rates), a = median(api_rates);
   std::printf("\n%d streams x %d tokens, %d threads, %d rounds; prompt %zu tokens; model %s\n", args.streams,
               args.tokens, threads, args.rounds, prompt->size(), "random llama dim 512 x 8 layers, Q8_0 (~20M)");
-  std::printf("engine alone: median %.1f tok/s; through the API: median %.1f tok/s; ratio %.2f (goal >= 0.90)\n", e,
-              a, a / e);
+  std::printf("engine alone: median %.1f tok/s; through the API: median %.1f tok/s; ratio %.2f (goal >= 0.90)\n", e, a,
+              a / e);
   return 0;
 }

@@ -1,9 +1,10 @@
 #include "ledger/ledger.h"
 
 #include <algorithm>
-#include <deque>
+#include <array>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <type_traits>
 #include <unordered_map>
@@ -338,6 +339,31 @@ class FlatIndex {
   std::size_t size_ = 0;
 };
 
+// A FlatIndex in 256 shards by the hash's top bits (the slots take its low
+// bits). Each shard doubles alone, so a doubling moves 1/256 of the index:
+// one FlatIndex of millions of transfers rehashed them all at once under
+// the billing lock, stalling every request behind it for up to a second.
+template <typename Key, typename Hash>
+class ShardedIndex {
+ public:
+  static constexpr std::uint32_t kAbsent = FlatIndex<Key, Hash>::kAbsent;
+
+  void reserve(std::size_t count) {
+    for (auto& shard : shards_) shard.reserve(count / kShards + 1);
+  }
+  std::uint32_t find(const Key& key) const { return shard(key).find(key); }
+  void insert(const Key& key, std::uint32_t value) { shard(key).insert(key, value); }
+  void erase(const Key& key) { shard(key).erase(key); }
+
+ private:
+  static constexpr std::size_t kShards = 256;
+  static std::size_t shard_of(const Key& key) { return Hash{}(key) >> 56; }
+  FlatIndex<Key, Hash>& shard(const Key& key) { return shards_[shard_of(key)]; }
+  const FlatIndex<Key, Hash>& shard(const Key& key) const { return shards_[shard_of(key)]; }
+
+  std::array<FlatIndex<Key, Hash>, kShards> shards_;
+};
+
 std::string owner_key(AccountKind kind, std::string_view owner) {
   std::string key(1, static_cast<char>(kind));
   key += owner;
@@ -380,7 +406,7 @@ struct Ledger::Impl {
   // with the page faults of the new block) under the billing lock, which
   // stalled every request that took it for tens to hundreds of ms.
   std::deque<Transfer> transfers;
-  FlatIndex<Id128, IdHash> transfer_index;
+  ShardedIndex<Id128, IdHash> transfer_index;
   // Pending holds by expiry: a min-heap. Entries of holds that were settled
   // (or undone) stay until they come up, and are skipped then.
   struct Due {
@@ -502,7 +528,7 @@ struct Ledger::Impl {
       Due d = due.back();
       due.pop_back();
       std::uint32_t row = transfer_index.find(d.id);
-      if (row == FlatIndex<Id128, IdHash>::kAbsent) continue;
+      if (row == ShardedIndex<Id128, IdHash>::kAbsent) continue;
       Transfer& hold = transfers[row];
       if (hold.kind != TransferKind::kHold || hold.state != HoldState::kPending || hold.expires_at != d.at) continue;
       release(hold);
@@ -584,7 +610,7 @@ struct Ledger::Impl {
       return Outcome::kInvalid;
     }
     std::uint32_t row = transfer_index.find(t.id);
-    if (row != FlatIndex<Id128, IdHash>::kAbsent) {
+    if (row != ShardedIndex<Id128, IdHash>::kAbsent) {
       const Transfer& e = transfers[row];
       bool same = e.kind == t.kind && e.debit == t.debit && e.credit == t.credit && e.amount == t.amount &&
                   e.code == t.code && e.reference == t.reference && e.timeout_ms == t.timeout_ms;
@@ -657,7 +683,7 @@ struct Ledger::Impl {
   // PostHold and VoidHold: the hold's row, or why not.
   Outcome find_pending_hold(TransferId hold_id, std::uint32_t& row) const {
     row = transfer_index.find(hold_id);
-    if (row == FlatIndex<Id128, IdHash>::kAbsent) return Outcome::kHoldNotFound;
+    if (row == ShardedIndex<Id128, IdHash>::kAbsent) return Outcome::kHoldNotFound;
     const Transfer& hold = transfers[row];
     if (hold.kind != TransferKind::kHold) return Outcome::kNotAHold;
     switch (hold.state) {
@@ -679,7 +705,7 @@ struct Ledger::Impl {
   Outcome apply(const PostHold& c) {
     if (c.id.is_zero() || c.hold.is_zero() || (c.amount && !valid_amount(*c.amount))) return Outcome::kInvalid;
     std::uint32_t existing = transfer_index.find(c.id);
-    if (existing != FlatIndex<Id128, IdHash>::kAbsent) {
+    if (existing != ShardedIndex<Id128, IdHash>::kAbsent) {
       const Transfer& e = transfers[existing];
       bool same = e.kind == TransferKind::kPost && e.target == c.hold &&
                   (c.amount ? !e.whole && e.amount == *c.amount : e.whole);
@@ -721,7 +747,7 @@ struct Ledger::Impl {
   Outcome apply(const VoidHold& c) {
     if (c.id.is_zero() || c.hold.is_zero()) return Outcome::kInvalid;
     std::uint32_t existing = transfer_index.find(c.id);
-    if (existing != FlatIndex<Id128, IdHash>::kAbsent) {
+    if (existing != ShardedIndex<Id128, IdHash>::kAbsent) {
       const Transfer& e = transfers[existing];
       bool same = e.kind == TransferKind::kVoid && e.target == c.hold;
       return same ? Outcome::kAlreadyApplied : Outcome::kIdConflict;
@@ -751,14 +777,14 @@ struct Ledger::Impl {
   Outcome apply(const ReverseTransfer& c) {
     if (c.id.is_zero() || c.target.is_zero() || (c.amount && !valid_amount(*c.amount))) return Outcome::kInvalid;
     std::uint32_t existing = transfer_index.find(c.id);
-    if (existing != FlatIndex<Id128, IdHash>::kAbsent) {
+    if (existing != ShardedIndex<Id128, IdHash>::kAbsent) {
       const Transfer& e = transfers[existing];
       bool same = e.kind == TransferKind::kReversal && e.target == c.target &&
                   (c.amount ? !e.whole && e.amount == *c.amount : e.whole);
       return same ? Outcome::kAlreadyApplied : Outcome::kIdConflict;
     }
     std::uint32_t target_row = transfer_index.find(c.target);
-    if (target_row == FlatIndex<Id128, IdHash>::kAbsent) return Outcome::kTransferNotFound;
+    if (target_row == ShardedIndex<Id128, IdHash>::kAbsent) return Outcome::kTransferNotFound;
     const Transfer target = transfers[target_row];
     if (target.kind != TransferKind::kPosted && target.kind != TransferKind::kPost) return Outcome::kNotReversible;
     Amount remaining = target.amount - target.settled;
@@ -913,7 +939,7 @@ struct Ledger::Impl {
         if (const auto* h = std::get_if<CreateHold>(&command.op)) return available_words(h->debit, h->amount);
         if (const auto* r = std::get_if<ReverseTransfer>(&command.op)) {
           std::uint32_t row = transfer_index.find(r->target);
-          if (row != FlatIndex<Id128, IdHash>::kAbsent) {
+          if (row != ShardedIndex<Id128, IdHash>::kAbsent) {
             const Transfer& target = transfers[row];
             return "the reversal of " + r->target.to_string() + ": " +
                    available_words(target.credit, r->amount.value_or(target.amount - target.settled));
@@ -990,7 +1016,7 @@ std::optional<AccountId> Ledger::find_account(AccountKind kind, std::string_view
 
 const Transfer* Ledger::transfer(TransferId id) const {
   std::uint32_t row = impl_->transfer_index.find(id);
-  return row == FlatIndex<Id128, IdHash>::kAbsent ? nullptr : &impl_->transfers[row];
+  return row == ShardedIndex<Id128, IdHash>::kAbsent ? nullptr : &impl_->transfers[row];
 }
 
 bool Ledger::can_spend(AccountId id, Amount amount) const {

@@ -979,6 +979,46 @@ constexpr bool kOptimizedBuild = false;
 constexpr bool kOptimizedBuild = true;
 #endif
 
+// The transfer index grows from nothing, shard by shard (a doubling moves
+// one shard's entries): every id stays found through all those doublings.
+TEST(LedgerTransfers, EveryIdFoundAfterTheIndexGrew) {
+  constexpr std::uint64_t kTransfers = kOptimizedBuild ? 300'000 : 40'000;
+  Ledger ledger(LedgerOptions{.expected_accounts = 4, .expected_transfers = 1});
+  std::vector<Command> setup{account(kCash, AccountKind::kFunding, "cash"),
+                             account(kGpuRevenue, AccountKind::kRevenue, "gpu_time"),
+                             account(100, AccountKind::kTenant, "ten_0"), deposit(1, 100, dollars(1'000'000))};
+  std::vector<Outcome> results(setup.size());
+  ledger.apply(setup, results);
+  for (Outcome o : results) ASSERT_EQ(o, Outcome::kOk);
+  auto batch_of = [](std::uint64_t first, std::uint64_t count) {
+    std::vector<Command> batch;
+    for (std::uint64_t id = first; id < first + count; ++id) {
+      batch.push_back(
+          Command{kT0,
+                  CreateTransfer{
+                      TransferId{id * 0x9e3779b97f4a7c15ULL, id}, 100, kGpuRevenue, cents(1), TransferCode::kUsage, {}},
+                  Link::kNone});
+    }
+    return batch;
+  };
+  constexpr std::uint64_t kBatch = 5'000;
+  for (std::uint64_t first = 2; first < kTransfers + 2; first += kBatch) {
+    std::vector<Command> batch = batch_of(first, kBatch);
+    results.assign(batch.size(), Outcome::kOk);
+    ledger.apply(batch, results);
+    for (Outcome o : results) ASSERT_EQ(o, Outcome::kOk);
+  }
+  for (std::uint64_t first = 2; first < kTransfers + 2; first += kBatch) {
+    std::vector<Command> batch = batch_of(first, kBatch);
+    results.assign(batch.size(), Outcome::kOk);
+    ledger.apply(batch, results);
+    for (Outcome o : results) ASSERT_EQ(o, Outcome::kAlreadyApplied);
+  }
+  EXPECT_EQ(ledger.transfer_count(), kTransfers + 1);
+  EXPECT_EQ(ledger.account(100)->balance(), dollars(1'000'000) - cents(static_cast<std::int64_t>(kTransfers)));
+  ledger.verify();
+}
+
 TEST(LedgerThroughput, SimpleTransfersPerSecond) {
   constexpr std::size_t kTransfers = kOptimizedBuild ? 2'000'000 : 100'000;
   constexpr std::size_t kBatch = 8'000;
