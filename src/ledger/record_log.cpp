@@ -445,15 +445,18 @@ void RecordLog::writer_loop() {
 Status RecordLog::write_batch(const std::string& batch, LogPosition start) {
   static const std::string kZeros(1 << 20, '\0');
   LogPosition end = start + batch.size();
-  // Zero-fill ahead, keeping kRecordLogZeroAheadBytes of zeros past the
-  // log's end, but at most kRecordLogZeroStepBytes more per write beyond
-  // what this write needs: the sync after a write then also makes the new
-  // blocks and the file size durable, later syncs find them allocated, and
-  // no single write waits for megabytes of zeros (a 16 MiB fill in one sync
-  // cost ~100 ms of acknowledgement latency).
+  // Zero-fill ahead, keeping up to kRecordLogZeroAheadBytes of zeros past
+  // the log's end, a whole kRecordLogZeroStepBytes at a time, once that much
+  // is missing (or the write would pass the zeros): the sync after such a
+  // write also makes the new blocks and the file size durable, and the syncs
+  // in between find their blocks allocated and the size unchanged, with no
+  // metadata to flush. (Topping the zeros up by each write's size made every
+  // sync flush a new block and the file's size.) No single write waits for
+  // megabytes of zeros: a 16 MiB fill in one sync cost ~100 ms of
+  // acknowledgement latency.
   const std::uint64_t target = std::min(end + limits::kRecordLogZeroAheadBytes,
                                         limits::kRecordLogFileBytes + limits::kRecordLogZeroAheadBytes);
-  if (zeroed_end_ < target) {
+  if (zeroed_end_ < end || zeroed_end_ + limits::kRecordLogZeroStepBytes <= target) {
     const std::uint64_t fill_to = std::min(target, std::max(end, zeroed_end_) + limits::kRecordLogZeroStepBytes);
     for (std::uint64_t at = zeroed_end_; at < fill_to; at += kZeros.size()) {
       std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kZeros.size(), fill_to - at));

@@ -27,11 +27,11 @@
 //   +--------+------+----------------------------------------------------------+
 //
 //   Zeros, to the end of the file. The writer keeps the file zero-filled
-//   kRecordLogZeroAheadBytes ahead of the log, adding at most
-//   kRecordLogZeroStepBytes per write beyond what the write needs (one large
-//   fill would stall that write's acknowledgement), so that the fdatasync after
-//   a write overwrites allocated, written blocks and has no metadata to
-//   flush. Measured when this was written, on the project's ext4 disk: a
+//   up to kRecordLogZeroAheadBytes ahead of the log, adding
+//   kRecordLogZeroStepBytes at a time once that much is missing (one large
+//   fill would stall that write's acknowledgement), so that the fdatasync
+//   after most writes overwrites allocated, written blocks and has no
+//   metadata to flush. Measured when this was written, on the project's ext4 disk: a
 //   4 KiB write and fdatasync took about 95 us into zero-filled blocks,
 //   136 us into fallocate()d ones (their extents are converted on the first
 //   write) and 171 us at the end of the file. The price is that every byte
