@@ -1,6 +1,7 @@
 #include "infer/engine/engine.h"
 
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <utility>
 
@@ -36,8 +37,8 @@ struct Engine::Sequence {
   // are the next step's: a prompt's unread part, or the one token sampled
   // last (its keys are computed when the step after it samples).
   std::size_t computed = 0;
-  bool running = false;  // in running_, else waiting (or not yet taken from the inbox)
-  bool done = false;     // on_finish called; removed from the queues at the end of the step
+  bool running = false;         // in running_, else waiting (or not yet taken from the inbox)
+  bool done = false;            // on_finish called; removed from the queues at the end of the step
   std::uint64_t sliced_in = 0;  // the last step that ran some of its tokens (steps count from 1)
   KvSequence kv;
   Sampler sampler;
@@ -52,7 +53,7 @@ namespace {
 // The tokens that end a turn besides eos, as chat models write them: a
 // model tuned for chat ends its answer with one of these, not with eos.
 constexpr std::string_view kEndOfTurnTokens[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                                  "<|endoftext|>"};
+                                                 "<|endoftext|>"};
 
 }  // namespace
 
@@ -101,6 +102,9 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::string& model_path, Engi
 
   engine->options_ = options;
   engine->pool_ = std::make_unique<ThreadPool>(ThreadPoolOptions{.threads = options.threads});
+  if (engine->pool_->threads() > 1 && engine->model_->step_weight_bytes() <= options.small_model_bytes) {
+    engine->groups_.resize(engine->pool_->threads());
+  }
   HR_ASSIGN_OR_RETURN(engine->kv_pool_, KvPool::create(config, pages));
   engine->kv_pages_free_ = pages;
   engine->logits_.resize(options.max_running * config.vocab);
@@ -290,8 +294,8 @@ bool Engine::schedule() {
     // Logits only where the step reaches the last token known: the next
     // one is sampled from them.
     if (end == sequence.tokens.size()) logits = std::span(logits_).subspan(sliced_.size() * vocab, vocab);
-    slices_.push_back({&sequence.kv, std::span(sequence.tokens).subspan(sequence.computed, n), sequence.computed,
-                       logits});
+    slices_.push_back(
+        {&sequence.kv, std::span(sequence.tokens).subspan(sequence.computed, n), sequence.computed, logits});
     sliced_.push_back(&sequence);
     sequence.sliced_in = step;
     budget -= n;
@@ -349,8 +353,41 @@ bool Engine::schedule() {
   return !slices_.empty();
 }
 
+Status Engine::forward() {
+  if (groups_.empty()) return model_->forward(slices_, scratch_, pool_.get());
+  // A small model: its products are not split across threads even when
+  // there is one slice (for stories260K, one thread decodes a sequence
+  // faster than two).
+  const std::size_t groups = std::min(groups_.size(), slices_.size());
+  if (groups < 2) return model_->forward(slices_, scratch_, nullptr);
+  // Contiguous groups of about equal tokens, one forward() each, side by
+  // side. Each slice is computed as it would be alone, so the logits are
+  // the same bits either way.
+  std::size_t tokens = 0;
+  for (const SequenceSlice& slice : slices_) tokens += slice.tokens.size();
+  std::array<std::size_t, kMaxPoolThreads + 1> bounds{};
+  std::size_t group = 1, seen = 0;
+  for (std::size_t k = 0; k < slices_.size() && group < groups; ++k) {
+    seen += slices_[k].tokens.size();
+    const std::size_t left = slices_.size() - (k + 1);
+    if (seen * groups >= tokens * group || left == groups - group) bounds[group++] = k + 1;
+  }
+  bounds[group] = slices_.size();
+  const std::span<const SequenceSlice> all(slices_);
+  pool_->parallel_for(group, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t g = begin; g < end; ++g) {
+      groups_[g].status =
+          model_->forward(all.subspan(bounds[g], bounds[g + 1] - bounds[g]), groups_[g].scratch, nullptr);
+    }
+  });
+  for (std::size_t g = 0; g < group; ++g) {
+    if (!groups_[g].status.is_ok()) return groups_[g].status;
+  }
+  return Status::ok();
+}
+
 void Engine::step() {
-  if (Status status = model_->forward(slices_, scratch_, pool_.get()); !status.is_ok()) {
+  if (Status status = forward(); !status.is_ok()) {
     // Every slice was checked on submit: this is a bug, but one request's,
     // not the server's.
     GenerationResult failed;
@@ -374,8 +411,7 @@ void Engine::step() {
     sequence.tokens.push_back(sample.token);
     tokens_generated_.fetch_add(1, std::memory_order_relaxed);
     GenerationResult result;
-    if (!sequence.ignore_eos &&
-        std::find(end_tokens_.begin(), end_tokens_.end(), sample.token) != end_tokens_.end()) {
+    if (!sequence.ignore_eos && std::find(end_tokens_.begin(), end_tokens_.end(), sample.token) != end_tokens_.end()) {
       // An unfinished character held by the detokenizer is dropped: the
       // model ended mid-character, and what it meant is unknowable.
       result.finish = FinishReason::kStop;

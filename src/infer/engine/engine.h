@@ -100,6 +100,11 @@ struct EngineOptions {
   // A sequence's most positions (prompt and generated); 0: the model's
   // context length. Clamped to the model's and to what the cache holds.
   std::size_t context_tokens = 0;
+  // A model whose step reads at most this many bytes of weights (one the
+  // caches hold) runs a step's sequences in groups side by side, one group
+  // per thread; a larger one splits each matrix product across the
+  // threads, so that its weights are read once a step. 0: always split.
+  std::size_t small_model_bytes = std::size_t{4} << 20;
   LlamaModelOptions model;
 };
 
@@ -196,6 +201,13 @@ class Engine {
   bool schedule();
   // Runs the step and samples the next token of each sequence it completes.
   void step();
+  // The step's forward pass over slices_: one batch split across the pool's
+  // threads, or, for a model whose weights the caches hold, the sequences
+  // in groups run side by side (groups_ set), one group a thread.
+  // Splitting each small matrix product across threads cost more in
+  // hand-offs than it saved; reading a small model's weights once per group
+  // costs little.
+  Status forward();
   void preempt(std::size_t running_index);
   void finish(Sequence& sequence, GenerationResult result);
   void cancel_requested(std::span<const RequestId> ids);
@@ -236,6 +248,11 @@ class Engine {
   std::uint64_t schedules_ = 0;    // steps planned so far
   std::vector<float> logits_;
   ForwardScratch scratch_;
+  struct Group {
+    ForwardScratch scratch;
+    Status status;
+  };
+  std::vector<Group> groups_;  // one per thread, or none: see forward()
 
   std::atomic<std::size_t> running_count_{0};
   std::atomic<std::uint64_t> steps_{0}, prompt_tokens_computed_{0}, tokens_generated_{0}, preemptions_{0};

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "infer/gguf/random_llama.h"
 #include "infer/gguf/gguf_test_util.h"
+#include "infer/gguf/random_llama.h"
 
 namespace headroom::infer {
 namespace {
@@ -116,7 +116,8 @@ std::vector<GenerationRequest> varied_requests(std::size_t n, std::size_t vocab)
     GenerationRequest& r = requests[i];
     const std::size_t prompt_length = 1 + (i * 37) % 60;
     r.prompt.push_back(1);
-    for (std::size_t t = 1; t < prompt_length; ++t) r.prompt.push_back(static_cast<TokenId>(3 + (i * 131 + t * 17) % (vocab - 3)));
+    for (std::size_t t = 1; t < prompt_length; ++t)
+      r.prompt.push_back(static_cast<TokenId>(3 + (i * 131 + t * 17) % (vocab - 3)));
     r.sampling.max_tokens = static_cast<std::int32_t>(5 + (i * 7) % 30);
     r.sampling.logprobs = true;
     if (i % 2 == 0) {
@@ -203,17 +204,23 @@ TEST(Engine, BatchedEqualsUnbatched) {
 
   // All at once, in steps of 32 tokens: prompts are read in chunks beside
   // the others' decoding, sequences join and leave between steps.
-  auto engine = open_engine(path, {.threads = 2, .max_step_tokens = 32, .max_running = 8});
-  Collector collector;
-  for (std::size_t i = 0; i < requests.size(); ++i) ASSERT_TRUE(collector.submit(*engine, requests[i], i).is_ok());
-  expect_same(collector.wait(), alone);
-  const EngineStats stats = engine->stats();
-  EXPECT_EQ(stats.running, 0u);
-  EXPECT_EQ(stats.waiting, 0u);
-  EXPECT_EQ(stats.kv_pages_free, stats.kv_pages) << "every page is given back";
-  std::size_t generated = 0;
-  for (const Outcome& o : alone) generated += o.result.completion_tokens;
-  EXPECT_EQ(stats.tokens_generated, generated);
+  // The model is small: by default its sequences run in groups side by
+  // side; with small_model_bytes 0, each product is split across threads.
+  for (std::size_t small_model_bytes : {EngineOptions{}.small_model_bytes, std::size_t{0}}) {
+    SCOPED_TRACE("small_model_bytes " + std::to_string(small_model_bytes));
+    auto engine = open_engine(
+        path, {.threads = 2, .max_step_tokens = 32, .max_running = 8, .small_model_bytes = small_model_bytes});
+    Collector collector;
+    for (std::size_t i = 0; i < requests.size(); ++i) ASSERT_TRUE(collector.submit(*engine, requests[i], i).is_ok());
+    expect_same(collector.wait(), alone);
+    const EngineStats stats = engine->stats();
+    EXPECT_EQ(stats.running, 0u);
+    EXPECT_EQ(stats.waiting, 0u);
+    EXPECT_EQ(stats.kv_pages_free, stats.kv_pages) << "every page is given back";
+    std::size_t generated = 0;
+    for (const Outcome& o : alone) generated += o.result.completion_tokens;
+    EXPECT_EQ(stats.tokens_generated, generated);
+  }
 }
 
 TEST(Engine, PreemptedRequestsProduceWhatTheyWouldAlone) {
@@ -226,8 +233,8 @@ TEST(Engine, PreemptedRequestsProduceWhatTheyWouldAlone) {
   auto probe = open_engine(path, {.threads = 1});
   const std::size_t page_bytes = KvPool::page_bytes(probe->config());
   probe.reset();
-  auto engine = open_engine(path, {.threads = 2, .kv_cache_bytes = 12 * page_bytes, .max_step_tokens = 64,
-                                   .max_running = 16});
+  auto engine =
+      open_engine(path, {.threads = 2, .kv_cache_bytes = 12 * page_bytes, .max_step_tokens = 64, .max_running = 16});
   Collector collector;
   for (std::size_t i = 0; i < requests.size(); ++i) ASSERT_TRUE(collector.submit(*engine, requests[i], i).is_ok());
   expect_same(collector.wait(), alone);
@@ -248,7 +255,8 @@ TEST(Engine, RefusesWhatItCannotServe) {
   request.prompt = {1, 300};
   EXPECT_EQ(refusal(request), "prompt token 300 is outside the vocabulary of 300");
   request.prompt.assign(64, 5);
-  EXPECT_EQ(refusal(request), "the prompt is 64 tokens; the model's context holds 64, which leaves no room to generate");
+  EXPECT_EQ(refusal(request),
+            "the prompt is 64 tokens; the model's context holds 64, which leaves no room to generate");
   request.prompt = {1, 2, 3};
   request.sampling.temperature = 3.0f;
   EXPECT_NE(refusal(request).find("temperature"), std::string::npos);

@@ -140,6 +140,12 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const GgufFile& file, Llama
   // kernels multiply, and it has already checked that each row is whole
   // blocks; nothing more to check on the types of the matrices.
   model->config_ = c;
+  for (const Layer& L : model->layers_) {
+    for (const WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      model->step_weight_bytes_ += w->rows * w->row_bytes();
+    }
+  }
+  model->step_weight_bytes_ += model->output_.rows * model->output_.row_bytes();
   model->kernels_ = options.kernels != nullptr ? options.kernels : &Kernels::best();
   model->precision_ = options.precision;
   // The kernels' own layout of the quantized matrices, where they have one

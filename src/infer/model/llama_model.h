@@ -111,6 +111,9 @@ class LlamaModel {
 
   const LlamaConfig& config() const { return config_; }
   const Kernels& kernels() const { return *kernels_; }
+  // The bytes of the weight matrices one forward step reads (every layer's
+  // and the output's, as stored in the file).
+  std::size_t step_weight_bytes() const { return step_weight_bytes_; }
 
   // A cache for `context_tokens` positions (0: the model's context_length),
   // clamped to kMaxContextTokens.
@@ -157,6 +160,7 @@ class LlamaModel {
   std::vector<Layer> layers_;
   const float* output_norm_ = nullptr;
   WeightMatrix output_;
+  std::size_t step_weight_bytes_ = 0;
   LargeBuffer packed_;  // what the matrices' `packed` point to
 };
 
