@@ -364,6 +364,8 @@ class ShardedIndex {
   std::array<FlatIndex<Key, Hash>, kShards> shards_;
 };
 
+using TransferIndex = ShardedIndex<Id128, IdHash>;
+
 std::string owner_key(AccountKind kind, std::string_view owner) {
   std::string key(1, static_cast<char>(kind));
   key += owner;
@@ -406,7 +408,7 @@ struct Ledger::Impl {
   // with the page faults of the new block) under the billing lock, which
   // stalled every request that took it for tens to hundreds of ms.
   std::deque<Transfer> transfers;
-  ShardedIndex<Id128, IdHash> transfer_index;
+  TransferIndex transfer_index;
   // Pending holds by expiry: a min-heap. Entries of holds that were settled
   // (or undone) stay until they come up, and are skipped then.
   struct Due {
@@ -528,7 +530,7 @@ struct Ledger::Impl {
       Due d = due.back();
       due.pop_back();
       std::uint32_t row = transfer_index.find(d.id);
-      if (row == ShardedIndex<Id128, IdHash>::kAbsent) continue;
+      if (row == TransferIndex::kAbsent) continue;
       Transfer& hold = transfers[row];
       if (hold.kind != TransferKind::kHold || hold.state != HoldState::kPending || hold.expires_at != d.at) continue;
       release(hold);
@@ -610,7 +612,7 @@ struct Ledger::Impl {
       return Outcome::kInvalid;
     }
     std::uint32_t row = transfer_index.find(t.id);
-    if (row != ShardedIndex<Id128, IdHash>::kAbsent) {
+    if (row != TransferIndex::kAbsent) {
       const Transfer& e = transfers[row];
       bool same = e.kind == t.kind && e.debit == t.debit && e.credit == t.credit && e.amount == t.amount &&
                   e.code == t.code && e.reference == t.reference && e.timeout_ms == t.timeout_ms;
@@ -683,7 +685,7 @@ struct Ledger::Impl {
   // PostHold and VoidHold: the hold's row, or why not.
   Outcome find_pending_hold(TransferId hold_id, std::uint32_t& row) const {
     row = transfer_index.find(hold_id);
-    if (row == ShardedIndex<Id128, IdHash>::kAbsent) return Outcome::kHoldNotFound;
+    if (row == TransferIndex::kAbsent) return Outcome::kHoldNotFound;
     const Transfer& hold = transfers[row];
     if (hold.kind != TransferKind::kHold) return Outcome::kNotAHold;
     switch (hold.state) {
@@ -705,7 +707,7 @@ struct Ledger::Impl {
   Outcome apply(const PostHold& c) {
     if (c.id.is_zero() || c.hold.is_zero() || (c.amount && !valid_amount(*c.amount))) return Outcome::kInvalid;
     std::uint32_t existing = transfer_index.find(c.id);
-    if (existing != ShardedIndex<Id128, IdHash>::kAbsent) {
+    if (existing != TransferIndex::kAbsent) {
       const Transfer& e = transfers[existing];
       bool same = e.kind == TransferKind::kPost && e.target == c.hold &&
                   (c.amount ? !e.whole && e.amount == *c.amount : e.whole);
@@ -747,7 +749,7 @@ struct Ledger::Impl {
   Outcome apply(const VoidHold& c) {
     if (c.id.is_zero() || c.hold.is_zero()) return Outcome::kInvalid;
     std::uint32_t existing = transfer_index.find(c.id);
-    if (existing != ShardedIndex<Id128, IdHash>::kAbsent) {
+    if (existing != TransferIndex::kAbsent) {
       const Transfer& e = transfers[existing];
       bool same = e.kind == TransferKind::kVoid && e.target == c.hold;
       return same ? Outcome::kAlreadyApplied : Outcome::kIdConflict;
@@ -777,14 +779,14 @@ struct Ledger::Impl {
   Outcome apply(const ReverseTransfer& c) {
     if (c.id.is_zero() || c.target.is_zero() || (c.amount && !valid_amount(*c.amount))) return Outcome::kInvalid;
     std::uint32_t existing = transfer_index.find(c.id);
-    if (existing != ShardedIndex<Id128, IdHash>::kAbsent) {
+    if (existing != TransferIndex::kAbsent) {
       const Transfer& e = transfers[existing];
       bool same = e.kind == TransferKind::kReversal && e.target == c.target &&
                   (c.amount ? !e.whole && e.amount == *c.amount : e.whole);
       return same ? Outcome::kAlreadyApplied : Outcome::kIdConflict;
     }
     std::uint32_t target_row = transfer_index.find(c.target);
-    if (target_row == ShardedIndex<Id128, IdHash>::kAbsent) return Outcome::kTransferNotFound;
+    if (target_row == TransferIndex::kAbsent) return Outcome::kTransferNotFound;
     const Transfer target = transfers[target_row];
     if (target.kind != TransferKind::kPosted && target.kind != TransferKind::kPost) return Outcome::kNotReversible;
     Amount remaining = target.amount - target.settled;
@@ -939,7 +941,7 @@ struct Ledger::Impl {
         if (const auto* h = std::get_if<CreateHold>(&command.op)) return available_words(h->debit, h->amount);
         if (const auto* r = std::get_if<ReverseTransfer>(&command.op)) {
           std::uint32_t row = transfer_index.find(r->target);
-          if (row != ShardedIndex<Id128, IdHash>::kAbsent) {
+          if (row != TransferIndex::kAbsent) {
             const Transfer& target = transfers[row];
             return "the reversal of " + r->target.to_string() + ": " +
                    available_words(target.credit, r->amount.value_or(target.amount - target.settled));
@@ -1016,7 +1018,7 @@ std::optional<AccountId> Ledger::find_account(AccountKind kind, std::string_view
 
 const Transfer* Ledger::transfer(TransferId id) const {
   std::uint32_t row = impl_->transfer_index.find(id);
-  return row == ShardedIndex<Id128, IdHash>::kAbsent ? nullptr : &impl_->transfers[row];
+  return row == TransferIndex::kAbsent ? nullptr : &impl_->transfers[row];
 }
 
 bool Ledger::can_spend(AccountId id, Amount amount) const {

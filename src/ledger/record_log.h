@@ -31,10 +31,10 @@
 //   kRecordLogZeroStepBytes at a time once that much is missing (one large
 //   fill would stall that write's acknowledgement), so that the fdatasync
 //   after most writes overwrites allocated, written blocks and has no
-//   metadata to flush. Measured when this was written, on the project's ext4 disk: a
-//   4 KiB write and fdatasync took about 95 us into zero-filled blocks,
-//   136 us into fallocate()d ones (their extents are converted on the first
-//   write) and 171 us at the end of the file. The price is that every byte
+//   metadata to flush. Measured when this was written, on the project's
+//   ext4 disk: a 4 KiB write and fdatasync took about 95 us into
+//   zero-filled blocks, 136 us into fallocate()d ones (their extents are
+//   converted on the first write) and 171 us at the end of the file. The price is that every byte
 //   is written twice, which shows at large batches (usage_log_bench: about
 //   2.4M events/s zero-filled against 2.9M appending at batches of 100,
 //   280k against 200k at batches of 1).

@@ -33,8 +33,6 @@ namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-// The most bytes one on_chunk call carries.
-constexpr std::size_t kStreamChunkBytes = 16 * 1024;
 // Idle connections kept per client and io_context; more are closed. A
 // connection is idle only between requests, so this is about the most
 // requests a thread has had in flight to one replica at once.
@@ -48,7 +46,7 @@ struct Connection {
   beast::flat_buffer buffer;
   // Where a response's body is read, kept with the connection: in the
   // coroutine's frame it made every request allocate 16 KiB.
-  std::array<char, kStreamChunkBytes> chunk;
+  std::array<char, client::kStreamChunkBytes> chunk;
 
   beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 
@@ -206,7 +204,7 @@ struct AsyncHttpClient::Impl {
     }
     if (call.on_head) call.on_head(client::head_of(parser->get()));
 
-    std::array<char, kStreamChunkBytes>& chunk = conn->chunk;
+    std::array<char, client::kStreamChunkBytes>& chunk = conn->chunk;
     while (!parser->is_done()) {
       parser->get().body().data = chunk.data();
       parser->get().body().size = chunk.size();

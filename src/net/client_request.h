@@ -4,6 +4,7 @@
 // failures read. Internal to net/.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -71,5 +72,9 @@ HttpClientResponse head_of(const Message& message) {
   }
   return response;
 }
+
+// The most bytes one streamed piece of a response body carries (both
+// clients' on_chunk).
+inline constexpr std::size_t kStreamChunkBytes = 16 * 1024;
 
 }  // namespace headroom::net::client

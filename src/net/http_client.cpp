@@ -6,9 +6,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
-#include <exception>
-#include <optional>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -24,6 +21,9 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <chrono>
+#include <exception>
+#include <optional>
 
 namespace headroom::net {
 namespace {
@@ -35,14 +35,11 @@ namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-using client::PlainStream;
-using client::TlsStream;
 using client::ascii_iequal;
 using client::describe;
 using client::is_closed_by_peer;
-
-// The size of the buffer that request_stream() hands chunks from.
-constexpr std::size_t kStreamChunkBytes = 16 * 1024;
+using client::PlainStream;
+using client::TlsStream;
 
 }  // namespace
 
@@ -74,17 +71,18 @@ class HttpClient::Impl {
   }
 
   Result<HttpClientResponse> request(std::string_view method, std::string_view target, std::string_view body,
-                               const HttpHeaders& headers) {
+                                     const HttpHeaders& headers) {
     HR_ASSIGN_OR_RETURN(auto req, make_request(method, target, body, headers));
     const auto deadline = Clock::now() + std::chrono::milliseconds(options_.read_timeout_ms);
     std::optional<http::response_parser<http::string_body>> parser;
-    HR_RETURN_IF_ERROR(exchange(req, deadline, [&]() -> auto& {
-      parser.emplace();
-      parser->header_limit(static_cast<std::uint32_t>(limits::kHttpClientResponseHeaderBytes));
-      parser->body_limit(options_.max_body_bytes);
-      if (req.method() == http::verb::head) parser->skip(true);
-      return *parser;
-    }));
+    HR_RETURN_IF_ERROR(exchange(
+        req, deadline, [&]() -> auto& {
+          parser.emplace();
+          parser->header_limit(static_cast<std::uint32_t>(limits::kHttpClientResponseHeaderBytes));
+          parser->body_limit(options_.max_body_bytes);
+          if (req.method() == http::verb::head) parser->skip(true);
+          return *parser;
+        }));
     const beast::error_code ec = parser->is_done() ? beast::error_code() : with_stream([&](auto& stream) {
       return run([&](auto handler) { http::async_read(stream, buffer_, *parser, std::move(handler)); });
     });
@@ -105,16 +103,17 @@ class HttpClient::Impl {
     HR_ASSIGN_OR_RETURN(auto req, make_request(method, target, body, headers));
     const auto deadline = Clock::now() + std::chrono::milliseconds(options_.read_timeout_ms);
     std::optional<http::response_parser<http::buffer_body>> parser;
-    HR_RETURN_IF_ERROR(exchange(req, deadline, [&]() -> auto& {
-      parser.emplace();
-      parser->header_limit(static_cast<std::uint32_t>(limits::kHttpClientResponseHeaderBytes));
-      parser->body_limit(boost::none);  // a stream is bounded by its reader, who may stop it
-      if (req.method() == http::verb::head) parser->skip(true);
-      return *parser;
-    }));
+    HR_RETURN_IF_ERROR(exchange(
+        req, deadline, [&]() -> auto& {
+          parser.emplace();
+          parser->header_limit(static_cast<std::uint32_t>(limits::kHttpClientResponseHeaderBytes));
+          parser->body_limit(boost::none);  // a stream is bounded by its reader, who may stop it
+          if (req.method() == http::verb::head) parser->skip(true);
+          return *parser;
+        }));
     if (on_head) on_head(client::head_of(parser->get()));
 
-    std::array<char, kStreamChunkBytes> chunk;
+    std::array<char, client::kStreamChunkBytes> chunk;
     while (!parser->is_done()) {
       parser->get().body().data = chunk.data();
       parser->get().body().size = chunk.size();
@@ -206,7 +205,8 @@ class HttpClient::Impl {
       return Status::unavailable(where + "timed out resolving '" + origin_.host + "' after " +
                                  std::to_string(options_.connect_timeout_ms) + " ms");
     }
-    if (resolve_ec) return Status::unavailable(where + "cannot resolve '" + origin_.host + "': " + resolve_ec.message());
+    if (resolve_ec)
+      return Status::unavailable(where + "cannot resolve '" + origin_.host + "': " + resolve_ec.message());
 
     PlainStream tcp_stream(io_);
     tcp_stream.expires_at(deadline);
@@ -321,7 +321,7 @@ HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 HttpClient::~HttpClient() = default;
 
 Result<HttpClientResponse> HttpClient::request(std::string_view method, std::string_view target, std::string_view body,
-                                         const HttpHeaders& headers) {
+                                               const HttpHeaders& headers) {
   try {
     return impl_->request(method, target, body, headers);
   } catch (const std::exception& e) {
@@ -345,8 +345,7 @@ Status HttpClient::request_stream(std::string_view method, std::string_view targ
     return Status::internal(std::string(method) + " " + impl_->base_url() + std::string(target) + ": " + e.what());
   } catch (...) {
     impl_->close();
-    return Status::internal(std::string(method) + " " + impl_->base_url() + std::string(target) +
-                            ": a callback threw");
+    return Status::internal(std::string(method) + " " + impl_->base_url() + std::string(target) + ": a callback threw");
   }
 }
 

@@ -140,22 +140,18 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const GgufFile& file, Llama
   // kernels multiply, and it has already checked that each row is whole
   // blocks; nothing more to check on the types of the matrices.
   model->config_ = c;
-  for (const Layer& L : model->layers_) {
-    for (const WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-      model->step_weight_bytes_ += w->rows * w->row_bytes();
-    }
+  // Every matrix a step reads (the embedding only a row per token).
+  std::vector<WeightMatrix*> matrices;
+  for (Layer& L : model->layers_) {
+    for (WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) matrices.push_back(w);
   }
-  model->step_weight_bytes_ += model->output_.rows * model->output_.row_bytes();
+  matrices.push_back(&model->output_);
+  for (const WeightMatrix* w : matrices) model->step_weight_bytes_ += w->rows * w->row_bytes();
   model->kernels_ = options.kernels != nullptr ? options.kernels : &Kernels::best();
   model->precision_ = options.precision;
   // The kernels' own layout of the quantized matrices, where they have one
   // (AVX-512's): every kFast product reads it instead of the file's bytes.
   if (model->precision_ == Precision::kFast) {
-    std::vector<WeightMatrix*> matrices;
-    for (Layer& L : model->layers_) {
-      for (WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) matrices.push_back(w);
-    }
-    matrices.push_back(&model->output_);
     Result<LargeBuffer> packed = model->kernels_->pack(matrices);
     if (!packed.is_ok()) return packed.status().with_context(file.name() + ": packing the weights: ");
     model->packed_ = std::move(packed).value();
