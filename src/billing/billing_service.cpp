@@ -394,6 +394,14 @@ std::size_t BillingService::rate_some() {
   }
   if (events.empty() && releases.empty()) return 0;
 
+  // The runs that ended before this pass: their holds are posted without
+  // holding the rest again, since the release below would void it at once.
+  // (A model request, two usage events, then takes three transfers, not six.)
+  std::vector<ledger::Id128> ended;
+  ended.reserve(releases.size());
+  for (const std::string& job_id : releases) ended.push_back(job_reference(job_id));
+  std::sort(ended.begin(), ended.end());
+
   std::lock_guard lock(mu_);
   const Timestamp at = clock_.now();
   for (std::size_t i = 0; i < events.size(); ++i) {
@@ -404,7 +412,7 @@ std::size_t BillingService::rate_some() {
       spdlog::error("billing: usage event {} is not charged: {}", e.id.substr(0, 64), charge.status().message());
     } else {
       latest_rated_start_ = std::max(latest_rated_start_, e.start);
-      this->charge(*charge, at);
+      this->charge(*charge, at, ended);
     }
     if (pending_.size() >= kJournalCutBytes) {
       const ledger::LogPosition after = i + 1 < events.size() ? events[i + 1].first : *next;
@@ -437,7 +445,10 @@ std::size_t BillingService::rate_some() {
 
 // The commands that charge one rated event: from the run's hold first, then
 // the tenant's balance and credit, and the rest to its receivable account.
-void BillingService::charge(const ledger::RatedCharge& c, Timestamp at) {
+// A run in `ended` (sorted) has its hold's rest released rather than held
+// again: any later event of it is charged from the balance, which that rest
+// went back to, so the charges are the same.
+void BillingService::charge(const ledger::RatedCharge& c, Timestamp at, std::span<const ledger::Id128> ended) {
   const AccountId revenue = c.product == ledger::Product::kGpuTime ? accounts_.gpu_revenue : accounts_.token_revenue;
   const AccountId tenant = tenant_account(c.tenant_id, at);
   if (tenant == 0) {
@@ -457,7 +468,8 @@ void BillingService::charge(const ledger::RatedCharge& c, Timestamp at) {
     if (hold != nullptr && hold->state == ledger::HoldState::kPending && now < hold->expires_at) {
       const Amount posted = std::min(remaining, hold->amount);
       chain.push_back(Command{at, ledger::PostHold{next_id(""), hold->id, posted}, ledger::Link::kWithNext});
-      if (const Amount rest = hold->amount - posted; rest > Amount()) {
+      const Amount rest = hold->amount - posted;
+      if (rest > Amount() && !std::binary_search(ended.begin(), ended.end(), reference)) {
         const std::int64_t left_ms = std::max<std::int64_t>(1, (hold->expires_at.unix_micros - now.unix_micros) / 1000);
         chain.push_back(Command{at,
                                 ledger::CreateHold{derived_id("usage", c.event_id, "hold"), tenant, revenue, rest, TransferCode::kUsage,
@@ -773,6 +785,7 @@ BillingTotals BillingService::totals() const {
   std::lock_guard lock(mu_);
   BillingTotals t = totals_;
   t.revenue = revenue_locked();
+  t.transfers = ledger_.transfer_count();
   return t;
 }
 

@@ -135,6 +135,7 @@ struct BillingTotals {
   std::uint64_t unrated_events = 0;  // no price in the book: logged, not charged
   ledger::Amount rated_amount;       // the sum of every rated charge, exact
   ledger::Amount revenue;            // the revenue accounts' posted credits (== rated_amount)
+  std::uint64_t transfers = 0;       // in the ledger, every kind
 };
 
 class BillingService final : public ledger::Wallet, public ledger::PriceCatalog {
@@ -245,7 +246,7 @@ class BillingService final : public ledger::Wallet, public ledger::PriceCatalog 
   ledger::Amount revenue_locked() const;
   ledger::AccountId tenant_account(std::string_view tenant_id, Timestamp at);    // creates it when missing
   ledger::AccountId receivable_account(std::string_view tenant_id, Timestamp at);
-  void charge(const ledger::RatedCharge& charge, Timestamp at);
+  void charge(const ledger::RatedCharge& charge, Timestamp at, std::span<const ledger::Id128> ended);
   void note_spend(ledger::AccountId account);
   bool exhausted_locked(std::string_view tenant_id) const;
   Balance balance_locked(std::string_view tenant_id, Timestamp now) const;

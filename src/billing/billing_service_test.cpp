@@ -29,13 +29,14 @@ class BillingTest : public ::testing::Test {
  protected:
   void SetUp() override { open(); }
 
-  void open(std::vector<ledger::PriceEntry> book = prices()) {
+  void open(std::vector<ledger::PriceEntry> book = prices(), std::int64_t rate_every_ms = 20) {
     billing_.reset();
     usage_.reset();
     usage_ = ledger::UsageLog::open({dir_.file("usage")}).value();
     BillingOptions options;
     options.dir = dir_.file("ledger");
     options.prices = std::move(book);
+    options.rate_every_ms = rate_every_ms;
     options.is_internal = [](std::string_view tenant) { return tenant.starts_with("ten_house"); };
     auto opened = BillingService::open(options, *usage_, clock_);
     ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
@@ -250,6 +251,45 @@ TEST_F(BillingTest, AModelRequestIsChargedFromItsHoldAndTheRestReleased) {
   const Balance b = billing_->balance("ten_a");
   EXPECT_EQ(b.held, Money());
   EXPECT_EQ(b.balance, dollars("0.85"));
+  billing_->verify();
+}
+
+// The usual order for a model request: its usage and its end reach the
+// rater together. The hold is posted for the first event and the rest
+// released with it, not held again and voided: three transfers, not six.
+TEST_F(BillingTest, ARequestThatEndedBeforeRatingTakesThreeTransfers) {
+  open(prices(), /*rate_every_ms=*/3'600'000);  // the rater wakes only for the release
+  credit("ten_a", "1.00", "k");
+  const std::uint64_t before = billing_->totals().transfers;
+  ASSERT_TRUE(billing_->hold_request("ten_a", "cmpl_1", dollars("0.05"), 1'000'000, dollars("0.20"), 2'000'000,
+                                     600'000, clock_.now())
+                  .is_ok());
+  auto tokens = [&](std::string id, std::string variant, std::int64_t n) {
+    UsageEvent e;
+    e.id = std::move(id);
+    e.tenant_id = "ten_a";
+    e.product = Product::kTokens;
+    e.item = "tiny";
+    e.variant = std::move(variant);
+    e.quantity = n;
+    e.start = e.end = clock_.now();
+    e.source_id = "cmpl_1";
+    return e;
+  };
+  {
+    // Both events, then the release that wakes the rater.
+    std::vector<UsageEvent> events = {tokens("cmpl_1:input", "input", 1'000'000),    // $0.05
+                                      tokens("cmpl_1:output", "output", 500'000)};  // $0.10
+    ASSERT_TRUE(usage_->record(events).is_ok());
+    billing_->release_request("cmpl_1");
+  }
+  billing_->wait_rated();
+  const Balance b = billing_->balance("ten_a");
+  EXPECT_EQ(b.held, Money());
+  EXPECT_EQ(b.balance, dollars("0.85"));
+  EXPECT_EQ(billing_->totals().rated_amount, Amount::from_money(dollars("0.15")));
+  // The hold, its post (the rest released), the second event from the balance.
+  EXPECT_EQ(billing_->totals().transfers - before, 3u);
   billing_->verify();
 }
 
