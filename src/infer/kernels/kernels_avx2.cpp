@@ -136,7 +136,23 @@ inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
   return _mm_add_ps(_mm_movelh_ps(ab, cd), _mm_movehl_ps(cd, ab));
 }
 
-// R weight rows (R = 1 or 4) against one activation row. Every float
+// The sums of eight vectors, each in exactly hsum()'s order, as one vector
+// of the eight sums in order: hsum4's steps, with the halves of two
+// vectors added in one instruction.
+inline __m256 hsum8(const __m256* v) {
+  // [v_i lanes 0-3 + lanes 4-7 | v_j's likewise], for the pairs the output order needs.
+  const auto halves = [](__m256 a, __m256 b) {
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+  };
+  const __m256 p04 = halves(v[0], v[4]), p15 = halves(v[1], v[5]);
+  const __m256 p26 = halves(v[2], v[6]), p37 = halves(v[3], v[7]);
+  // (p0 + p2) and (p1 + p3) of each vector, as hsum's second step.
+  const __m256 s01 = _mm256_add_ps(_mm256_unpacklo_ps(p04, p15), _mm256_unpackhi_ps(p04, p15));
+  const __m256 s23 = _mm256_add_ps(_mm256_unpacklo_ps(p26, p37), _mm256_unpackhi_ps(p26, p37));
+  return _mm256_add_ps(_mm256_shuffle_ps(s01, s23, 0x44), _mm256_shuffle_ps(s01, s23, 0xee));
+}
+
+// R weight rows (R = 1 or 4) against one activation row, into out[0 .. R). Every float
 // matmul goes through here, and each row's arithmetic is the same for
 // R = 1 and R = 4: two accumulators taking 8 values in turn (the last 8 of
 // an odd count into the first), their sum reduced as hsum() does, then the
@@ -169,8 +185,16 @@ inline void dot_float_rows(const std::uint8_t* const* rows, const float* x, std:
   }
   float sums[R];
   if constexpr (R == 4) {
-    _mm_storeu_ps(sums, hsum4(_mm256_add_ps(acc[0][0], acc[0][1]), _mm256_add_ps(acc[1][0], acc[1][1]),
-                              _mm256_add_ps(acc[2][0], acc[2][1]), _mm256_add_ps(acc[3][0], acc[3][1])));
+    const __m128 four = hsum4(_mm256_add_ps(acc[0][0], acc[0][1]), _mm256_add_ps(acc[1][0], acc[1][1]),
+                              _mm256_add_ps(acc[2][0], acc[2][1]), _mm256_add_ps(acc[3][0], acc[3][1]));
+    // Stored whole where no value is left over: four narrow stores read
+    // back as one wide load stall on store forwarding (a third of
+    // stories260K's matmul time, when out was a copy on the stack).
+    if (i == cols) {
+      _mm_storeu_ps(out, four);
+      return;
+    }
+    _mm_storeu_ps(sums, four);
   } else {
     for (int r = 0; r < R; ++r) sums[r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
   }
@@ -342,11 +366,7 @@ void matmul_float(const MatmulArgs& a, std::size_t row_begin, std::size_t row_en
     for (; r + 4 <= row_end; r += 4) {
       const std::uint8_t* rows[4] = {a.w + r * a.row_bytes, a.w + (r + 1) * a.row_bytes, a.w + (r + 2) * a.row_bytes,
                                      a.w + (r + 3) * a.row_bytes};
-      for (std::size_t b = 0; b < a.batch; ++b) {
-        float out[4];
-        dot_float_rows<Load, 4>(rows, x_row(b), a.cols, out);
-        for (int j = 0; j < 4; ++j) a.y[b * a.rows + r + j] = out[j];
-      }
+      for (std::size_t b = 0; b < a.batch; ++b) dot_float_rows<Load, 4>(rows, x_row(b), a.cols, a.y + b * a.rows + r);
     }
   }
   for (; r < row_end; ++r) {
@@ -531,14 +551,32 @@ inline void prefetch_rows(const float* first, std::size_t n, std::size_t stride,
   }
 }
 
+// Moves each slot's vectors down one slot (slot 0's are dropped).
+template <int S, int V>
+inline void turn(__m256 (&sets)[S][V]) {
+  for (int slot = 0; slot + 1 < S; ++slot) {
+    for (int u = 0; u < V; ++u) sets[slot][u] = sets[slot + 1][u];
+  }
+}
+
 // out[c0 .. c0 + 8V) = sum over t of p_t v_t, V vectors of 8 columns (the
-// last masked to `last` where the head ends inside it), positions in order,
-// one pass over the pages, prefetching the next page's rows.
-template <int V>
+// last masked to `last` where the head ends inside it), one pass over the
+// pages, prefetching the next page's rows. A narrow head (V < 4) would wait
+// on one chain of additions, an FMA's latency per position: it sums
+// position t into set t % S (S = 4 / V sets of V vectors), then the sets in
+// a fixed order. The set is chosen by the position, never by the page, so
+// paging does not change the result. The sets stay in registers by turning
+// round a slot each position (an index into them would put them in memory):
+// after m positions, set i is in slot (i - m) mod S. Masked loads are
+// slow: a head whose width is whole vectors (Masked false) loads plainly.
+template <int V, bool Masked>
 inline void weighted_values(const float* scores, const KvPages& kv, std::size_t offset, std::size_t n_kv,
                             std::size_t head_dim, std::size_t c0, __m256i last, float* out) {
-  __m256 acc[V];
-  for (auto& a : acc) a = _mm256_setzero_ps();
+  constexpr int S = V < 4 ? 4 / V : 1;
+  __m256 sets[S][V];
+  for (auto& set : sets) {
+    for (auto& a : set) a = _mm256_setzero_ps();
+  }
   for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
     const std::size_t rows = n_kv - t < kv.page_tokens ? n_kv - t : kv.page_tokens;
     if (c0 == 0 && t + rows < n_kv) {
@@ -549,12 +587,35 @@ inline void weighted_values(const float* scores, const KvPages& kv, std::size_t 
     for (std::size_t j = 0; j < rows; ++j, ++t) {
       const __m256 p = _mm256_set1_ps(scores[t]);
       const float* row = v + j * kv.stride;
-      for (int u = 0; u + 1 < V; ++u) acc[u] = _mm256_fmadd_ps(p, _mm256_loadu_ps(row + 8 * u), acc[u]);
-      acc[V - 1] = _mm256_fmadd_ps(p, _mm256_maskload_ps(row + 8 * (V - 1), last), acc[V - 1]);
+      __m256 acc[V];
+      for (int u = 0; u + 1 < V; ++u) acc[u] = _mm256_fmadd_ps(p, _mm256_loadu_ps(row + 8 * u), sets[0][u]);
+      const __m256 tail = Masked ? _mm256_maskload_ps(row + 8 * (V - 1), last) : _mm256_loadu_ps(row + 8 * (V - 1));
+      acc[V - 1] = _mm256_fmadd_ps(p, tail, sets[0][V - 1]);
+      turn(sets);
+      for (int u = 0; u < V; ++u) sets[S - 1][u] = acc[u];
+    }
+  }
+  // Turned on to a multiple of S, so that slot i holds set i.
+  for (std::size_t m = n_kv; m % S != 0; ++m) {
+    __m256 first[V];
+    for (int u = 0; u < V; ++u) first[u] = sets[0][u];
+    turn(sets);
+    for (int u = 0; u < V; ++u) sets[S - 1][u] = first[u];
+  }
+  __m256* acc = sets[0];
+  for (int u = 0; u < V; ++u) {
+    if constexpr (S == 4) {
+      acc[u] = _mm256_add_ps(_mm256_add_ps(sets[0][u], sets[1][u]), _mm256_add_ps(sets[2][u], sets[3][u]));
+    } else if constexpr (S == 2) {
+      acc[u] = _mm256_add_ps(sets[0][u], sets[1][u]);
     }
   }
   for (int u = 0; u + 1 < V; ++u) _mm256_storeu_ps(out + c0 + 8 * u, acc[u]);
-  _mm256_maskstore_ps(out + c0 + 8 * (V - 1), last, acc[V - 1]);
+  if constexpr (Masked) {
+    _mm256_maskstore_ps(out + c0 + 8 * (V - 1), last, acc[V - 1]);
+  } else {
+    _mm256_storeu_ps(out + c0 + 8 * (V - 1), acc[V - 1]);
+  }
 }
 
 // q . k over a head, as 8 lanes of partial sums (full = head_dim rounded
@@ -568,11 +629,13 @@ inline __m256 dot_head(const float* q, const float* k, std::size_t full, std::si
   return acc;
 }
 
-// weighted_values<V>, by V - 1.
-constexpr void (*kWeightedValues[8])(const float*, const KvPages&, std::size_t, std::size_t, std::size_t, std::size_t,
-                                     __m256i, float*) = {
-    weighted_values<1>, weighted_values<2>, weighted_values<3>, weighted_values<4>,
-    weighted_values<5>, weighted_values<6>, weighted_values<7>, weighted_values<8>,
+// weighted_values<V, Masked>, by Masked and V - 1.
+constexpr void (*kWeightedValues[2][8])(const float*, const KvPages&, std::size_t, std::size_t, std::size_t,
+                                        std::size_t, __m256i, float*) = {
+    {weighted_values<1, false>, weighted_values<2, false>, weighted_values<3, false>, weighted_values<4, false>,
+     weighted_values<5, false>, weighted_values<6, false>, weighted_values<7, false>, weighted_values<8, false>},
+    {weighted_values<1, true>, weighted_values<2, true>, weighted_values<3, true>, weighted_values<4, true>,
+     weighted_values<5, true>, weighted_values<6, true>, weighted_values<7, true>, weighted_values<8, true>},
 };
 
 void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
@@ -587,11 +650,16 @@ void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::
     } else {
       prefetch_rows(kv.values[0] + head_offset, n_kv < kv.page_tokens ? n_kv : kv.page_tokens, kv.stride, head_dim);
     }
-    // Four positions at a time, reduced together (hsum4 reduces each as
-    // hsum does: a score has the same bits in a group or alone, so paging
-    // does not change it).
+    // Eight positions at a time, then four, reduced together (hsum8 and
+    // hsum4 reduce each as hsum does: a score has the same bits in a group
+    // or alone, so paging does not change it).
     const float* k = kv.keys[page] + head_offset;
     std::size_t j = 0;
+    for (; j + 8 <= rows; j += 8, t += 8) {
+      __m256 acc[8];
+      for (int p = 0; p < 8; ++p) acc[p] = dot_head(q, k + (j + p) * kv.stride, full, head_dim, mask);
+      _mm256_storeu_ps(scores + t, _mm256_mul_ps(hsum8(acc), _mm256_set1_ps(scale)));
+    }
     for (; j + 4 <= rows; j += 4, t += 4) {
       __m256 acc[4];
       for (int p = 0; p < 4; ++p) acc[p] = dot_head(q, k + (j + p) * kv.stride, full, head_dim, mask);
@@ -607,7 +675,7 @@ void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::
     const std::size_t width = head_dim - c0 < 64 ? head_dim - c0 : 64;
     const std::size_t vectors = (width + 7) / 8;
     const __m256i last = tail_mask(width - (vectors - 1) * 8);
-    kWeightedValues[vectors - 1](scores, kv, head_offset, n_kv, head_dim, c0, last, out);
+    kWeightedValues[width % 8 != 0][vectors - 1](scores, kv, head_offset, n_kv, head_dim, c0, last, out);
   }
 }
 
