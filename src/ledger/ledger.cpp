@@ -410,7 +410,9 @@ struct Ledger::Impl {
   std::deque<Transfer> transfers;
   TransferIndex transfer_index;
   // Pending holds by expiry: a min-heap. Entries of holds that were settled
-  // (or undone) stay until they come up, and are skipped then.
+  // (or undone) stay until they come up, and are skipped then, or until they
+  // outnumber the pending ones (push_due): so it holds about twice the
+  // pending holds at most, not every hold made in the last timeout.
   struct Due {
     Timestamp at;
     TransferId id;
@@ -524,15 +526,32 @@ struct Ledger::Impl {
     check_alerts(a);
   }
 
+  // Whether a due entry is still its hold's: pending, with that expiry.
+  bool still_due(const Due& d) const {
+    const std::uint32_t row = transfer_index.find(d.id);
+    if (row == TransferIndex::kAbsent) return false;
+    const Transfer& hold = transfers[row];
+    return hold.kind == TransferKind::kHold && hold.state == HoldState::kPending && hold.expires_at == d.at;
+  }
+
+  void push_due(Due d) {
+    // Rebuilt without the settled holds' entries once they are half: O(1)
+    // a push, amortised, and the heap no larger than the holds in flight.
+    if (due.size() >= 2 * pending + 64) {
+      std::erase_if(due, [&](const Due& e) { return !still_due(e); });
+      std::make_heap(due.begin(), due.end(), due_later);
+    }
+    due.push_back(d);
+    std::push_heap(due.begin(), due.end(), due_later);
+  }
+
   void expire_due() {
     while (!due.empty() && due.front().at <= now) {
       std::pop_heap(due.begin(), due.end(), due_later);
       Due d = due.back();
       due.pop_back();
-      std::uint32_t row = transfer_index.find(d.id);
-      if (row == TransferIndex::kAbsent) continue;
-      Transfer& hold = transfers[row];
-      if (hold.kind != TransferKind::kHold || hold.state != HoldState::kPending || hold.expires_at != d.at) continue;
+      if (!still_due(d)) continue;
+      Transfer& hold = transfers[transfer_index.find(d.id)];
       release(hold);
       hold.state = HoldState::kExpired;
     }
@@ -676,8 +695,7 @@ struct Ledger::Impl {
     totals.credits_pending += t.amount;
     ++pending;
     new_transfer_row(t);
-    due.push_back(Due{t.expires_at, t.id});
-    std::push_heap(due.begin(), due.end(), due_later);
+    push_due(Due{t.expires_at, t.id});
     check_after(debit_row);
     return Outcome::kOk;
   }
@@ -1052,6 +1070,7 @@ Totals Ledger::totals() const { return impl_->totals; }
 std::size_t Ledger::account_count() const { return impl_->accounts.size(); }
 std::size_t Ledger::transfer_count() const { return impl_->transfers.size(); }
 std::size_t Ledger::pending_holds() const { return impl_->pending; }
+std::size_t Ledger::expiry_entries() const { return impl_->due.size(); }
 const Account& Ledger::account_at(std::size_t index) const { return impl_->accounts.at(index); }
 const Transfer& Ledger::transfer_at(std::size_t index) const { return impl_->transfers.at(index); }
 

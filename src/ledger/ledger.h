@@ -457,6 +457,9 @@ class Ledger {
   std::size_t account_count() const;
   std::size_t transfer_count() const;
   std::size_t pending_holds() const;
+  // The entries kept to expire holds by: at most 2 * (pending_holds() + 1)
+  // + 64 (settled holds' entries are dropped in bulk).
+  std::size_t expiry_entries() const;
   // In the order they were made.
   const Account& account_at(std::size_t index) const;
   const Transfer& transfer_at(std::size_t index) const;

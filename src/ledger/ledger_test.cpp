@@ -337,6 +337,25 @@ TEST(LedgerHolds, ExpireOnTheirOwn) {
   ledger.verify();
 }
 
+// Holds settled long before they would expire leave no trace in the expiry
+// heap beyond a bounded slack, and the ones still pending expire on time.
+TEST(LedgerHolds, SettledHoldsDoNotAccumulateForExpiry) {
+  Ledger ledger = make_ledger();
+  ASSERT_EQ(ledger.apply(deposit(1, kTenantA, dollars(1'000'000))), Outcome::kOk);
+  ASSERT_EQ(ledger.apply(hold(2, kTenantA, kTokenRevenue, dollars(1), 60'000)), Outcome::kOk);  // left pending
+  std::uint64_t id = 10;
+  for (int i = 0; i < 20'000; ++i, id += 2) {
+    ASSERT_EQ(ledger.apply(hold(id, kTenantA, kTokenRevenue, dollars(1), 600'000)), Outcome::kOk);
+    ASSERT_EQ(ledger.apply(post(id + 1, id, cents(50))), Outcome::kOk);
+    ASSERT_LE(ledger.expiry_entries(), 2 * (ledger.pending_holds() + 1) + 64) << i;
+  }
+  EXPECT_EQ(ledger.pending_holds(), 1u);
+  ASSERT_EQ(ledger.apply(at(kT0.plus_seconds(60), Expire{})), Outcome::kOk);
+  EXPECT_EQ(ledger.transfer(tid(2))->state, HoldState::kExpired);
+  EXPECT_EQ(ledger.pending_holds(), 0u);
+  ledger.verify();
+}
+
 TEST(LedgerHolds, ExpiredByTimeEvenInsideAChain) {
   Ledger ledger = make_ledger();
   ASSERT_EQ(ledger.apply(deposit(1, kTenantA, dollars(10))), Outcome::kOk);
