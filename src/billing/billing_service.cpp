@@ -101,7 +101,11 @@ std::string dollars(Amount a) {
 }  // namespace
 
 BillingService::BillingService(BillingOptions options, ledger::UsageLog& usage, const Clock& clock)
-    : options_(std::move(options)), usage_(usage), clock_(clock) {}
+    : options_(std::move(options)),
+      usage_(usage),
+      clock_(clock),
+      ledger_(ledger::LedgerOptions{.max_transfers = options_.max_transfers != 0 ? options_.max_transfers
+                                                                                 : limits::kLedgerTransfers}) {}
 
 Result<std::unique_ptr<BillingService>> BillingService::open(BillingOptions options, ledger::UsageLog& usage,
                                                              const Clock& clock) {
@@ -410,9 +414,18 @@ std::size_t BillingService::rate_some() {
     if (!charge) {
       ++totals_.unrated_events;
       spdlog::error("billing: usage event {} is not charged: {}", e.id.substr(0, 64), charge.status().message());
+    } else if (!this->charge(*charge, at, ended)) {
+      // The ledger is full: this event and those after it stay unrated in
+      // the usage log (nothing is lost), and money stops moving until an
+      // operator makes room. A crash here would repeat at every restart.
+      failed_ = Status::unavailable("the ledger holds its most transfers (" +
+                                           std::to_string(ledger_.transfer_count()) +
+                                           "); usage is kept in the usage log, unrated, and money changes are refused");
+      spdlog::error("billing: {}", failed_.message());
+      (void)journal_pending(events[i].first);
+      return 0;
     } else {
       latest_rated_start_ = std::max(latest_rated_start_, e.start);
-      this->charge(*charge, at, ended);
     }
     if (pending_.size() >= kJournalCutBytes) {
       const ledger::LogPosition after = i + 1 < events.size() ? events[i + 1].first : *next;
@@ -447,14 +460,15 @@ std::size_t BillingService::rate_some() {
 // the tenant's balance and credit, and the rest to its receivable account.
 // A run in `ended` (sorted) has its hold's rest released rather than held
 // again: any later event of it is charged from the balance, which that rest
-// went back to, so the charges are the same.
-void BillingService::charge(const ledger::RatedCharge& c, Timestamp at, std::span<const ledger::Id128> ended) {
+// went back to, so the charges are the same. False, with nothing charged,
+// when the ledger is full.
+bool BillingService::charge(const ledger::RatedCharge& c, Timestamp at, std::span<const ledger::Id128> ended) {
   const AccountId revenue = c.product == ledger::Product::kGpuTime ? accounts_.gpu_revenue : accounts_.token_revenue;
   const AccountId tenant = tenant_account(c.tenant_id, at);
   if (tenant == 0) {
     ++totals_.unrated_events;
     spdlog::error("billing: usage event {} is not charged: its tenant id cannot own an account", c.event_id.substr(0, 64));
-    return;
+    return true;
   }
   const ledger::Id128 reference = c.source_id.empty() ? ledger::Id128{} : job_reference(c.source_id);
   std::vector<Command> chain;
@@ -498,6 +512,7 @@ void BillingService::charge(const ledger::RatedCharge& c, Timestamp at, std::spa
   }
   chain.back().link = ledger::Link::kNone;
   Outcome outcome = apply_chain(chain);
+  if (outcome == Outcome::kFull) return false;
   if (!ledger::succeeded(outcome)) {
     // A bug in the arithmetic above, or a hold that changed under us: the
     // usage is still charged, all of it to what the tenant owes.
@@ -507,11 +522,13 @@ void BillingService::charge(const ledger::RatedCharge& c, Timestamp at, std::spa
                                                 receivable_account(c.tenant_id, at), revenue, c.amount,
                                                 TransferCode::kUsage, reference}};
     outcome = apply_chain(std::span(&fallback, 1));
+    if (outcome == Outcome::kFull) return false;
     CHECK(ledger::succeeded(outcome)) << "usage event " << c.event_id << ": " << ledger::outcome_name(outcome);
   }
   statements_.add(c);
   ++totals_.rated_events;
   totals_.rated_amount += c.amount;
+  return true;
 }
 
 AccountId BillingService::tenant_account(std::string_view tenant_id, Timestamp at) {

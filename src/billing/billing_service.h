@@ -101,6 +101,10 @@ struct BillingOptions {
   // (so it shows on statements and in the owner's economics), against a
   // credit limit of kTransferAmountMax: the owner's work never stops for money.
   std::function<bool(std::string_view tenant_id)> is_internal;
+  // The ledger's room in transfers; 0: ledger_limits.h's kLedgerTransfers
+  // (tests set fewer). Once it is full, rating stops with the usage kept
+  // unrated and every money change is refused (unavailable).
+  std::size_t max_transfers = 0;
 };
 
 // A tenant's money, as GET /v1/balance shows it.
@@ -246,7 +250,7 @@ class BillingService final : public ledger::Wallet, public ledger::PriceCatalog 
   ledger::Amount revenue_locked() const;
   ledger::AccountId tenant_account(std::string_view tenant_id, Timestamp at);    // creates it when missing
   ledger::AccountId receivable_account(std::string_view tenant_id, Timestamp at);
-  void charge(const ledger::RatedCharge& charge, Timestamp at, std::span<const ledger::Id128> ended);
+  bool charge(const ledger::RatedCharge& charge, Timestamp at, std::span<const ledger::Id128> ended);
   void note_spend(ledger::AccountId account);
   bool exhausted_locked(std::string_view tenant_id) const;
   Balance balance_locked(std::string_view tenant_id, Timestamp now) const;

@@ -29,7 +29,8 @@ class BillingTest : public ::testing::Test {
  protected:
   void SetUp() override { open(); }
 
-  void open(std::vector<ledger::PriceEntry> book = prices(), std::int64_t rate_every_ms = 20) {
+  void open(std::vector<ledger::PriceEntry> book = prices(), std::int64_t rate_every_ms = 20,
+            std::size_t max_transfers = 0) {
     billing_.reset();
     usage_.reset();
     usage_ = ledger::UsageLog::open({dir_.file("usage")}).value();
@@ -37,6 +38,7 @@ class BillingTest : public ::testing::Test {
     options.dir = dir_.file("ledger");
     options.prices = std::move(book);
     options.rate_every_ms = rate_every_ms;
+    options.max_transfers = max_transfers;
     options.is_internal = [](std::string_view tenant) { return tenant.starts_with("ten_house"); };
     auto opened = BillingService::open(options, *usage_, clock_);
     ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
@@ -290,6 +292,43 @@ TEST_F(BillingTest, ARequestThatEndedBeforeRatingTakesThreeTransfers) {
   EXPECT_EQ(billing_->totals().rated_amount, Amount::from_money(dollars("0.15")));
   // The hold, its post (the rest released), the second event from the balance.
   EXPECT_EQ(billing_->totals().transfers - before, 3u);
+  billing_->verify();
+}
+
+// A full ledger stops rating where it is, keeps the rest of the usage
+// unrated in the usage log, and refuses money changes with a clear error:
+// no crash, at the time or at the next start.
+TEST_F(BillingTest, AFullLedgerStopsRatingAndRefusesChangesWithoutLosingUsage) {
+  open(prices(), 20, /*max_transfers=*/6);
+  credit("ten_a", "100.00", "k");  // transfer 1
+  for (int i = 0; i < 10; ++i) {
+    record(gpu("job_1:" + std::to_string(i), "ten_a", 1'800));  // a transfer each, from the balance
+  }
+  billing_->wait_rated();
+  const BillingTotals t = billing_->totals();
+  EXPECT_EQ(t.transfers, 6u);
+  EXPECT_EQ(t.rated_events, 5u) << "the events that fit are charged, the rest wait";
+  Result<Credit> refused = billing_->add_credits({"ten_a", dollars("1.00"), CreditKind::kDeposit, "", "k2"});
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(refused.status().message().find("the ledger holds its most transfers"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(billing_->hold_request("ten_a", "cmpl_1", dollars("0.05"), 10, dollars("0.20"), 10, 60'000, clock_.now())
+                .code(),
+            ErrorCode::kUnavailable);
+  EXPECT_EQ(usage_->totals().events, 10u) << "the usage log keeps every event";
+  billing_->verify();
+
+  open(prices(), 20, 6);  // the next start: the same state, the same refusal
+  billing_->wait_rated();
+  EXPECT_EQ(billing_->totals().rated_events, 5u);
+  EXPECT_EQ(billing_->balance("ten_a").balance, dollars("100.00") - dollars("0.005"));
+  billing_->verify();
+
+  open(prices(), 20, 0);  // room again: the rest is charged, once
+  billing_->wait_rated();
+  EXPECT_EQ(billing_->totals().rated_events, 10u);
+  EXPECT_EQ(billing_->balance("ten_a").balance, dollars("100.00") - dollars("0.01"));
   billing_->verify();
 }
 

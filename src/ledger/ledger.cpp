@@ -421,6 +421,7 @@ struct Ledger::Impl {
   std::vector<BudgetAlert> alerts;
   Totals totals;
   std::size_t pending = 0;
+  std::size_t max_transfers = limits::kLedgerTransfers;
   Timestamp now;
   // The UTC month `now` is in, cached: [month_begin, month_end).
   std::int32_t month = 0;
@@ -643,7 +644,7 @@ struct Ledger::Impl {
         credit_row == FlatIndex<AccountId, AccountIdHash>::kAbsent) {
       return Outcome::kAccountNotFound;
     }
-    if (transfers.size() >= limits::kLedgerTransfers) return Outcome::kFull;
+    if (transfers.size() >= max_transfers) return Outcome::kFull;
     if (!room_for_debit(accounts[debit_row], t.amount)) return Outcome::kInsufficientFunds;
     return Outcome::kOk;
   }
@@ -734,7 +735,7 @@ struct Ledger::Impl {
     std::uint32_t hold_row = 0;
     Outcome found = find_pending_hold(c.hold, hold_row);
     if (found != Outcome::kOk) return found;
-    if (transfers.size() >= limits::kLedgerTransfers) return Outcome::kFull;
+    if (transfers.size() >= max_transfers) return Outcome::kFull;
     const Transfer hold = transfers[hold_row];
     Amount amount = c.amount.value_or(hold.amount);
     if (amount > hold.amount) return Outcome::kExceedsHold;
@@ -775,7 +776,7 @@ struct Ledger::Impl {
     std::uint32_t hold_row = 0;
     Outcome found = find_pending_hold(c.hold, hold_row);
     if (found != Outcome::kOk) return found;
-    if (transfers.size() >= limits::kLedgerTransfers) return Outcome::kFull;
+    if (transfers.size() >= max_transfers) return Outcome::kFull;
     const Transfer hold = transfers[hold_row];
 
     release(hold);
@@ -811,7 +812,7 @@ struct Ledger::Impl {
     if (remaining <= Amount()) return Outcome::kAlreadyReversed;
     Amount amount = c.amount.value_or(remaining);
     if (amount > remaining) return Outcome::kExceedsRemaining;
-    if (transfers.size() >= limits::kLedgerTransfers) return Outcome::kFull;
+    if (transfers.size() >= max_transfers) return Outcome::kFull;
     // The reversal debits what the target credited.
     std::uint32_t debit_row = account_index.find(target.credit);
     std::uint32_t credit_row = account_index.find(target.debit);
@@ -997,6 +998,7 @@ Ledger::Ledger(LedgerOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->owners.reserve(accounts);
   impl_->account_index.reserve(accounts);
   impl_->transfer_index.reserve(transfers);
+  impl_->max_transfers = std::min(options.max_transfers, limits::kLedgerTransfers);
 }
 Ledger::~Ledger() = default;
 Ledger::Ledger(Ledger&&) noexcept = default;

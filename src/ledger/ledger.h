@@ -420,6 +420,9 @@ struct LedgerOptions {
   // Room made up front, so that the hot path does not grow tables.
   std::size_t expected_accounts = 1'024;
   std::size_t expected_transfers = 65'536;
+  // Transfers past this many fail with kFull: at most kLedgerTransfers (the
+  // bound the sums are proved against); tests set fewer.
+  std::size_t max_transfers = limits::kLedgerTransfers;
 };
 
 class Ledger {
