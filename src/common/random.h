@@ -17,7 +17,8 @@ class Random {
   std::uint64_t next_u64();
 };
 
-// OpenSSL's CSPRNG. Thread-safe.
+// OpenSSL's CSPRNG, drawn 512 bytes at a time into a buffer per thread
+// (wiped as served, dropped in a forked child). Thread-safe.
 class SecureRandom final : public Random {
  public:
   void fill(std::span<std::uint8_t> out) override;

@@ -9,6 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 namespace headroom {
 namespace {
 
@@ -83,6 +86,54 @@ TEST(SecureRandom, FillsAndDiffers) {
   std::set<std::uint64_t> seen;
   for (int i = 0; i < 1'000; ++i) seen.insert(random.next_u64());
   EXPECT_EQ(seen.size(), 1'000u);
+}
+
+// Bytes come from a per-thread buffer: across refills and threads, none is
+// served twice, and a large request bypasses the buffer.
+TEST(SecureRandom, NoBytesServedTwiceAcrossRefillsAndThreads) {
+  SecureRandom random;
+  std::vector<std::set<std::array<std::uint8_t, 12>>> seen(4);
+  std::vector<std::thread> threads;
+  for (auto& set : seen) {
+    threads.emplace_back([&random, &set] {
+      for (int i = 0; i < 5'000; ++i) {
+        std::array<std::uint8_t, 12> id{};
+        random.fill(id);
+        set.insert(id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::array<std::uint8_t, 12>> all;
+  for (const auto& set : seen) all.insert(set.begin(), set.end());
+  EXPECT_EQ(all.size(), 20'000u);
+  std::array<std::uint8_t, 4096> large{}, zeros{};
+  random.fill(large);
+  EXPECT_NE(large, zeros);
+}
+
+// A forked child never serves the bytes its parent had buffered.
+TEST(SecureRandom, AForkedChildDrawsOtherBytes) {
+  SecureRandom random;
+  std::array<std::uint8_t, 16> warm{};
+  random.fill(warm);  // the parent's buffer now holds unserved bytes
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::array<std::uint8_t, 16> mine{};
+    random.fill(mine);
+    _exit(write(fds[1], mine.data(), mine.size()) == static_cast<ssize_t>(mine.size()) ? 0 : 1);
+  }
+  std::array<std::uint8_t, 16> parent{}, from_child{};
+  random.fill(parent);
+  ASSERT_EQ(read(fds[0], from_child.data(), from_child.size()), static_cast<ssize_t>(from_child.size()));
+  int status = 0;
+  waitpid(child, &status, 0);
+  close(fds[0]);
+  close(fds[1]);
+  EXPECT_NE(parent, from_child);
 }
 
 }  // namespace
