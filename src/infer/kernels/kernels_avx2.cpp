@@ -198,10 +198,15 @@ inline void dot_float_rows(const std::uint8_t* const* rows, const float* x, std:
   } else {
     for (int r = 0; r < R; ++r) sums[r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
   }
+  // The last values: each product rounded, then added, by intrinsics: left
+  // to the compiler, `sum += w * x` is fused into an FMA in some inlined
+  // copies and not in others, and a value's bits would depend on which.
   for (int r = 0; r < R; ++r) {
-    float sum = sums[r];
-    for (std::size_t t = i; t < cols; ++t) sum += Load::scalar(rows[r], t) * x[t];
-    out[r] = sum;
+    __m128 sum = _mm_set_ss(sums[r]);
+    for (std::size_t t = i; t < cols; ++t) {
+      sum = _mm_add_ss(sum, _mm_mul_ss(_mm_set_ss(Load::scalar(rows[r], t)), _mm_set_ss(x[t])));
+    }
+    out[r] = _mm_cvtss_f32(sum);
   }
 }
 
