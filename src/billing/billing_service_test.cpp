@@ -62,6 +62,20 @@ class BillingTest : public ::testing::Test {
     return e;
   }
 
+  // Tokens of model "tiny" for ten_a's request cmpl_1.
+  UsageEvent tokens(std::string id, std::string variant, std::int64_t n) {
+    UsageEvent e;
+    e.id = std::move(id);
+    e.tenant_id = "ten_a";
+    e.product = Product::kTokens;
+    e.item = "tiny";
+    e.variant = std::move(variant);
+    e.quantity = n;
+    e.start = e.end = clock_.now();
+    e.source_id = "cmpl_1";
+    return e;
+  }
+
   void record(const UsageEvent& e) {
     ASSERT_TRUE(usage_->record(std::span(&e, 1)).is_ok());
   }
@@ -228,18 +242,6 @@ TEST_F(BillingTest, AModelRequestIsChargedFromItsHoldAndTheRestReleased) {
   EXPECT_NE(refused.message().find("cannot cover this request's hold of $0.65"), std::string::npos)
       << refused.message();
 
-  auto tokens = [&](std::string id, std::string variant, std::int64_t n) {
-    UsageEvent e;
-    e.id = std::move(id);
-    e.tenant_id = "ten_a";
-    e.product = Product::kTokens;
-    e.item = "tiny";
-    e.variant = std::move(variant);
-    e.quantity = n;
-    e.start = e.end = clock_.now();
-    e.source_id = "cmpl_1";
-    return e;
-  };
   record(tokens("cmpl_1:input", "input", 1'000'000));   // $0.05
   record(tokens("cmpl_1:output", "output", 500'000));   // $0.10
   billing_->wait_rated();
@@ -266,18 +268,6 @@ TEST_F(BillingTest, ARequestThatEndedBeforeRatingTakesThreeTransfers) {
   ASSERT_TRUE(billing_->hold_request("ten_a", "cmpl_1", dollars("0.05"), 1'000'000, dollars("0.20"), 2'000'000,
                                      600'000, clock_.now())
                   .is_ok());
-  auto tokens = [&](std::string id, std::string variant, std::int64_t n) {
-    UsageEvent e;
-    e.id = std::move(id);
-    e.tenant_id = "ten_a";
-    e.product = Product::kTokens;
-    e.item = "tiny";
-    e.variant = std::move(variant);
-    e.quantity = n;
-    e.start = e.end = clock_.now();
-    e.source_id = "cmpl_1";
-    return e;
-  };
   {
     // Both events, then the release that wakes the rater.
     std::vector<UsageEvent> events = {tokens("cmpl_1:input", "input", 1'000'000),    // $0.05
