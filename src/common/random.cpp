@@ -46,6 +46,7 @@ struct Pool {
 void SecureRandom::fill(std::span<std::uint8_t> out) {
   static std::once_flag at_fork;
   std::call_once(at_fork, [] { pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1); }); });
+  if (out.empty()) return;  // memcpy from or to null is undefined, even of nothing
   if (out.size() > Pool::kBytes / 4) {
     rand_bytes(out.data(), out.size());
     return;
