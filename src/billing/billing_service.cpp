@@ -104,8 +104,7 @@ BillingService::BillingService(BillingOptions options, ledger::UsageLog& usage, 
     : options_(std::move(options)),
       usage_(usage),
       clock_(clock),
-      ledger_(ledger::LedgerOptions{.max_transfers = options_.max_transfers != 0 ? options_.max_transfers
-                                                                                 : limits::kLedgerTransfers}) {}
+      ledger_(ledger::LedgerOptions{.max_transfers = options_.max_transfers}) {}
 
 Result<std::unique_ptr<BillingService>> BillingService::open(BillingOptions options, ledger::UsageLog& usage,
                                                              const Clock& clock) {

@@ -101,10 +101,10 @@ struct BillingOptions {
   // (so it shows on statements and in the owner's economics), against a
   // credit limit of kTransferAmountMax: the owner's work never stops for money.
   std::function<bool(std::string_view tenant_id)> is_internal;
-  // The ledger's room in transfers; 0: ledger_limits.h's kLedgerTransfers
-  // (tests set fewer). Once it is full, rating stops with the usage kept
-  // unrated and every money change is refused (unavailable).
-  std::size_t max_transfers = 0;
+  // The ledger's room in transfers, at most kLedgerTransfers (tests set
+  // fewer). Once it is full, rating stops with the usage kept unrated and
+  // every money change is refused (unavailable).
+  std::size_t max_transfers = limits::kLedgerTransfers;
 };
 
 // A tenant's money, as GET /v1/balance shows it.

@@ -30,7 +30,7 @@ class BillingTest : public ::testing::Test {
   void SetUp() override { open(); }
 
   void open(std::vector<ledger::PriceEntry> book = prices(), std::int64_t rate_every_ms = 20,
-            std::size_t max_transfers = 0) {
+            std::size_t max_transfers = limits::kLedgerTransfers) {
     billing_.reset();
     usage_.reset();
     usage_ = ledger::UsageLog::open({dir_.file("usage")}).value();
@@ -315,7 +315,7 @@ TEST_F(BillingTest, AFullLedgerStopsRatingAndRefusesChangesWithoutLosingUsage) {
   EXPECT_EQ(billing_->balance("ten_a").balance, dollars("100.00") - dollars("0.005"));
   billing_->verify();
 
-  open(prices(), 20, 0);  // room again: the rest is charged, once
+  open(prices(), 20, limits::kLedgerTransfers);  // room again: the rest is charged, once
   billing_->wait_rated();
   EXPECT_EQ(billing_->totals().rated_events, 10u);
   EXPECT_EQ(billing_->balance("ten_a").balance, dollars("100.00") - dollars("0.01"));

@@ -527,19 +527,20 @@ struct Ledger::Impl {
     check_alerts(a);
   }
 
-  // Whether a due entry is still its hold's: pending, with that expiry.
-  bool still_due(const Due& d) const {
+  // The hold a due entry is still for (pending, with that expiry), or null.
+  Transfer* still_due(const Due& d) {
     const std::uint32_t row = transfer_index.find(d.id);
-    if (row == TransferIndex::kAbsent) return false;
-    const Transfer& hold = transfers[row];
-    return hold.kind == TransferKind::kHold && hold.state == HoldState::kPending && hold.expires_at == d.at;
+    if (row == TransferIndex::kAbsent) return nullptr;
+    Transfer& hold = transfers[row];
+    const bool due_now = hold.kind == TransferKind::kHold && hold.state == HoldState::kPending && hold.expires_at == d.at;
+    return due_now ? &hold : nullptr;
   }
 
   void push_due(Due d) {
     // Rebuilt without the settled holds' entries once they are half: O(1)
     // a push, amortised, and the heap no larger than the holds in flight.
     if (due.size() >= 2 * pending + 64) {
-      std::erase_if(due, [&](const Due& e) { return !still_due(e); });
+      std::erase_if(due, [&](const Due& e) { return still_due(e) == nullptr; });
       std::make_heap(due.begin(), due.end(), due_later);
     }
     due.push_back(d);
@@ -551,10 +552,10 @@ struct Ledger::Impl {
       std::pop_heap(due.begin(), due.end(), due_later);
       Due d = due.back();
       due.pop_back();
-      if (!still_due(d)) continue;
-      Transfer& hold = transfers[transfer_index.find(d.id)];
-      release(hold);
-      hold.state = HoldState::kExpired;
+      Transfer* hold = still_due(d);
+      if (hold == nullptr) continue;
+      release(*hold);
+      hold->state = HoldState::kExpired;
     }
   }
 
