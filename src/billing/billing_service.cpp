@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -137,7 +138,7 @@ Result<std::unique_ptr<BillingService>> BillingService::open(BillingOptions opti
     HR_RETURN_IF_ERROR(s.journal_pending(0));
     HR_RETURN_IF_ERROR(s.rebuild_statements());
   }
-  s.thread_ = std::thread([&s] { s.rate_loop(); });
+  if (s.options_.rating_thread) s.thread_ = std::thread([&s] { s.rate_loop(); });
   return service;
 }
 
@@ -212,20 +213,29 @@ Outcome BillingService::apply_chain(std::span<const Command> chain) {
   }
   const bool all_applied_before = std::all_of(results, results + chain.size(),
                                               [](Outcome o) { return o == Outcome::kAlreadyApplied; });
-  // Keep the live hold of each job, and who may have run out of money.
+  // Keep the live hold of each job, and who may have run out of money. A
+  // hold made in the chain that posts the job's hold (rating's, for the
+  // rest) belongs to the same run; any other is a new run's.
+  std::optional<std::pair<ledger::Id128, TransferId>> posted_run;
   for (std::size_t i = 0; i < chain.size(); ++i) {
     if (!ledger::succeeded(results[i])) continue;
     std::visit(
         [&](const auto& op) {
           using T = std::decay_t<decltype(op)>;
           if constexpr (std::is_same_v<T, ledger::CreateHold>) {
-            if (!op.reference.is_zero()) holds_[op.reference] = op.id;
+            if (!op.reference.is_zero()) {
+              const bool rest = posted_run && posted_run->first == op.reference;
+              holds_[op.reference] = LiveHold{op.id, rest ? posted_run->second : op.id};
+            }
             note_spend(op.debit);
           } else if constexpr (std::is_same_v<T, ledger::PostHold> || std::is_same_v<T, ledger::VoidHold>) {
             const ledger::Transfer* hold = ledger_.transfer(op.hold);
             if (hold == nullptr) return;
             auto it = holds_.find(hold->reference);
-            if (it != holds_.end() && it->second == op.hold) holds_.erase(it);
+            if (it != holds_.end() && it->second.hold == op.hold) {
+              if constexpr (std::is_same_v<T, ledger::PostHold>) posted_run.emplace(it->first, it->second.run);
+              holds_.erase(it);
+            }
             note_spend(hold->debit);
           } else if constexpr (std::is_same_v<T, ledger::CreateTransfer>) {
             note_spend(op.debit);
@@ -378,7 +388,7 @@ void BillingService::rate_loop() {
 }
 
 std::size_t BillingService::rate_some() {
-  std::vector<std::string> releases;
+  std::vector<Release> releases;
   ledger::LogPosition from;
   {
     std::lock_guard lock(mu_);
@@ -397,15 +407,22 @@ std::size_t BillingService::rate_some() {
   }
   if (events.empty() && releases.empty()) return 0;
 
+  std::lock_guard lock(mu_);
+  // The releases of runs whose hold is still the job's live one: a release
+  // that a later run's hold_run overtook finds that run's hold, and leaves it.
+  const auto live = [&](const Release& r) {
+    auto it = holds_.find(r.reference);
+    return it != holds_.end() && it->second.run == r.run;
+  };
+  std::erase_if(releases, [&](const Release& r) { return !live(r); });
   // The runs that ended before this pass: their holds are posted without
   // holding the rest again, since the release below would void it at once.
   // (A model request, two usage events, then takes three transfers, not six.)
   std::vector<ledger::Id128> ended;
   ended.reserve(releases.size());
-  for (const std::string& job_id : releases) ended.push_back(job_reference(job_id));
+  for (const Release& r : releases) ended.push_back(r.reference);
   std::sort(ended.begin(), ended.end());
 
-  std::lock_guard lock(mu_);
   const Timestamp at = clock_.now();
   for (std::size_t i = 0; i < events.size(); ++i) {
     const ledger::UsageEvent& e = events[i].second;
@@ -432,12 +449,13 @@ std::size_t BillingService::rate_some() {
     }
   }
   // The runs that ended: their usage up to now is charged; release the rest.
-  for (const std::string& job_id : releases) {
-    auto it = holds_.find(job_reference(job_id));
-    if (it == holds_.end()) continue;
-    const ledger::Transfer* hold = ledger_.transfer(it->second);
+  for (const Release& r : releases) {
+    auto it = holds_.find(r.reference);
+    if (it == holds_.end() || it->second.run != r.run) continue;  // posted in full above
+    const TransferId live_hold = it->second.hold;
+    const ledger::Transfer* hold = ledger_.transfer(live_hold);
     if (hold == nullptr || hold->state != ledger::HoldState::kPending || !(at < hold->expires_at)) continue;
-    Command release{at, ledger::VoidHold{derived_id("void", it->second.to_string()), it->second}};
+    Command release{at, ledger::VoidHold{derived_id("void", live_hold.to_string()), live_hold}};
     apply_chain(std::span(&release, 1));
     if (pending_.size() >= kJournalCutBytes && !journal_pending(0)) return 0;
   }
@@ -476,7 +494,7 @@ bool BillingService::charge(const ledger::RatedCharge& c, Timestamp at, std::spa
   auto next_id = [&](std::string_view part) { return derived_id("usage", c.event_id, chain.empty() ? "" : part); };
 
   if (auto it = holds_.find(reference); !reference.is_zero() && it != holds_.end()) {
-    const ledger::Transfer* hold = ledger_.transfer(it->second);
+    const ledger::Transfer* hold = ledger_.transfer(it->second.hold);
     const Timestamp now = std::max(at, ledger_.now());
     if (hold != nullptr && hold->state == ledger::HoldState::kPending && now < hold->expires_at) {
       const Amount posted = std::min(remaining, hold->amount);
@@ -845,10 +863,10 @@ Status BillingService::hold_run(std::string_view tenant_id, std::string_view job
   const ledger::Id128 reference = job_reference(job_id);
   const TransferId id = derived_id("hold", run_key);
   std::vector<Command> chain;
-  if (auto it = holds_.find(reference); it != holds_.end() && it->second != id) {  // a previous run's
-    const ledger::Transfer* old = ledger_.transfer(it->second);
+  if (auto it = holds_.find(reference); it != holds_.end() && it->second.run != id) {  // a previous run's
+    const ledger::Transfer* old = ledger_.transfer(it->second.hold);
     if (old != nullptr && old->state == ledger::HoldState::kPending && std::max(now, ledger_.now()) < old->expires_at) {
-      chain.push_back(Command{now, ledger::VoidHold{derived_id("void", it->second.to_string()), it->second},
+      chain.push_back(Command{now, ledger::VoidHold{derived_id("void", it->second.hold.to_string()), it->second.hold},
                               ledger::Link::kWithNext});
     }
   }
@@ -898,10 +916,11 @@ Status BillingService::hold_request(std::string_view tenant_id, std::string_view
   return ledger::status_of(outcome, "the request's hold was refused");
 }
 
-void BillingService::release_run(std::string_view job_id) {
+void BillingService::release_run(std::string_view job_id, std::string_view run_key) {
+  const Release release{job_reference(job_id), derived_id("hold", run_key)};
   {
     std::lock_guard lock(mu_);
-    releases_.emplace_back(job_id);
+    releases_.push_back(release);
     // Only the first release since the rater last took them wakes it: the
     // rest go with that pass (a wake per request costs more than rating it).
     if (releases_.size() > 1) return;

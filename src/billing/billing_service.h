@@ -105,6 +105,9 @@ struct BillingOptions {
   // fewer). Once it is full, rating stops with the usage kept unrated and
   // every money change is refused (unavailable).
   std::size_t max_transfers = limits::kLedgerTransfers;
+  // false: no rating thread; only wait_rated() rates (tests that need to
+  // order rating against other calls).
+  bool rating_thread = true;
 };
 
 // A tenant's money, as GET /v1/balance shows it.
@@ -219,11 +222,11 @@ class BillingService final : public ledger::Wallet, public ledger::PriceCatalog 
   Status admit(std::string_view tenant_id) override;
   Status hold_run(std::string_view tenant_id, std::string_view job_id, std::string_view run_key, Money per_gpu_hour,
                   std::uint32_t gpus, std::int64_t window_ms, std::int64_t timeout_ms, Timestamp now) override;
-  void release_run(std::string_view job_id) override;
+  void release_run(std::string_view job_id, std::string_view run_key) override;
   Status hold_request(std::string_view tenant_id, std::string_view request_id, Money input_price,
                       std::int64_t input_tokens, Money output_price, std::int64_t output_tokens, std::int64_t timeout_ms,
                       Timestamp now) override;
-  void release_request(std::string_view request_id) override { release_run(request_id); }
+  void release_request(std::string_view request_id) override { release_run(request_id, request_id); }
   std::uint64_t exhausted_generation() const override;
   std::vector<std::string> exhausted_tenants() const override;
 
@@ -274,9 +277,18 @@ class BillingService final : public ledger::Wallet, public ledger::PriceCatalog 
   std::string pending_;             // under mu_: encoded commands not yet journalled
   std::uint32_t pending_count_ = 0; // under mu_
   ledger::LogPosition rated_to_ = ledger::RecordLog::kFirstPosition;  // under mu_
-  // The live hold of each job's run, by the job's reference id.
-  std::map<ledger::Id128, ledger::TransferId> holds_;  // under mu_
-  std::vector<std::string> releases_;                  // under mu_: jobs whose run ended
+  // The live hold of each job, by the job's reference id, and the run it
+  // belongs to: the id of the run's first hold (hold_run's), which the holds
+  // that rating makes again for a hold's rest carry on.
+  struct LiveHold {
+    ledger::TransferId hold, run;
+  };
+  std::map<ledger::Id128, LiveHold> holds_;  // under mu_
+  struct Release {
+    ledger::Id128 reference;  // the job's
+    ledger::TransferId run;   // its run's first hold
+  };
+  std::vector<Release> releases_;                      // under mu_: runs that ended
   std::set<std::string, std::less<>> exhausted_;       // under mu_
   std::uint64_t exhausted_generation_ = 1;             // under mu_
   BillingTotals totals_;                               // under mu_

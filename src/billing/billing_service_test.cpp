@@ -30,7 +30,7 @@ class BillingTest : public ::testing::Test {
   void SetUp() override { open(); }
 
   void open(std::vector<ledger::PriceEntry> book = prices(), std::int64_t rate_every_ms = 20,
-            std::size_t max_transfers = limits::kLedgerTransfers) {
+            std::size_t max_transfers = limits::kLedgerTransfers, bool rating_thread = true) {
     billing_.reset();
     usage_.reset();
     usage_ = ledger::UsageLog::open({dir_.file("usage")}).value();
@@ -39,6 +39,7 @@ class BillingTest : public ::testing::Test {
     options.prices = std::move(book);
     options.rate_every_ms = rate_every_ms;
     options.max_transfers = max_transfers;
+    options.rating_thread = rating_thread;
     options.is_internal = [](std::string_view tenant) { return tenant.starts_with("ten_house"); };
     auto opened = BillingService::open(options, *usage_, clock_);
     ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
@@ -217,13 +218,44 @@ TEST_F(BillingTest, ARunIsChargedFromItsHoldAndTheRestReleased) {
   ASSERT_TRUE(billing_->hold_run("ten_a", "job_1", "job_1:2", dollars("2.00"), 1, 3'600'000, 7'200'000, clock_.now())
                   .is_ok());
   EXPECT_EQ(billing_->balance("ten_a").held, dollars("2.00"));
-  billing_->release_run("job_1");
+  billing_->release_run("job_1", "job_1:2");
   billing_->wait_rated();
   for (int i = 0; i < 200 && billing_->balance("ten_a").held != Money(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(billing_->balance("ten_a").held, Money());
   EXPECT_EQ(billing_->balance("ten_a").balance, dollars("4.00"));
+  billing_->verify();
+}
+
+// A run's release that reaches the rater after the job's next run made its
+// hold (a requeued job starting again within the same tick) releases
+// nothing: the live hold is the next run's, and stays. Run 1's last usage
+// is charged from the job's live hold, as any of the job's usage is.
+TEST_F(BillingTest, ARunsLateReleaseLeavesTheNextRunsHold) {
+  // No rating thread: rating happens in wait_rated() only, after both calls.
+  open(prices(), 20, limits::kLedgerTransfers, /*rating_thread=*/false);
+  credit("ten_a", "10.00", "k");
+  const auto hold = [&](std::string_view run) {
+    return billing_->hold_run("ten_a", "job_1", run, dollars("2.00"), 1, 3'600'000, 7'200'000, clock_.now());
+  };
+  ASSERT_TRUE(hold("job_1:1").is_ok());                        // $2.00
+  record(gpu("job_1:1:a", "ten_a", 1'800'000));               // run 1's last usage: $1.00
+  billing_->release_run("job_1", "job_1:1");                 // run 1 ended...
+  ASSERT_TRUE(hold("job_1:2").is_ok());                        // ...and run 2 began: run 1's hold is voided
+  EXPECT_EQ(billing_->balance("ten_a").held, dollars("2.00"));
+  billing_->wait_rated();
+  Balance b = billing_->balance("ten_a");
+  EXPECT_EQ(b.balance, dollars("9.00"));
+  EXPECT_EQ(b.held, dollars("1.00")) << "run 2's hold, less run 1's $1.00 charged from it, stays held";
+
+  // Run 2's usage comes from what is left of its hold; its own release frees the rest.
+  record(gpu("job_1:2:a", "ten_a", 900'000));  // $0.50
+  billing_->release_run("job_1", "job_1:2");
+  billing_->wait_rated();
+  b = billing_->balance("ten_a");
+  EXPECT_EQ(b.balance, dollars("8.50"));
+  EXPECT_EQ(b.held, Money());
   billing_->verify();
 }
 

@@ -43,6 +43,9 @@ constexpr std::int64_t kQuotes = 100'000;  // live quotes at most; expired ones 
 
 Timestamp hour_after(Timestamp t) { return {(t.unix_micros / kHourUs + 1) * kHourUs}; }
 
+// A block has one "run" for the wallet: its whole term, held as it is booked.
+std::string block_run_key(const std::string& id) { return id + ":block"; }
+
 ledger::UsageEvent block_event(const std::string& id, std::string_view part, const std::string& tenant_id,
                                const std::string& gpu_type, std::int64_t gpu_ms, Timestamp start, Timestamp end) {
   ledger::UsageEvent e;
@@ -170,7 +173,7 @@ Result<store::ReservationRecord> ComputeService::book_block(const std::string& t
     };
     const std::int64_t duration_ms = (r.end.unix_micros - r.start.unix_micros) / 1000;
     if (options_.wallet != nullptr) {
-      Status held = options_.wallet->hold_run(tenant_id, r.id, r.id + ":block", quote.price_per_gpu_hour, q.gpus,
+      Status held = options_.wallet->hold_run(tenant_id, r.id, block_run_key(r.id), quote.price_per_gpu_hour, q.gpus,
                                               duration_ms, (r.end.unix_micros - now.unix_micros) / 1000 + 3'600'000,
                                               now);
       if (!held) {
@@ -183,7 +186,7 @@ Result<store::ReservationRecord> ComputeService::book_block(const std::string& t
     Status priced = options_.catalog != nullptr ? options_.catalog->set_prices(std::span(&price, 1)) : Status::ok();
     Status stored = priced ? store_.create_reservation(r, audit) : priced;
     if (!stored) {
-      if (options_.wallet != nullptr) options_.wallet->release_run(r.id);
+      if (options_.wallet != nullptr) options_.wallet->release_run(r.id, block_run_key(r.id));
       undo_scheduler();
       return stored;
     }
@@ -209,7 +212,7 @@ bool ComputeService::charge_block(const std::string& id, PricedBlock& b, Timesta
                                          b.charged_until, to));
     b.charged_until = to;
   }
-  pending_releases_.push_back(id);
+  pending_releases_.push_back({id, block_run_key(id)});
   return true;
 }
 

@@ -17,6 +17,11 @@ namespace {
 
 using sched::JobState;
 
+// A run's name for the wallet: its hold is made, and released, by it.
+std::string run_key(const std::string& job_id, Timestamp started) {
+  return job_id + ":" + std::to_string(started.unix_millis());
+}
+
 // "node:index,node:index" (as gpu_names() writes it); nullopt when malformed.
 std::optional<std::vector<std::pair<std::string, std::uint32_t>>> parse_gpu_names(std::string_view text) {
   std::vector<std::pair<std::string, std::uint32_t>> out;
@@ -494,7 +499,7 @@ void ComputeService::on_state(const sched::Effect& e, Timestamp now) {
   if (was_running && !sched::holds_gpus(e.state)) {
     close_run(job, at);  // its GPU time, up to its end
     billing_.erase(e.job);
-    pending_releases_.push_back(r.id);
+    pending_releases_.push_back({r.id, run_key(r.id, r.started_at.value_or(at))});
   }
   if (e.state == JobState::kRunning && !was_running) {
     r.started_at = at;
@@ -626,8 +631,7 @@ Status ComputeService::hold_first_window(const LiveJob& job, std::size_t gpus, T
   const sched::Tier tier = job.spec.tier;
   if (options_.wallet == nullptr || (tier != sched::Tier::kOnDemand && tier != sched::Tier::kSpot)) return Status::ok();
   const std::int64_t window_s = std::min(job.spec.max_runtime_s, options_.hold_window_s);
-  return options_.wallet->hold_run(job.record.tenant_id, job.record.id,
-                                   job.record.id + ":" + std::to_string(now.unix_millis()), unit_price(job, now),
+  return options_.wallet->hold_run(job.record.tenant_id, job.record.id, run_key(job.record.id, now), unit_price(job, now),
                                    static_cast<std::uint32_t>(gpus), window_s * 1000,
                                    (job.spec.max_runtime_s + 3600) * 1000, now);
 }
@@ -657,7 +661,7 @@ void ComputeService::preempt_exhausted(Timestamp now) {
 void ComputeService::settle(LiveJob& job) {
   store::JobRecord& r = job.record;
   if (r.started_at && r.usage_until.value_or(*r.started_at) < *r.ended_at) close_run(job, *r.ended_at);
-  pending_releases_.push_back(r.id);
+  pending_releases_.push_back({r.id, run_key(r.id, r.started_at.value_or(*r.ended_at))});
   if (!r.usage_until || *r.usage_until < *r.ended_at) r.usage_until = *r.ended_at;
   pending_updates_.push_back(store::JobUpdate{r, {}});
 }
@@ -674,7 +678,7 @@ bool ComputeService::flush() {
     pending_usage_.clear();
   }
   if (options_.wallet != nullptr) {
-    for (const std::string& job_id : pending_releases_) options_.wallet->release_run(job_id);
+    for (const RunEnded& run : pending_releases_) options_.wallet->release_run(run.job_id, run.run_key);
   }
   pending_releases_.clear();
   if (!pending_updates_.empty()) {

@@ -280,7 +280,10 @@ class ComputeService {
   std::unordered_set<sched::JobId> billing_;              // running: GPU time accrues
   std::int64_t next_seq_ = 1;
   std::vector<ledger::UsageEvent> pending_usage_;
-  std::vector<std::string> pending_releases_;  // jobs whose run ended: their hold goes once the usage is recorded
+  struct RunEnded {
+    std::string job_id, run_key;
+  };
+  std::vector<RunEnded> pending_releases_;  // runs that ended: their hold goes once the usage is recorded
   std::uint64_t exhausted_seen_ = 0;           // the wallet's exhausted_generation() last acted on
   // Capacity blocks: the calendar (hourly free GPUs per type, the internal
   // forecast never sold), the live quotes, and the priced blocks whose hours

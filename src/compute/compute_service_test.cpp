@@ -111,9 +111,9 @@ class FakeWallet final : public ledger::Wallet {
     if (broke.contains(std::string(tenant))) return Status::insufficient_funds("tenant cannot cover " + std::string(job_id));
     return Status::ok();
   }
-  void release_run(std::string_view job_id) override {
+  void release_run(std::string_view, std::string_view run_key) override {
     std::lock_guard lock(mutex_);
-    released.emplace_back(job_id);
+    released.emplace_back(run_key);
   }
   // Model requests are not the compute service's.
   Status hold_request(std::string_view, std::string_view, Money, std::int64_t, Money, std::int64_t, std::int64_t,
@@ -505,11 +505,12 @@ TEST_F(ComputeServiceTest, APaidRunHoldsItsFirstWindowOrDoesNotStart) {
   start_service(30'000, &wallet);
   ASSERT_TRUE(submit("job_1", R"({"gpus":2,"command":["train"]})").is_ok());
   wait_state("job_1", "running");
+  const std::string run_key = "job_1:" + std::to_string(clock_.now().unix_millis());
   {
     std::lock_guard lock(wallet.mutex_);
     ASSERT_EQ(wallet.holds.size(), 1u);
     // 2 GPUs at the on-demand price for min(max_runtime 3600 s, the 600 s window).
-    EXPECT_EQ(wallet.holds[0], "job_1:" + std::to_string(clock_.now().unix_millis()) + " 3.60 x2 600000ms");
+    EXPECT_EQ(wallet.holds[0], run_key + " 3.60 x2 600000ms");
   }
   executor_.exit("job_1", 0, clock_.now());
   wait_state("job_1", "succeeded");
@@ -522,7 +523,7 @@ TEST_F(ComputeServiceTest, APaidRunHoldsItsFirstWindowOrDoesNotStart) {
   }
   {
     std::lock_guard lock(wallet.mutex_);
-    EXPECT_EQ(wallet.released, std::vector<std::string>{"job_1"});
+    EXPECT_EQ(wallet.released, std::vector<std::string>{run_key}) << "the run that was held is released";
     wallet.broke.insert("ten_a");
   }
   ASSERT_TRUE(submit("job_2", R"({"gpus":1,"command":["train"]})").is_ok());

@@ -33,9 +33,10 @@ class Wallet {
                           Money per_gpu_hour, std::uint32_t gpus, std::int64_t window_ms, std::int64_t timeout_ms,
                           Timestamp now) = 0;
 
-  // The job's run ended and its last usage is recorded: what is left of its
-  // hold is released once that usage is charged.
-  virtual void release_run(std::string_view job_id) = 0;
+  // The job's run `run_key` ended and its last usage is recorded: what is
+  // left of its hold is released once that usage is charged. Named by the
+  // run, so that a release late to the rater never touches a later run's hold.
+  virtual void release_run(std::string_view job_id, std::string_view run_key) = 0;
 
   // Holds the most a model request may cost as it is admitted: its prompt
   // at `input_price` and the most it may generate at `output_price` (per

@@ -352,13 +352,15 @@ struct ChildPlan {
   });
   threads.emplace_back([&] {  // runs' holds
     std::mt19937_64 rng(mix(plan.seed * 131 + 2000));
+    std::map<std::string, std::string> last_run;  // by job
     for (std::uint64_t run = 0;; ++run) {
       const std::uint64_t tenant = rng() % kTenants;
       const std::string job = held_job(tenant, rng() % kHeldJobsPerTenant);
       if (rng() % 4 == 0) {
-        billing.release_run(job);
+        if (auto it = last_run.find(job); it != last_run.end()) billing.release_run(job, it->second);
       } else {
         const std::string run_key = "run-" + std::to_string(plan.seed) + "-" + std::to_string(run);
+        last_run[job] = run_key;
         Status s = billing.hold_run(tenant_name(tenant), job, run_key, Money::from_dollars(2),
                                     static_cast<std::uint32_t>(1 + rng() % 8),
                                     static_cast<std::int64_t>(60'000 + rng() % 540'001),
