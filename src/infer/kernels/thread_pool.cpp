@@ -22,67 +22,65 @@ inline void cpu_relax() {
 #endif
 }
 
-constexpr std::uint64_t pack(std::uint32_t epoch, std::uint64_t next, std::uint64_t total) {
-  return (static_cast<std::uint64_t>(epoch) << 32) | (next << 16) | total;
-}
-constexpr std::uint64_t next_of(std::uint64_t word) { return (word >> 16) & 0xffff; }
-constexpr std::uint64_t total_of(std::uint64_t word) { return word & 0xffff; }
-constexpr std::uint64_t kOneChunk = std::uint64_t{1} << 16;
+constexpr std::uint64_t pack(std::uint64_t first, std::uint64_t end) { return first << 32 | end; }
+constexpr std::uint64_t first_of(std::uint64_t range) { return range >> 32; }
+constexpr std::uint64_t end_of(std::uint64_t range) { return range & 0xffffffff; }
+constexpr std::size_t kMaxBlocks = 0xffffffff;
 
 // Polls between clock reads while spinning: a clock read costs about as much
 // as a few pauses.
 constexpr int kPollsPerClockRead = 64;
-// The caller's wait for the last chunks: this many polls, then it yields the
-// core each poll (a worker may have been preempted mid-chunk).
+// The caller's wait for the last blocks: this many polls, then it yields the
+// core each poll (a worker may have been preempted mid-block).
 constexpr int kCallerPollsBeforeYield = 1 << 14;
 
 }  // namespace
 
-ThreadPool::ThreadPool(ThreadPoolOptions options) : spin_us_(std::max<std::int64_t>(0, options.spin_us)) {
-  const std::size_t threads = std::clamp<std::size_t>(options.threads, 1, kMaxPoolThreads);
+ThreadPool::ThreadPool(ThreadPoolOptions options)
+    : spin_us_(std::max<std::int64_t>(0, options.spin_us)),
+      shares_(std::clamp<std::size_t>(options.threads, 1, kMaxPoolThreads)) {
+  const std::size_t threads = shares_.size();
   workers_.reserve(threads - 1);
-  for (std::size_t i = 0; i + 1 < threads; ++i) workers_.emplace_back([this] { worker_main(); });
+  for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_main(i); });
 }
 
 ThreadPool::~ThreadPool() {
   stop_.store(true, std::memory_order_seq_cst);
-  wake_.fetch_add(1, std::memory_order_seq_cst);
-  wake_.notify_all();
+  generation_.fetch_add(1, std::memory_order_seq_cst);
+  generation_.notify_all();
   for (auto& worker : workers_) worker.join();
 }
 
 void ThreadPool::run(std::size_t count, std::size_t grain, Task task, void* context) {
   if (count == 0) return;
-  grain = std::max<std::size_t>(grain, 1);
-  const std::size_t max_chunks = std::min(threads() * kChunksPerThread, kMaxChunksPerLoop);
-  // floor(count / grain) chunks at most, so each holds at least `grain` indices.
-  std::size_t chunks = std::min(count / grain, max_chunks);
-  // One chunk, no workers, or the pool busy (a nested call, or another
+  grain = std::max({grain, std::size_t{1}, (count + kMaxBlocks - 1) / kMaxBlocks});
+  // floor(count / grain) blocks, so each holds at least `grain` indices.
+  const std::size_t blocks = count / grain;
+  // One block, no workers, or the pool busy (a nested call, or another
   // thread's loop): the caller runs it all.
-  if (chunks <= 1 || workers_.empty() || busy_.exchange(true, std::memory_order_acquire)) {
+  if (blocks <= 1 || workers_.empty() || busy_.exchange(true, std::memory_order_acquire)) {
     task(context, 0, count);
     return;
   }
-  const std::size_t chunk = (count + chunks - 1) / chunks;
-  chunks = (count + chunk - 1) / chunk;
-
-  // Publish: the loop first, then the claim word that opens it (release).
+  // Publish: the loop, then each share (release: a stale thief that takes
+  // from it sees this loop), then the generation that wakes the workers.
   loop_.task = task;
   loop_.context = context;
   loop_.count = count;
-  loop_.chunk = chunk;
+  loop_.grain = grain;
+  loop_.blocks = blocks;
   done_.store(0, std::memory_order_relaxed);
-  ++epoch_;
-  loop_.claim.store(pack(epoch_, 0, chunks), std::memory_order_seq_cst);
-  // A worker counts itself in sleepers_ before its last look at the claim, so
-  // either it sees this loop or this sees it (both seq_cst).
-  if (sleepers_.load(std::memory_order_seq_cst) != 0) {
-    wake_.fetch_add(1, std::memory_order_seq_cst);
-    wake_.notify_all();
+  const std::size_t threads = shares_.size();
+  for (std::size_t t = 0; t < threads; ++t) {
+    shares_[t].range.store(pack(blocks * t / threads, blocks * (t + 1) / threads), std::memory_order_release);
   }
+  generation_.fetch_add(1, std::memory_order_seq_cst);
+  // A worker counts itself in sleepers_ before its last look at the
+  // generation, so either it sees this loop or this sees it (both seq_cst).
+  if (sleepers_.load(std::memory_order_seq_cst) != 0) generation_.notify_all();
 
-  run_chunks();
-  for (int polls = 0; done_.load(std::memory_order_acquire) != chunks; ++polls) {
+  work(0);
+  for (int polls = 0; done_.load(std::memory_order_acquire) != blocks; ++polls) {
     if (polls < kCallerPollsBeforeYield) {
       cpu_relax();
     } else {
@@ -92,53 +90,88 @@ void ThreadPool::run(std::size_t count, std::size_t grain, Task task, void* cont
   busy_.store(false, std::memory_order_release);
 }
 
-bool ThreadPool::has_unclaimed_chunk() const {
-  const std::uint64_t word = loop_.claim.load(std::memory_order_relaxed);
-  return next_of(word) < total_of(word);
-}
-
-bool ThreadPool::run_chunks() {
-  bool ran = false;
-  std::uint64_t word = loop_.claim.load(std::memory_order_acquire);
-  while (next_of(word) < total_of(word)) {
-    if (!loop_.claim.compare_exchange_weak(word, word + kOneChunk, std::memory_order_acquire,
-                                           std::memory_order_acquire)) {
-      continue;  // word now holds the current value
+// Takes the next block of this thread's share.
+bool ThreadPool::take_own(std::size_t self, std::uint64_t& first, std::uint64_t& last) {
+  std::atomic<std::uint64_t>& range = shares_[self].range;
+  std::uint64_t r = range.load(std::memory_order_acquire);
+  while (first_of(r) < end_of(r)) {
+    if (range.compare_exchange_weak(r, pack(first_of(r) + 1, end_of(r)), std::memory_order_acquire,
+                                    std::memory_order_acquire)) {
+      first = first_of(r);
+      last = first + 1;
+      return true;
     }
-    // Chunk next_of(word) is ours; the loop cannot change until we count it done.
-    const std::size_t begin = next_of(word) * loop_.chunk;
-    const std::size_t end = std::min(loop_.count, begin + loop_.chunk);
-    loop_.task(loop_.context, begin, end);
-    done_.fetch_add(1, std::memory_order_release);
-    ran = true;
-    word = loop_.claim.load(std::memory_order_acquire);
   }
-  return ran;
+  return false;
 }
 
-void ThreadPool::worker_main() {
+// Takes the last block of the fullest other share. Shares are written only
+// by compare-exchanges once published (a thread keeps what it steals rather
+// than moving it to its own share, which the next loop's publishing could
+// overwrite), so a block is run once.
+bool ThreadPool::steal(std::size_t self, std::uint64_t& first, std::uint64_t& last) {
+  const std::size_t threads = shares_.size();
   for (;;) {
-    if (run_chunks()) continue;
-    if (stop_.load(std::memory_order_relaxed)) return;
+    std::size_t victim = self;
+    std::uint64_t seen = 0, most = 0;
+    for (std::size_t i = 1; i < threads; ++i) {
+      const std::size_t t = (self + i) % threads;
+      const std::uint64_t r = shares_[t].range.load(std::memory_order_relaxed);
+      if (first_of(r) < end_of(r) && end_of(r) - first_of(r) > most) {
+        victim = t;
+        seen = r;
+        most = end_of(r) - first_of(r);
+      }
+    }
+    if (victim == self) return false;
+    if (shares_[victim].range.compare_exchange_strong(seen, pack(first_of(seen), end_of(seen) - 1),
+                                                      std::memory_order_acquire, std::memory_order_relaxed)) {
+      first = end_of(seen) - 1;
+      last = end_of(seen);
+      return true;
+    }
+  }
+}
+
+void ThreadPool::work(std::size_t self) {
+  std::size_t ran = 0;
+  std::uint64_t first = 0, last = 0;
+  while (take_own(self, first, last) || steal(self, first, last)) {
+    // Block `first` is ours: the loop cannot change until it is counted done.
+    const std::size_t begin = first * loop_.grain;
+    const std::size_t end = last == loop_.blocks ? loop_.count : last * loop_.grain;
+    loop_.task(loop_.context, begin, end);
+    ++ran;
+  }
+  if (ran > 0) done_.fetch_add(ran, std::memory_order_release);
+}
+
+void ThreadPool::worker_main(std::size_t self) {
+  std::uint32_t seen = 0;  // the generation before the first loop
+  for (;;) {
     // Spin for the next loop a while: decode's loops come microseconds apart.
-    bool found = false;
-    if (spin_us_ > 0) {
+    std::uint32_t now = generation_.load(std::memory_order_acquire);
+    if (now == seen && spin_us_ > 0) {
       const auto deadline = Clock::now() + std::chrono::microseconds(spin_us_);
-      while (!found) {
-        for (int i = 0; i < kPollsPerClockRead && !found; ++i) {
+      while (now == seen) {
+        for (int i = 0; i < kPollsPerClockRead && now == seen; ++i) {
           cpu_relax();
-          found = has_unclaimed_chunk() || stop_.load(std::memory_order_relaxed);
+          now = generation_.load(std::memory_order_acquire);
         }
         if (Clock::now() >= deadline) break;
       }
     }
-    if (found) continue;
-    // Sleep until a loop is published (or the pool stops).
-    const std::uint32_t seen = wake_.load(std::memory_order_seq_cst);
-    sleepers_.fetch_add(1, std::memory_order_seq_cst);
-    const std::uint64_t word = loop_.claim.load(std::memory_order_seq_cst);
-    if (next_of(word) >= total_of(word) && !stop_.load(std::memory_order_seq_cst)) wake_.wait(seen);
-    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    if (now == seen) {
+      // Sleep until a loop is published (or the pool stops).
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      now = generation_.load(std::memory_order_seq_cst);
+      if (now == seen) generation_.wait(seen, std::memory_order_seq_cst);
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+      now = generation_.load(std::memory_order_acquire);
+    }
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = now;
+    work(self);
   }
 }
 
