@@ -317,6 +317,19 @@ TEST_F(BillingTest, ARequestThatEndedBeforeRatingTakesThreeTransfers) {
   billing_->verify();
 }
 
+// A hold that finds the ledger full, before rating has, says so.
+TEST_F(BillingTest, AHoldThatFindsTheLedgerFullSaysSo) {
+  open(prices(), 3'600'000, /*max_transfers=*/2);
+  credit("ten_a", "100.00", "k");  // transfer 1
+  ASSERT_TRUE(billing_->hold_request("ten_a", "cmpl_1", dollars("0.05"), 10, dollars("0.20"), 10, 60'000, clock_.now())
+                  .is_ok());  // transfer 2
+  const Status full =
+      billing_->hold_request("ten_a", "cmpl_2", dollars("0.05"), 10, dollars("0.20"), 10, 60'000, clock_.now());
+  EXPECT_EQ(full.code(), ErrorCode::kUnavailable);
+  EXPECT_NE(full.message().find("the ledger holds its most transfers"), std::string::npos) << full.message();
+  billing_->verify();
+}
+
 // A full ledger stops rating where it is, keeps the rest of the usage
 // unrated in the usage log, and refuses money changes with a clear error:
 // no crash, at the time or at the next start.

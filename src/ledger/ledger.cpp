@@ -204,7 +204,9 @@ Status status_of(Outcome outcome, std::string detail) {
     case Outcome::kInsufficientFunds:
       return Status::insufficient_funds(std::move(detail));
     case Outcome::kFull:
-      return Status::unavailable(std::move(detail));
+      return Status::unavailable(std::move(detail) +
+                                 ": the ledger holds its most transfers, and money changes are refused until an "
+                                 "operator makes room");
     case Outcome::kLinkedEventFailed:
     case Outcome::kLinkedChainOpen:
     case Outcome::kIdConflict:
