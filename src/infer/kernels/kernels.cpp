@@ -14,6 +14,9 @@ namespace {
 // the batch): below it the pool's dispatch (about a microsecond) costs more
 // than the work it shares.
 constexpr std::size_t kMinChunkWeightBytes = 32 * 1024;
+// The rows a row kernel works on at once (R in kernels_avx2.cpp): ranges
+// of whole groups run at full speed.
+constexpr std::size_t kRowGroup = 4;
 // Activation rows are quantized in parallel past this many values.
 constexpr std::size_t kParallelQuantizeValues = 64 * 1024;
 
@@ -185,10 +188,11 @@ void Kernels::matmul(std::span<const Product> products, const float* x, std::siz
   }
 
   // The rows of all the matrices, one after another, as units of work
-  // (packed matmuls take rows in whole tiles): unit u of product i is
-  // unit start[i] + u of the whole.
+  // (packed matmuls take rows in whole tiles; the row kernels are fastest
+  // on whole groups of four, which share each activation load): unit u of
+  // product i is unit start[i] + u of the whole.
   const detail::Packing& packing = table_->packing;
-  const std::size_t unit_rows = packed ? packing.tile_rows : 1;
+  const std::size_t unit_rows = packed ? packing.tile_rows : kRowGroup;
   const detail::MatmulRows kernel = !packed                           ? rows_kernel(*table_, first.type, precision)
                                     : first.type == TensorType::kQ8_0 ? packing.matmul_q8_0
                                                                       : packing.matmul_q4_0;

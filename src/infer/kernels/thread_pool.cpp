@@ -26,6 +26,7 @@ constexpr std::uint64_t pack(std::uint64_t first, std::uint64_t end) { return fi
 constexpr std::uint64_t first_of(std::uint64_t range) { return range >> 32; }
 constexpr std::uint64_t end_of(std::uint64_t range) { return range & 0xffffffff; }
 constexpr std::size_t kMaxBlocks = 0xffffffff;
+constexpr std::uint64_t kClaimFraction = 4;  // an owner claims 1/4 of what its share has left
 
 // Polls between clock reads while spinning: a clock read costs about as much
 // as a few pauses.
@@ -90,15 +91,19 @@ void ThreadPool::run(std::size_t count, std::size_t grain, Task task, void* cont
   busy_.store(false, std::memory_order_release);
 }
 
-// Takes the next block of this thread's share.
+// Takes the next blocks of this thread's share: a quarter of what is left
+// (at least one), so that a share goes in a few claims whose ranges are
+// long (a kernel may work several rows at a time), and the last, small
+// ones leave a thief little to wait for.
 bool ThreadPool::take_own(std::size_t self, std::uint64_t& first, std::uint64_t& last) {
   std::atomic<std::uint64_t>& range = shares_[self].range;
   std::uint64_t r = range.load(std::memory_order_acquire);
   while (first_of(r) < end_of(r)) {
-    if (range.compare_exchange_weak(r, pack(first_of(r) + 1, end_of(r)), std::memory_order_acquire,
+    const std::uint64_t take = std::max<std::uint64_t>(1, (end_of(r) - first_of(r)) / kClaimFraction);
+    if (range.compare_exchange_weak(r, pack(first_of(r) + take, end_of(r)), std::memory_order_acquire,
                                     std::memory_order_acquire)) {
       first = first_of(r);
-      last = first + 1;
+      last = first + take;
       return true;
     }
   }
@@ -137,11 +142,11 @@ void ThreadPool::work(std::size_t self) {
   std::size_t ran = 0;
   std::uint64_t first = 0, last = 0;
   while (take_own(self, first, last) || steal(self, first, last)) {
-    // Block `first` is ours: the loop cannot change until it is counted done.
+    // Blocks [first, last) are ours: the loop cannot change until they are counted done.
     const std::size_t begin = first * loop_.grain;
     const std::size_t end = last == loop_.blocks ? loop_.count : last * loop_.grain;
     loop_.task(loop_.context, begin, end);
-    ++ran;
+    ran += last - first;
   }
   if (ran > 0) done_.fetch_add(ran, std::memory_order_release);
 }

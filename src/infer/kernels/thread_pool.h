@@ -10,8 +10,8 @@
 // a wake-up), then sleep on a futex until the next loop.
 //
 // Each thread owns a contiguous share of a loop and takes it front to back,
-// `grain` indices at a time, on its own cache line; a thread that runs out
-// takes blocks from the back of another's share. So in the usual case no line
+// a quarter of what is left at a time, on its own cache line; a thread that
+// runs out takes blocks of `grain` indices from the back of another's share. So in the usual case no line
 // moves between cores while a loop runs, and a thread streams one
 // contiguous run of weights (the prefetcher's best case), while one slow
 // or preempted core still gets help. (Shared chunks claimed from one word
