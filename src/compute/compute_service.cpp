@@ -477,6 +477,8 @@ void ComputeService::launch(sched::JobId id, LiveJob& job, Timestamp now) {
   }
   auto started = executor_.start(launch);
   if (!started) {
+    // Nothing ran: the hold just made goes back now, not when it expires.
+    pending_releases_.push_back({job.record.id, run_key(job.record.id, now)});
     job.record.message = started.status().message();
     job.record.exit_code = 127;
     auto effects = scheduler_.finished(id, 127, now);

@@ -536,6 +536,25 @@ TEST_F(ComputeServiceTest, APaidRunHoldsItsFirstWindowOrDoesNotStart) {
   wait_state("job_3", "running");
 }
 
+TEST_F(ComputeServiceTest, ARunThatCannotStartReleasesItsHold) {
+  FakeWallet wallet;
+  service_.reset();
+  start_service(30'000, &wallet);
+  ASSERT_TRUE(submit("job_1", R"({"gpus":1,"command":["missing"]})").is_ok());
+  wait_state("job_1", "failed");
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(wallet.mutex_);
+      if (!wallet.released.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::lock_guard lock(wallet.mutex_);
+  ASSERT_EQ(wallet.holds.size(), 1u);
+  const std::string held_run = wallet.holds[0].substr(0, wallet.holds[0].find(' '));
+  EXPECT_EQ(wallet.released, std::vector<std::string>{held_run}) << "its hold goes back at once, not when it expires";
+}
+
 TEST_F(ComputeServiceTest, ASpentTenantsSpotJobsGetNotice) {
   FakeWallet wallet;
   service_.reset();
