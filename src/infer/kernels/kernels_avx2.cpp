@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "infer/kernels/float_sums_avx.h"
 #include "infer/kernels/kernel_table.h"
 
 namespace headroom::infer::detail {
@@ -26,13 +27,6 @@ namespace {
 // 8 to 16 KiB ahead; 4 KiB or less does worse than none. F32, with the
 // least work per byte, streams faster without it.)
 constexpr std::size_t kPrefetchBytes = 8192;
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 inline float hmax(__m256 v) {
   __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -121,19 +115,6 @@ inline void prefetch_ahead(const void* at) {
   for (std::size_t p = 0; p < Bytes; p += 64) {
     _mm_prefetch(static_cast<const char*>(at) + p + kPrefetchBytes, _MM_HINT_T0);
   }
-}
-
-// The sums of four vectors, each in exactly hsum()'s order ((v0 + v4) +
-// (v2 + v6)) + ((v1 + v5) + (v3 + v7)), with a quarter of the shuffles: a
-// row's sum has the same bits whether it was reduced alone or in a group.
-inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-  const __m128 va = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  const __m128 vb = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
-  const __m128 vc = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
-  const __m128 vd = _mm_add_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
-  const __m128 ab = _mm_add_ps(_mm_unpacklo_ps(va, vb), _mm_unpackhi_ps(va, vb));  // a0+a2 b0+b2 a1+a3 b1+b3
-  const __m128 cd = _mm_add_ps(_mm_unpacklo_ps(vc, vd), _mm_unpackhi_ps(vc, vd));
-  return _mm_add_ps(_mm_movelh_ps(ab, cd), _mm_movehl_ps(cd, ab));
 }
 
 // The sums of eight vectors, each in exactly hsum()'s order, as one vector

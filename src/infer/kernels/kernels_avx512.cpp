@@ -104,6 +104,9 @@ void pack(const WeightMatrix& w, std::uint8_t* out) {
 // from (GCC bug 105593, fixed in GCC 13): a false positive.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include "infer/kernels/float_sums_avx.h"  // here, to be compiled for this target
 
 namespace headroom::infer::detail {
 namespace {
@@ -207,6 +210,114 @@ void matmul_packed(const MatmulArgs& a, std::size_t row_begin, std::size_t row_e
   }
 }
 
+// ---- Float weights ----------------------------------------------------------
+//
+// The AVX2 table's float matmul (kernels_avx2.cpp, dot_float_rows) adds a
+// row's products into two 8-lane accumulators taking 8 columns in turn,
+// then 8 more into the first, then reduces them with hsum4. One 16-lane
+// register is both accumulators side by side (lanes 0-7 the first, 8-15
+// the second): a 512-bit FMA over 16 columns does exactly what the two
+// 256-bit ones did, so this kernel gives the same bits, and so the same
+// tokens, as the AVX2 table. What it adds is the register blocking of a
+// batch: 4 weight rows by kFloatBatchRows activation rows of accumulators,
+// each weight load used for every activation row and each activation load
+// for the 4 weight rows (the AVX2 kernel, with 16 registers, takes one
+// activation row at a time and is bound by its loads).
+
+// Batch rows per pass over 4 weight rows: 4 x 4 accumulators, 4 weights
+// and an activation take 21 of the 32 registers.
+constexpr int kFloatBatchRows = 4;
+
+// The two 8-lane accumulators in v, added as dot_float_rows adds them.
+inline __m256 add_halves(__m512 v) {
+  return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_castps512_ps256(_mm512_shuffle_f32x4(v, v, 0xee)));
+}
+
+// Rows w[0..4) against activation rows x[0..N): out[n][0..4) = w . x[n].
+template <int N>
+inline void dot_float_4xn(const float* const* w, const float* const* x, std::size_t cols, float* const* out) {
+  __m512 acc[4][N];
+  for (auto& row : acc) {
+    for (auto& a : row) a = _mm512_setzero_ps();
+  }
+  std::size_t i = 0;
+  for (; i + 16 <= cols; i += 16) {
+    __m512 wv[4];
+    for (int r = 0; r < 4; ++r) wv[r] = _mm512_loadu_ps(w[r] + i);
+    for (int n = 0; n < N; ++n) {
+      const __m512 xv = _mm512_loadu_ps(x[n] + i);
+      for (int r = 0; r < 4; ++r) acc[r][n] = _mm512_fmadd_ps(wv[r], xv, acc[r][n]);
+    }
+  }
+  if (i + 8 <= cols) {  // 8 more, into the first accumulator (lanes 0-7)
+    constexpr __mmask16 kLow = 0x00ff;
+    __m512 wv[4];
+    for (int r = 0; r < 4; ++r) wv[r] = _mm512_maskz_loadu_ps(kLow, w[r] + i);
+    for (int n = 0; n < N; ++n) {
+      const __m512 xv = _mm512_maskz_loadu_ps(kLow, x[n] + i);
+      for (int r = 0; r < 4; ++r) acc[r][n] = _mm512_mask3_fmadd_ps(wv[r], xv, acc[r][n], kLow);
+    }
+    i += 8;
+  }
+  for (int n = 0; n < N; ++n) {
+    const __m128 four = hsum4(add_halves(acc[0][n]), add_halves(acc[1][n]), add_halves(acc[2][n]), add_halves(acc[3][n]));
+    if (i == cols) {
+      _mm_storeu_ps(out[n], four);
+      continue;
+    }
+    // The last cols % 8 values one by one, each product rounded, then
+    // added, as dot_float_rows does.
+    float sums[4];
+    _mm_storeu_ps(sums, four);
+    for (int r = 0; r < 4; ++r) {
+      __m128 sum = _mm_set_ss(sums[r]);
+      for (std::size_t t = i; t < cols; ++t) sum = _mm_add_ss(sum, _mm_mul_ss(_mm_set_ss(w[r][t]), _mm_set_ss(x[n][t])));
+      out[n][r] = _mm_cvtss_f32(sum);
+    }
+  }
+}
+
+template <int N>
+inline void float_rows_4xn(const MatmulArgs& a, const float* const* w, std::size_t r, std::size_t b) {
+  const float* x[N];
+  float* out[N];
+  for (int n = 0; n < N; ++n) {
+    x[n] = reinterpret_cast<const float*>(static_cast<const std::uint8_t*>(a.x) + (b + n) * a.x_row_bytes);
+    out[n] = a.y + (b + n) * a.rows + r;
+  }
+  dot_float_4xn<N>(w, x, a.cols, out);
+}
+
+// float_rows_4xn<N> for the last 1 to kFloatBatchRows - 1 batch rows, by N - 1.
+constexpr void (*kFloatRemainder[kFloatBatchRows - 1])(const MatmulArgs&, const float* const*, std::size_t,
+                                                       std::size_t) = {float_rows_4xn<1>, float_rows_4xn<2>,
+                                                                       float_rows_4xn<3>};
+
+// The AVX2 table's float matmul, for what this one leaves to it.
+MatmulRows avx2_matmul_f32 = nullptr;
+
+// A lone activation row against a matrix too large for the caches (decode)
+// is a stream of weights from DRAM, which the AVX2 kernel already reads as
+// fast as memory gives them (one sequential stream per row): it is left
+// there, as are the last rows short of a group of 4.
+constexpr std::size_t kStreamedMatrixBytes = 1 << 20;
+
+void matmul_f32(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
+  if (a.batch == 1 && a.rows * a.row_bytes > kStreamedMatrixBytes) {
+    avx2_matmul_f32(a, row_begin, row_end);
+    return;
+  }
+  std::size_t r = row_begin;
+  for (; r + 4 <= row_end; r += 4) {
+    const float* w[4];
+    for (int k = 0; k < 4; ++k) w[k] = reinterpret_cast<const float*>(a.w + (r + k) * a.row_bytes);
+    std::size_t b = 0;
+    for (; b + kFloatBatchRows <= a.batch; b += kFloatBatchRows) float_rows_4xn<kFloatBatchRows>(a, w, r, b);
+    if (b < a.batch) kFloatRemainder[a.batch - b - 1](a, w, r, b);
+  }
+  if (r < row_end) avx2_matmul_f32(a, r, row_end);
+}
+
 void matmul_q8_0_packed(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
   matmul_packed<TensorType::kQ8_0>(a, row_begin, row_end);
 }
@@ -228,6 +339,8 @@ const KernelTable* avx512_table() {
   static const KernelTable table = [avx2] {
     KernelTable t = *avx2;
     t.isa = Isa::kAvx512;
+    avx2_matmul_f32 = avx2->matmul_f32;
+    t.matmul_f32 = matmul_f32;
     t.packing = {.tile_rows = kTileRows,
                  .size = packed_size,
                  .pack = pack,

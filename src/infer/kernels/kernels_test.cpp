@@ -219,6 +219,29 @@ TEST(Matmul, OptimisedMatchesPortableAcrossTypesShapesBatchesAndThreads) {
   }
 }
 
+// The AVX-512 table's float matmul blocks a batch in registers its own way,
+// but adds each product where the AVX2 one does: the same bits, so a model
+// answers the same tokens on either.
+TEST(Matmul, Avx512FloatHasTheBitsOfAvx2) {
+  auto avx2 = Kernels::get(Isa::kAvx2);
+  auto avx512 = Kernels::get(Isa::kAvx512);
+  if (!avx2 || !avx512) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  std::mt19937 rng(7);
+  std::vector<Shape> shapes(std::begin(kFloatOnlyShapes), std::end(kFloatOnlyShapes));
+  shapes.insert(shapes.end(), {{8, 16}, {12, 24}, {7, 40}, {64, 64}, {13, 768}, {2100, 256}});
+  for (const Shape& s : shapes) {
+    const TestMatrix m = make_matrix(TensorType::kF32, s.rows, s.cols, rng);
+    for (std::size_t batch : {1u, 2u, 3u, 4u, 5u, 7u, 9u, 16u}) {
+      const std::vector<float> x = random_floats(batch * s.cols, rng, 2.0f);
+      std::vector<float> want(batch * s.rows), got(batch * s.rows, std::nanf(""));
+      avx2->matmul(m.view, x.data(), batch, want.data(), nullptr, Precision::kFast);
+      avx512->matmul(m.view, x.data(), batch, got.data(), nullptr, Precision::kFast);
+      ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0)
+          << describe(TensorType::kF32, s.rows, s.cols, batch, 1);
+    }
+  }
+}
+
 TEST(Matmul, Q8_0WeightsOfMinus128) {
   // ggml never writes -128 into a Q8_0 block, but a file may hold one; the
   // int8 tricks of the optimised dot product must not overflow on it.
