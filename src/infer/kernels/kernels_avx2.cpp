@@ -519,6 +519,11 @@ void rope(float* x, std::size_t heads, const RopeAngles& angles) {
   }
 }
 
+// Attention prefetches its pages this many ahead: one page's compute is
+// shorter than the memory's latency (110M Q8_0, 16 sequences of 200
+// positions: about 5% faster at 2 pages ahead than at 1, no better at 4).
+constexpr std::size_t kPrefetchPages = 2;
+
 // Heads this small (a tiny model's) live in the caches: prefetching their
 // rows only costs instructions (stories260K, heads of 8, decoded about 5%
 // slower with it).
@@ -565,9 +570,12 @@ inline void weighted_values(const float* scores, const KvPages& kv, std::size_t 
   }
   for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
     const std::size_t rows = n_kv - t < kv.page_tokens ? n_kv - t : kv.page_tokens;
-    if (c0 == 0 && t + rows < n_kv) {
-      const std::size_t next = n_kv - t - rows < kv.page_tokens ? n_kv - t - rows : kv.page_tokens;
-      prefetch_rows(kv.values[page + 1] + offset, next, kv.stride, head_dim);
+    if (c0 == 0) {
+      const std::size_t ahead = t + kPrefetchPages * kv.page_tokens;
+      if (ahead < n_kv) {
+        const std::size_t n = n_kv - ahead < kv.page_tokens ? n_kv - ahead : kv.page_tokens;
+        prefetch_rows(kv.values[page + kPrefetchPages] + offset, n, kv.stride, head_dim);
+      }
     }
     const float* v = kv.values[page] + offset + c0;
     for (std::size_t j = 0; j < rows; ++j, ++t) {
@@ -630,11 +638,21 @@ void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::
   const __m256i mask = tail_mask(head_dim - full);
   for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
     const std::size_t rows = n_kv - t < kv.page_tokens ? n_kv - t : kv.page_tokens;
-    if (t + rows < n_kv) {
-      const std::size_t next = n_kv - t - rows < kv.page_tokens ? n_kv - t - rows : kv.page_tokens;
-      prefetch_rows(kv.keys[page + 1] + head_offset, next, kv.stride, head_dim);
-    } else {
-      prefetch_rows(kv.values[0] + head_offset, n_kv < kv.page_tokens ? n_kv : kv.page_tokens, kv.stride, head_dim);
+    {
+      // The key pages, then the value pages (p counts on past the keys),
+      // kPrefetchPages ahead; on the first page, the ones in between too.
+      const std::size_t pages = (n_kv + kv.page_tokens - 1) / kv.page_tokens;
+      const auto prefetch_page = [&](std::size_t p) {
+        if (p >= 2 * pages) return;
+        const std::size_t at = p < pages ? p : p - pages;
+        const std::size_t first = at * kv.page_tokens;
+        const std::size_t n = n_kv - first < kv.page_tokens ? n_kv - first : kv.page_tokens;
+        prefetch_rows((p < pages ? kv.keys[at] : kv.values[at]) + head_offset, n, kv.stride, head_dim);
+      };
+      if (page == 0) {
+        for (std::size_t p = 1; p < kPrefetchPages; ++p) prefetch_page(p);
+      }
+      prefetch_page(page + kPrefetchPages);
     }
     // Eight positions at a time, then four, reduced together (hsum8 and
     // hsum4 reduce each as hsum does: a score has the same bits in a group
