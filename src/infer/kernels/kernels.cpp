@@ -276,6 +276,8 @@ void Kernels::attention(const float* q, const KvPages& kv, std::size_t head_offs
                         std::size_t head_dim, float scale, float* scores, float* out) const {
   CHECK(n_kv >= 1 && head_dim >= 1 && kv.page_tokens >= 1 && kv.stride >= head_dim)
       << "n_kv " << n_kv << " head_dim " << head_dim << " page_tokens " << kv.page_tokens;
+  CHECK(kv.type == TensorType::kF32 || (kv.type == TensorType::kF16 && head_dim % 8 == 0))
+      << tensor_type_name(kv.type) << " keys and values with head_dim " << head_dim;
   table_->attention(q, kv, head_offset, n_kv, head_dim, scale, scores, out);
 }
 

@@ -102,12 +102,15 @@ struct RopeAngles {
 // page_tokens consecutive positions, position t's row at
 //   keys[t / page_tokens] + (t % page_tokens) * stride
 // (values likewise), each row holding every kv head. A contiguous cache is
-// a single page of page_tokens >= its length.
+// a single page of page_tokens >= its length. The values are `type`'s: F32,
+// or F16 (half the memory traffic; for heads whose head_dim is a multiple of
+// 8), and offsets and strides count values, not bytes.
 struct KvPages {
-  const float* const* keys = nullptr;
-  const float* const* values = nullptr;
+  const void* const* keys = nullptr;
+  const void* const* values = nullptr;
   std::size_t page_tokens = 0;
-  std::size_t stride = 0;  // floats from one position's row to the next in a page
+  std::size_t stride = 0;  // values from one position's row to the next in a page
+  TensorType type = TensorType::kF32;
 };
 
 // theta_i = pos * base^(-2i / head_dim) for i < head_dim / 2, in double,

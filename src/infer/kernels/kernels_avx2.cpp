@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "infer/kernels/float_sums_avx.h"
 #include "infer/kernels/kernel_table.h"
@@ -529,16 +530,33 @@ constexpr std::size_t kPrefetchPages = 2;
 // slower with it).
 constexpr std::size_t kPrefetchHeadDim = 32;
 
-// Prefetches one head's rows of a page (n rows of head_dim floats, `stride`
+// A cache's values (KvPages::type) as floats: F32 as they are, F16 widened
+// by F16C. F16 heads are whole vectors (Kernels::attention checks), so only
+// F32 has masked loads.
+struct KvF32 {
+  using Value = float;
+  static __m256 vec(const float* p) { return _mm256_loadu_ps(p); }
+  static __m256 masked(const float* p, __m256i mask) { return _mm256_maskload_ps(p, mask); }
+};
+struct KvF16 {
+  using Value = std::uint16_t;
+  static __m256 vec(const std::uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+};
+
+// Prefetches one head's rows of a page (n rows of head_dim values, `stride`
 // apart): the pages of a sequence lie anywhere in the cache, so the
 // prefetchers, which stop at each 4 KiB page, start cold on every one of
 // them; a batch's attention otherwise waits on memory most of its time.
-inline void prefetch_rows(const float* first, std::size_t n, std::size_t stride, std::size_t head_dim) {
+template <typename Value>
+inline void prefetch_rows(const Value* first, std::size_t n, std::size_t stride, std::size_t head_dim) {
   if (head_dim < kPrefetchHeadDim) return;
+  const std::size_t bytes = head_dim * sizeof(Value);
   for (std::size_t j = 0; j < n; ++j) {
-    const float* row = first + j * stride;
-    for (std::size_t i = 0; i < head_dim; i += 16) _mm_prefetch(reinterpret_cast<const char*>(row + i), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(row + head_dim - 1), _MM_HINT_T0);
+    const char* row = reinterpret_cast<const char*>(first + j * stride);
+    for (std::size_t b = 0; b < bytes; b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
+    _mm_prefetch(row + bytes - 1, _MM_HINT_T0);
   }
 }
 
@@ -560,9 +578,11 @@ inline void turn(__m256 (&sets)[S][V]) {
 // round a slot each position (an index into them would put them in memory):
 // after m positions, set i is in slot (i - m) mod S. Masked loads are
 // slow: a head whose width is whole vectors (Masked false) loads plainly.
-template <int V, bool Masked>
+template <typename Kv, int V, bool Masked>
 inline void weighted_values(const float* scores, const KvPages& kv, std::size_t offset, std::size_t n_kv,
                             std::size_t head_dim, std::size_t c0, __m256i last, float* out) {
+  using Value = typename Kv::Value;
+  const auto page_values = [&](std::size_t page) { return static_cast<const Value*>(kv.values[page]) + offset; };
   constexpr int S = V < 4 ? 4 / V : 1;
   __m256 sets[S][V];
   for (auto& set : sets) {
@@ -574,16 +594,21 @@ inline void weighted_values(const float* scores, const KvPages& kv, std::size_t 
       const std::size_t ahead = t + kPrefetchPages * kv.page_tokens;
       if (ahead < n_kv) {
         const std::size_t n = n_kv - ahead < kv.page_tokens ? n_kv - ahead : kv.page_tokens;
-        prefetch_rows(kv.values[page + kPrefetchPages] + offset, n, kv.stride, head_dim);
+        prefetch_rows(page_values(page + kPrefetchPages), n, kv.stride, head_dim);
       }
     }
-    const float* v = kv.values[page] + offset + c0;
+    const Value* v = page_values(page) + c0;
     for (std::size_t j = 0; j < rows; ++j, ++t) {
       const __m256 p = _mm256_set1_ps(scores[t]);
-      const float* row = v + j * kv.stride;
+      const Value* row = v + j * kv.stride;
       __m256 acc[V];
-      for (int u = 0; u + 1 < V; ++u) acc[u] = _mm256_fmadd_ps(p, _mm256_loadu_ps(row + 8 * u), sets[0][u]);
-      const __m256 tail = Masked ? _mm256_maskload_ps(row + 8 * (V - 1), last) : _mm256_loadu_ps(row + 8 * (V - 1));
+      for (int u = 0; u + 1 < V; ++u) acc[u] = _mm256_fmadd_ps(p, Kv::vec(row + 8 * u), sets[0][u]);
+      __m256 tail;
+      if constexpr (Masked) {
+        tail = Kv::masked(row + 8 * (V - 1), last);
+      } else {
+        tail = Kv::vec(row + 8 * (V - 1));
+      }
       acc[V - 1] = _mm256_fmadd_ps(p, tail, sets[0][V - 1]);
       turn(sets);
       for (int u = 0; u < V; ++u) sets[S - 1][u] = acc[u];
@@ -614,26 +639,34 @@ inline void weighted_values(const float* scores, const KvPages& kv, std::size_t 
 
 // q . k over a head, as 8 lanes of partial sums (full = head_dim rounded
 // down to 8; the rest masked).
-inline __m256 dot_head(const float* q, const float* k, std::size_t full, std::size_t head_dim, __m256i mask) {
+template <typename Kv>
+inline __m256 dot_head(const float* q, const typename Kv::Value* k, std::size_t full, std::size_t head_dim,
+                       __m256i mask) {
   __m256 acc = _mm256_setzero_ps();
-  for (std::size_t i = 0; i < full; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), acc);
-  if (full < head_dim) {
-    acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + full, mask), _mm256_maskload_ps(k + full, mask), acc);
+  for (std::size_t i = 0; i < full; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), Kv::vec(k + i), acc);
+  if constexpr (std::is_same_v<Kv, KvF32>) {
+    if (full < head_dim) {
+      acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + full, mask), Kv::masked(k + full, mask), acc);
+    }
   }
   return acc;
 }
 
-// weighted_values<V, Masked>, by Masked and V - 1.
-constexpr void (*kWeightedValues[2][8])(const float*, const KvPages&, std::size_t, std::size_t, std::size_t,
-                                        std::size_t, __m256i, float*) = {
-    {weighted_values<1, false>, weighted_values<2, false>, weighted_values<3, false>, weighted_values<4, false>,
-     weighted_values<5, false>, weighted_values<6, false>, weighted_values<7, false>, weighted_values<8, false>},
-    {weighted_values<1, true>, weighted_values<2, true>, weighted_values<3, true>, weighted_values<4, true>,
-     weighted_values<5, true>, weighted_values<6, true>, weighted_values<7, true>, weighted_values<8, true>},
-};
+using WeightedValues = void (*)(const float*, const KvPages&, std::size_t, std::size_t, std::size_t, std::size_t,
+                                __m256i, float*);
+// weighted_values<Kv, V, Masked>, by V - 1.
+template <typename Kv, bool Masked>
+constexpr WeightedValues kWeightedValues[8] = {
+    weighted_values<Kv, 1, Masked>, weighted_values<Kv, 2, Masked>, weighted_values<Kv, 3, Masked>,
+    weighted_values<Kv, 4, Masked>, weighted_values<Kv, 5, Masked>, weighted_values<Kv, 6, Masked>,
+    weighted_values<Kv, 7, Masked>, weighted_values<Kv, 8, Masked>};
 
-void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
-               float scale, float* scores, float* out) {
+template <typename Kv>
+void attention_of(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
+                  float scale, float* scores, float* out) {
+  using Value = typename Kv::Value;
+  const auto page_keys = [&](std::size_t page) { return static_cast<const Value*>(kv.keys[page]) + head_offset; };
+  const auto page_values = [&](std::size_t page) { return static_cast<const Value*>(kv.values[page]) + head_offset; };
   const std::size_t full = head_dim / 8 * 8;
   const __m256i mask = tail_mask(head_dim - full);
   for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
@@ -647,7 +680,7 @@ void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::
         const std::size_t at = p < pages ? p : p - pages;
         const std::size_t first = at * kv.page_tokens;
         const std::size_t n = n_kv - first < kv.page_tokens ? n_kv - first : kv.page_tokens;
-        prefetch_rows((p < pages ? kv.keys[at] : kv.values[at]) + head_offset, n, kv.stride, head_dim);
+        prefetch_rows(p < pages ? page_keys(at) : page_values(at), n, kv.stride, head_dim);
       };
       if (page == 0) {
         for (std::size_t p = 1; p < kPrefetchPages; ++p) prefetch_page(p);
@@ -657,19 +690,19 @@ void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::
     // Eight positions at a time, then four, reduced together (hsum8 and
     // hsum4 reduce each as hsum does: a score has the same bits in a group
     // or alone, so paging does not change it).
-    const float* k = kv.keys[page] + head_offset;
+    const Value* k = page_keys(page);
     std::size_t j = 0;
     for (; j + 8 <= rows; j += 8, t += 8) {
       __m256 acc[8];
-      for (int p = 0; p < 8; ++p) acc[p] = dot_head(q, k + (j + p) * kv.stride, full, head_dim, mask);
+      for (int p = 0; p < 8; ++p) acc[p] = dot_head<Kv>(q, k + (j + p) * kv.stride, full, head_dim, mask);
       _mm256_storeu_ps(scores + t, _mm256_mul_ps(hsum8(acc), _mm256_set1_ps(scale)));
     }
     for (; j + 4 <= rows; j += 4, t += 4) {
       __m256 acc[4];
-      for (int p = 0; p < 4; ++p) acc[p] = dot_head(q, k + (j + p) * kv.stride, full, head_dim, mask);
+      for (int p = 0; p < 4; ++p) acc[p] = dot_head<Kv>(q, k + (j + p) * kv.stride, full, head_dim, mask);
       _mm_storeu_ps(scores + t, _mm_mul_ps(hsum4(acc[0], acc[1], acc[2], acc[3]), _mm_set1_ps(scale)));
     }
-    for (; j < rows; ++j, ++t) scores[t] = hsum(dot_head(q, k + j * kv.stride, full, head_dim, mask)) * scale;
+    for (; j < rows; ++j, ++t) scores[t] = hsum(dot_head<Kv>(q, k + j * kv.stride, full, head_dim, mask)) * scale;
   }
   softmax(scores, n_kv);
   // The weighted sum of the values, up to 64 columns at a time in
@@ -679,7 +712,20 @@ void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::
     const std::size_t width = head_dim - c0 < 64 ? head_dim - c0 : 64;
     const std::size_t vectors = (width + 7) / 8;
     const __m256i last = tail_mask(width - (vectors - 1) * 8);
-    kWeightedValues[width % 8 != 0][vectors - 1](scores, kv, head_offset, n_kv, head_dim, c0, last, out);
+    WeightedValues sum = kWeightedValues<Kv, false>[vectors - 1];
+    if constexpr (std::is_same_v<Kv, KvF32>) {
+      if (width % 8 != 0) sum = kWeightedValues<KvF32, true>[vectors - 1];
+    }
+    sum(scores, kv, head_offset, n_kv, head_dim, c0, last, out);
+  }
+}
+
+void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
+               float scale, float* scores, float* out) {
+  if (kv.type == TensorType::kF16) {
+    attention_of<KvF16>(q, kv, head_offset, n_kv, head_dim, scale, scores, out);
+  } else {
+    attention_of<KvF32>(q, kv, head_offset, n_kv, head_dim, scale, scores, out);
   }
 }
 

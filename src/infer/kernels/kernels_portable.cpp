@@ -2,9 +2,11 @@
 // the reference every optimised kernel is tested against, and the fallback
 // on CPUs without AVX2.
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "infer/kernels/kernel_table.h"
 
@@ -154,25 +156,43 @@ void rope(float* x, std::size_t heads, const RopeAngles& angles) {
   }
 }
 
-void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
-               float scale, float* scores, float* out) {
+// Value i of a cache page (KvPages::type's), widened.
+template <typename Value>
+float kv_value(const void* page, std::size_t i) {
+  if constexpr (std::is_same_v<Value, float>) {
+    return load_f32(static_cast<const std::uint8_t*>(page), i);
+  } else {
+    return load_f16(static_cast<const std::uint8_t*>(page), i);
+  }
+}
+
+template <typename Value>
+void attention_of(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
+                  float scale, float* scores, float* out) {
   for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
-    const float* k = kv.keys[page] + head_offset;
     for (std::size_t j = 0; j < kv.page_tokens && t < n_kv; ++j, ++t) {
-      const float* kt = k + j * kv.stride;
+      const std::size_t row = head_offset + j * kv.stride;
       float dot = 0;
-      for (std::size_t i = 0; i < head_dim; ++i) dot += q[i] * kt[i];
+      for (std::size_t i = 0; i < head_dim; ++i) dot += q[i] * kv_value<Value>(kv.keys[page], row + i);
       scores[t] = dot * scale;
     }
   }
   softmax(scores, n_kv);
   std::fill(out, out + head_dim, 0.0f);
   for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
-    const float* v = kv.values[page] + head_offset;
     for (std::size_t j = 0; j < kv.page_tokens && t < n_kv; ++j, ++t) {
-      const float* vt = v + j * kv.stride;
-      for (std::size_t i = 0; i < head_dim; ++i) out[i] += scores[t] * vt[i];
+      const std::size_t row = head_offset + j * kv.stride;
+      for (std::size_t i = 0; i < head_dim; ++i) out[i] += scores[t] * kv_value<Value>(kv.values[page], row + i);
     }
+  }
+}
+
+void attention(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
+               float scale, float* scores, float* out) {
+  if (kv.type == TensorType::kF16) {
+    attention_of<std::uint16_t>(q, kv, head_offset, n_kv, head_dim, scale, scores, out);
+  } else {
+    attention_of<float>(q, kv, head_offset, n_kv, head_dim, scale, scores, out);
   }
 }
 

@@ -549,43 +549,85 @@ TEST(Rope, RotatesAdjacentPairsLikeTheReference) {
   }
 }
 
+// A cache's values as one KvPages type stores them: F32, or rounded to F16.
+struct CacheValues {
+  TensorType type;
+  std::vector<float> f32;
+  std::vector<std::uint16_t> f16;
+
+  CacheValues(TensorType t, const std::vector<float>& values) : type(t) {
+    if (type == TensorType::kF32) {
+      f32 = values;
+    } else {
+      for (float v : values) f16.push_back(f32_to_f16(v));
+    }
+  }
+  CacheValues(TensorType t, std::size_t n) : type(t) {
+    if (type == TensorType::kF32) {
+      f32.resize(n);
+    } else {
+      f16.resize(n);
+    }
+  }
+  // Value i, widened: what attention reads.
+  double at(std::size_t i) const { return type == TensorType::kF32 ? f32[i] : f16_to_f32(f16[i]); }
+  const void* data(std::size_t i = 0) const {
+    return type == TensorType::kF32 ? static_cast<const void*>(f32.data() + i) : f16.data() + i;
+  }
+  void copy_from(const CacheValues& from, std::size_t at_from, std::size_t n, std::size_t to) {
+    if (type == TensorType::kF32) {
+      std::copy_n(from.f32.data() + at_from, n, f32.data() + to);
+    } else {
+      std::copy_n(from.f16.data() + at_from, n, f16.data() + to);
+    }
+  }
+};
+
+// F16 caches hold heads of whole vectors of 8 (Kernels::attention).
+bool cache_holds(TensorType type, std::size_t head_dim) { return type == TensorType::kF32 || head_dim % 8 == 0; }
+
 TEST(Attention, MatchesReferenceAndDouble) {
   std::mt19937 rng(10);
-  for (std::size_t head_dim : {1u, 5u, 8u, 17u, 64u, 128u}) {
-    for (std::size_t n_kv : {1u, 2u, 9u, 100u, 513u}) {
-      // A GQA-style cache: each position holds 2 heads; ours is the second.
-      const std::size_t stride = 2 * head_dim;
-      const std::vector<float> q = random_floats(head_dim, rng);
-      const std::vector<float> cache_k = random_floats(n_kv * stride, rng), cache_v = random_floats(n_kv * stride, rng);
-      const float* k = cache_k.data() + head_dim;
-      const float* v = cache_v.data() + head_dim;
-      const float* k_page = cache_k.data();
-      const float* v_page = cache_v.data();
-      const KvPages contiguous{.keys = &k_page, .values = &v_page, .page_tokens = n_kv, .stride = stride};
-      const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-      std::vector<float> scores(n_kv), want(head_dim);
-      portable().attention(q.data(), contiguous, head_dim, n_kv, head_dim, scale, scores.data(), want.data());
+  for (TensorType type : {TensorType::kF32, TensorType::kF16}) {
+    for (std::size_t head_dim : {1u, 5u, 8u, 17u, 64u, 128u}) {
+      if (!cache_holds(type, head_dim)) continue;
+      for (std::size_t n_kv : {1u, 2u, 9u, 100u, 513u}) {
+        // A GQA-style cache: each position holds 2 heads; ours is the second.
+        const std::size_t stride = 2 * head_dim;
+        const std::vector<float> q = random_floats(head_dim, rng);
+        const CacheValues cache_k(type, random_floats(n_kv * stride, rng));
+        const CacheValues cache_v(type, random_floats(n_kv * stride, rng));
+        const void* k_page = cache_k.data();
+        const void* v_page = cache_v.data();
+        const KvPages contiguous{
+            .keys = &k_page, .values = &v_page, .page_tokens = n_kv, .stride = stride, .type = type};
+        const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+        std::vector<float> scores(n_kv), want(head_dim);
+        portable().attention(q.data(), contiguous, head_dim, n_kv, head_dim, scale, scores.data(), want.data());
 
-      std::vector<double> p(n_kv);
-      double max = -1e300, total = 0;
-      for (std::size_t t = 0; t < n_kv; ++t) {
-        double dot = 0;
-        for (std::size_t i = 0; i < head_dim; ++i) dot += double{q[i]} * k[t * stride + i];
-        p[t] = dot * scale;
-        max = std::max(max, p[t]);
-      }
-      for (double& s : p) total += (s = std::exp(s - max));
-      for (std::size_t i = 0; i < head_dim; ++i) {
-        double sum = 0;
-        for (std::size_t t = 0; t < n_kv; ++t) sum += p[t] / total * v[t * stride + i];
-        ASSERT_NEAR(want[i], sum, 1e-5) << head_dim << " " << n_kv << " at " << i;
-      }
+        const std::string what = std::string(tensor_type_name(type)) + " " + std::to_string(head_dim) + " " +
+                                 std::to_string(n_kv);
+        std::vector<double> p(n_kv);
+        double max = -1e300, total = 0;
+        for (std::size_t t = 0; t < n_kv; ++t) {
+          double dot = 0;
+          for (std::size_t i = 0; i < head_dim; ++i) dot += double{q[i]} * cache_k.at(t * stride + head_dim + i);
+          p[t] = dot * scale;
+          max = std::max(max, p[t]);
+        }
+        for (double& x : p) total += (x = std::exp(x - max));
+        for (std::size_t i = 0; i < head_dim; ++i) {
+          double sum = 0;
+          for (std::size_t t = 0; t < n_kv; ++t) sum += p[t] / total * cache_v.at(t * stride + head_dim + i);
+          ASSERT_NEAR(want[i], sum, 1e-5) << what << " at " << i;
+        }
 
-      for (const Kernels& fast : optimised()) {
-        std::vector<float> got_scores(n_kv), got(head_dim);
-        fast.attention(q.data(), contiguous, head_dim, n_kv, head_dim, scale, got_scores.data(), got.data());
-        expect_close(got_scores, scores, 1e-5, 1e-9, "attention probabilities");
-        expect_close(got, want, 1e-5, 1e-6, "attention " + std::to_string(head_dim) + " " + std::to_string(n_kv));
+        for (const Kernels& fast : optimised()) {
+          std::vector<float> got_scores(n_kv), got(head_dim);
+          fast.attention(q.data(), contiguous, head_dim, n_kv, head_dim, scale, got_scores.data(), got.data());
+          expect_close(got_scores, scores, 1e-5, 1e-9, "attention probabilities " + what);
+          expect_close(got, want, 1e-5, 1e-6, "attention " + what);
+        }
       }
     }
   }
@@ -596,40 +638,47 @@ TEST(Attention, MatchesReferenceAndDouble) {
 // the values in several sets by position (AVX2), 24 in one.
 TEST(Attention, PagedEqualsContiguous) {
   std::mt19937 rng(11);
-  for (std::size_t head_dim : {8u, 16u, 24u})
-    for (std::size_t page_tokens : {1u, 3u, 16u}) {
-      const std::size_t stride = 3 * head_dim, offset = head_dim;
-      for (std::size_t n_kv : {1u, 16u, 47u}) {
-        const std::vector<float> q = random_floats(head_dim, rng);
-        const std::vector<float> keys = random_floats(n_kv * stride, rng), values = random_floats(n_kv * stride, rng);
-        const std::size_t n_pages = (n_kv + page_tokens - 1) / page_tokens;
-        std::vector<float> page_k(n_pages * page_tokens * stride), page_v(page_k.size());
-        std::vector<const float*> k_pages(n_pages), v_pages(n_pages);
-        for (std::size_t p = 0; p < n_pages; ++p) {
-          const std::size_t slot = (p * 7 + 3) % n_pages;  // pages lie anywhere in the pool
-          k_pages[p] = page_k.data() + slot * page_tokens * stride;
-          v_pages[p] = page_v.data() + slot * page_tokens * stride;
-          for (std::size_t j = 0; j < page_tokens && p * page_tokens + j < n_kv; ++j) {
-            const std::size_t t = p * page_tokens + j;
-            std::copy_n(keys.data() + t * stride, stride, const_cast<float*>(k_pages[p]) + j * stride);
-            std::copy_n(values.data() + t * stride, stride, const_cast<float*>(v_pages[p]) + j * stride);
+  for (TensorType type : {TensorType::kF32, TensorType::kF16})
+    for (std::size_t head_dim : {8u, 16u, 24u})
+      for (std::size_t page_tokens : {1u, 3u, 16u}) {
+        const std::size_t stride = 3 * head_dim, offset = head_dim;
+        for (std::size_t n_kv : {1u, 16u, 47u}) {
+          const std::vector<float> q = random_floats(head_dim, rng);
+          const CacheValues keys(type, random_floats(n_kv * stride, rng));
+          const CacheValues values(type, random_floats(n_kv * stride, rng));
+          const std::size_t n_pages = (n_kv + page_tokens - 1) / page_tokens;
+          CacheValues page_k(type, n_pages * page_tokens * stride), page_v(type, n_pages * page_tokens * stride);
+          std::vector<const void*> k_pages(n_pages), v_pages(n_pages);
+          for (std::size_t p = 0; p < n_pages; ++p) {
+            const std::size_t slot = (p * 7 + 3) % n_pages;  // pages lie anywhere in the pool
+            k_pages[p] = page_k.data(slot * page_tokens * stride);
+            v_pages[p] = page_v.data(slot * page_tokens * stride);
+            for (std::size_t j = 0; j < page_tokens && p * page_tokens + j < n_kv; ++j) {
+              const std::size_t t = p * page_tokens + j;
+              page_k.copy_from(keys, t * stride, stride, (slot * page_tokens + j) * stride);
+              page_v.copy_from(values, t * stride, stride, (slot * page_tokens + j) * stride);
+            }
+          }
+          const void* k_page = keys.data();
+          const void* v_page = values.data();
+          const KvPages contiguous{
+              .keys = &k_page, .values = &v_page, .page_tokens = n_kv, .stride = stride, .type = type};
+          const KvPages paged{.keys = k_pages.data(),
+                              .values = v_pages.data(),
+                              .page_tokens = page_tokens,
+                              .stride = stride,
+                              .type = type};
+          std::vector<Kernels> sets = optimised();
+          sets.push_back(portable());
+          for (const Kernels& kernels : sets) {
+            std::vector<float> scores(n_kv), want(head_dim), got(head_dim);
+            kernels.attention(q.data(), contiguous, offset, n_kv, head_dim, 0.2f, scores.data(), want.data());
+            kernels.attention(q.data(), paged, offset, n_kv, head_dim, 0.2f, scores.data(), got.data());
+            EXPECT_EQ(got, want) << isa_name(kernels.isa()) << " " << tensor_type_name(type) << " pages of "
+                                 << page_tokens << ", " << n_kv;
           }
         }
-        const float* k_page = keys.data();
-        const float* v_page = values.data();
-        const KvPages contiguous{.keys = &k_page, .values = &v_page, .page_tokens = n_kv, .stride = stride};
-        const KvPages paged{
-            .keys = k_pages.data(), .values = v_pages.data(), .page_tokens = page_tokens, .stride = stride};
-        std::vector<Kernels> sets = optimised();
-        sets.push_back(portable());
-        for (const Kernels& kernels : sets) {
-          std::vector<float> scores(n_kv), want(head_dim), got(head_dim);
-          kernels.attention(q.data(), contiguous, offset, n_kv, head_dim, 0.2f, scores.data(), want.data());
-          kernels.attention(q.data(), paged, offset, n_kv, head_dim, 0.2f, scores.data(), got.data());
-          EXPECT_EQ(got, want) << isa_name(kernels.isa()) << " pages of " << page_tokens << ", " << n_kv;
-        }
       }
-    }
 }
 
 TEST(Kernels, BestIsTheFastestThisCpuRuns) {

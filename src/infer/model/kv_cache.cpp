@@ -1,12 +1,33 @@
 #include "infer/model/kv_cache.h"
 
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "common/check.h"
+#include "infer/gguf/tensor_types.h"
 #include "infer/model/llama_model.h"
 
 namespace headroom::infer {
+
+namespace {
+
+std::size_t value_bytes(TensorType type) {
+  CHECK(type == TensorType::kF32 || type == TensorType::kF16) << "a KV cache of " << tensor_type_name(type);
+  return type == TensorType::kF32 ? sizeof(float) : sizeof(std::uint16_t);
+}
+
+template <typename Value>
+void store_row(const float* from, std::size_t n, void* to) {
+  if constexpr (std::is_same_v<Value, float>) {
+    std::memcpy(to, from, n * sizeof(float));
+  } else {
+    auto* out = static_cast<std::uint16_t*>(to);
+    for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_f16(from[i]);
+  }
+}
+
+}  // namespace
 
 Result<std::unique_ptr<KvPool>> KvPool::create(const LlamaConfig& config, std::size_t pages) {
   CHECK(pages <= UINT32_MAX) << pages << " pages";
@@ -22,8 +43,10 @@ KvPool::KvPool(const LlamaConfig& config, std::size_t pages, LargeBuffer keys, L
     : pages_(pages),
       kv_heads_(config.n_kv_heads),
       head_dim_(config.head_dim),
-      page_floats_(kKvPageTokens * config.kv_dim),
-      layer_stride_(pages * page_floats_),
+      type_(config.kv_type),
+      page_values_(kKvPageTokens * config.kv_dim),
+      page_bytes_(page_values_ * value_bytes(config.kv_type)),
+      layer_stride_(pages * page_values_),
       keys_(std::move(keys)),
       values_(std::move(values)),
       in_use_(pages, 0) {
@@ -35,17 +58,24 @@ void KvSequence::store(std::size_t layer, std::size_t pos, const float* keys, co
   ASSERT(pos < capacity());
   const std::size_t head_dim = pool_->head_dim();
   const std::size_t at = (pos % kKvPageTokens) * head_dim;
-  float* key_page = const_cast<float*>(key_pages_[pos / kKvPageTokens]);
-  float* value_page = const_cast<float*>(value_pages_[pos / kKvPageTokens]);
+  auto* key_page = static_cast<std::uint8_t*>(const_cast<void*>(key_pages_[pos / kKvPageTokens]));
+  auto* value_page = static_cast<std::uint8_t*>(const_cast<void*>(value_pages_[pos / kKvPageTokens]));
+  const bool f16 = pool_->type() == TensorType::kF16;
+  const std::size_t bytes = f16 ? sizeof(std::uint16_t) : sizeof(float);
   for (std::size_t head = 0; head < pool_->kv_heads(); ++head) {
-    const std::size_t offset = head_offset(layer, head) + at;
-    std::memcpy(key_page + offset, keys + head * head_dim, head_dim * sizeof(float));
-    std::memcpy(value_page + offset, values + head * head_dim, head_dim * sizeof(float));
+    const std::size_t offset = (head_offset(layer, head) + at) * bytes;
+    if (f16) {
+      store_row<std::uint16_t>(keys + head * head_dim, head_dim, key_page + offset);
+      store_row<std::uint16_t>(values + head * head_dim, head_dim, value_page + offset);
+    } else {
+      store_row<float>(keys + head * head_dim, head_dim, key_page + offset);
+      store_row<float>(values + head * head_dim, head_dim, value_page + offset);
+    }
   }
 }
 
 std::size_t KvPool::page_bytes(const LlamaConfig& config) {
-  return 2 * config.n_layers * kKvPageTokens * config.kv_dim * sizeof(float);
+  return 2 * config.n_layers * kKvPageTokens * config.kv_dim * value_bytes(config.kv_type);
 }
 
 std::int64_t KvPool::allocate() {

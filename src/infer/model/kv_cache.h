@@ -6,8 +6,12 @@
 // A page holds kKvPageTokens consecutive positions of one sequence, for every
 // layer. The pool lays its memory out as
 //
-//   keys:   [layer][page][kv head][position in page][head_dim]   floats
-//   values: [layer][page][kv head][position in page][head_dim]   floats
+//   keys:   [layer][page][kv head][position in page][head_dim]   values
+//   values: [layer][page][kv head][position in page][head_dim]   values
+//
+// of the model's LlamaConfig::kv_type: F32, or F16 (half the memory, and
+// half the bytes a batch's attention streams; llama.cpp's default). The
+// keys and values are computed in f32 and rounded to F16 as they are stored.
 //
 // so that page p's keys at layer l lie at keys + l * layer_stride + p *
 // page_floats, and one head's keys of a page are one contiguous run: the
@@ -48,6 +52,8 @@ class KvPool {
   // The bytes one page takes (keys and values, every layer).
   static std::size_t page_bytes(const LlamaConfig& config);
 
+  TensorType type() const { return type_; }
+
   std::size_t pages() const { return pages_; }
   std::size_t free_pages() const { return free_.size(); }
   std::size_t layer_stride() const { return layer_stride_; }
@@ -58,10 +64,9 @@ class KvPool {
   std::int64_t allocate();
   void release(std::uint32_t page);
 
-  float* keys(std::uint32_t page) { return reinterpret_cast<float*>(keys_.data()) + std::size_t{page} * page_floats_; }
-  float* values(std::uint32_t page) {
-    return reinterpret_cast<float*>(values_.data()) + std::size_t{page} * page_floats_;
-  }
+  // A page's layer-0 keys and values (type() values).
+  std::uint8_t* keys(std::uint32_t page) { return keys_.data() + std::size_t{page} * page_bytes_; }
+  std::uint8_t* values(std::uint32_t page) { return values_.data() + std::size_t{page} * page_bytes_; }
 
  private:
   KvPool(const LlamaConfig& config, std::size_t pages, LargeBuffer keys, LargeBuffer values);
@@ -69,8 +74,10 @@ class KvPool {
   std::size_t pages_;
   std::size_t kv_heads_;
   std::size_t head_dim_;
-  std::size_t page_floats_;   // kKvPageTokens * kv_dim
-  std::size_t layer_stride_;  // pages_ * page_floats_
+  TensorType type_;
+  std::size_t page_values_;   // kKvPageTokens * kv_dim, in one layer of keys (or values)
+  std::size_t page_bytes_;    // page_values_ of type_
+  std::size_t layer_stride_;  // pages_ * page_values_
   // Committed as pages are first written, not for the whole limit up front.
   // Huge pages: attention jumps from page to page of the cache.
   LargeBuffer keys_, values_;
@@ -101,12 +108,14 @@ class KvSequence {
   void clear();
 
   // Stores position pos's keys and values at `layer`: kv_heads * head_dim
-  // floats each, head by head. pos < capacity().
+  // floats each, head by head, as the pool's type. pos < capacity().
   void store(std::size_t layer, std::size_t pos, const float* keys, const float* values) const;
 
   // What attention reads: the pages, with head_offset(layer, head) for one
   // kv head of one layer.
-  KvPages pages() const { return {key_pages_.data(), value_pages_.data(), kKvPageTokens, pool_->head_dim()}; }
+  KvPages pages() const {
+    return {key_pages_.data(), value_pages_.data(), kKvPageTokens, pool_->head_dim(), pool_->type()};
+  }
   std::size_t head_offset(std::size_t layer, std::size_t head) const {
     return layer * pool_->layer_stride() + head * kKvPageTokens * pool_->head_dim();
   }
@@ -114,7 +123,7 @@ class KvSequence {
  private:
   KvPool* pool_;
   std::vector<std::uint32_t> ids_;
-  std::vector<const float*> key_pages_, value_pages_;  // layer-0 addresses, one per page
+  std::vector<const void*> key_pages_, value_pages_;  // layer-0 addresses, one per page
 };
 
 }  // namespace headroom::infer

@@ -139,6 +139,10 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const GgufFile& file, Llama
   // Every type GgufFile opens (F32, F16, BF16, Q8_0, Q4_0) is one the
   // kernels multiply, and it has already checked that each row is whole
   // blocks; nothing more to check on the types of the matrices.
+  const auto quantized = [](const WeightMatrix& w) { return w.type == TensorType::kQ8_0 || w.type == TensorType::kQ4_0; };
+  const bool quantized_kv = std::all_of(model->layers_.begin(), model->layers_.end(),
+                                        [&](const Layer& L) { return quantized(L.wk) && quantized(L.wv); });
+  if (options.precision == Precision::kFast && quantized_kv && c.head_dim % 8 == 0) c.kv_type = TensorType::kF16;
   model->config_ = c;
   // Every matrix a step reads (the embedding only a row per token).
   std::vector<WeightMatrix*> matrices;

@@ -58,6 +58,11 @@ struct LlamaConfig {
   float rope_base = 10000.0f;      // llama.rope.freq_base (default 10000)
   float rms_epsilon = 1e-5f;       // llama.attention.layer_norm_rms_epsilon
   bool tied_output = false;        // no output.weight: logits use token_embd
+  // The KV cache's values (KvPool): F16 for a model of quantized weights
+  // run with Precision::kFast, whose answers already carry the activations'
+  // 8-bit rounding; F32 otherwise, so that float models and kExact stay
+  // within rounding of the reference. F16 needs head_dim a multiple of 8.
+  TensorType kv_type = TensorType::kF32;
 };
 
 // The scratch activations of a forward step, sized for the largest batch

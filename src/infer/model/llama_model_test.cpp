@@ -47,7 +47,8 @@ reference::Llama reference_of(const GgufFile& file, const LlamaConfig& c, std::s
                        .vocab = static_cast<int>(c.vocab),
                        .context = static_cast<int>(context),
                        .rope_base = c.rope_base,
-                       .rms_epsilon = c.rms_epsilon};
+                       .rms_epsilon = c.rms_epsilon,
+                       .f16_cache = c.kv_type == TensorType::kF16};
   reference::Weights w;
   w.token_embd = weights_of(file, "token_embd.weight");
   w.output_norm = weights_of(file, "output_norm.weight");
@@ -93,10 +94,16 @@ struct Comparison {
   double max_logit = 0;  // the largest |reference logit|, for scale
 };
 
-// Runs `prompt` then greedy-decodes `decode_tokens` tokens with both models,
-// expecting the same tokens, and compares every step's logits.
+// Runs `prompt` then greedy-decodes `decode_tokens` tokens with both
+// models, both reading the same tokens (the reference's choices), and
+// compares every step's logits. The model's greedy choice must be the
+// reference's wherever the reference's best logit leads the next by more
+// than `tie_margin`: closer than that, the tolerated error may order the two
+// either way, and feeding each model its own choice would then compare two
+// different continuations.
 Comparison compare_with_reference(const GgufFile& file, const Kernels& kernels, Precision precision,
-                                  std::span<const std::int32_t> prompt, int decode_tokens, ThreadPool* pool) {
+                                  std::span<const std::int32_t> prompt, int decode_tokens, ThreadPool* pool,
+                                  double tie_margin) {
   auto model = LlamaModel::load(file, {.kernels = &kernels, .precision = precision});
   EXPECT_TRUE(model.is_ok()) << model.status().message();
   if (!model.is_ok()) return {INFINITY, 0};
@@ -108,20 +115,23 @@ Comparison compare_with_reference(const GgufFile& file, const Kernels& kernels, 
   std::vector<float> want;
   Comparison worst;
   std::vector<std::int32_t> tokens(prompt.begin(), prompt.end());
-  std::vector<std::int32_t> ref_tokens = tokens;
-  for (std::size_t pos = 0; pos + 1 < prompt.size() + decode_tokens + 1; ++pos) {
-    if (pos >= tokens.size()) break;
+  for (std::size_t pos = 0; pos < tokens.size(); ++pos) {
     EXPECT_TRUE((*model)->forward(tokens[pos], pos, cache, logits, pool).is_ok());
-    want = ref.forward(ref_tokens[pos], static_cast<int>(pos));
+    want = ref.forward(tokens[pos], static_cast<int>(pos));
     worst.max_error = std::max(worst.max_error, max_abs_diff(logits, want));
     for (float v : want) worst.max_logit = std::max(worst.max_logit, std::abs(static_cast<double>(v)));
-    if (pos + 1 >= prompt.size()) {
-      tokens.push_back(argmax(logits));
-      ref_tokens.push_back(argmax(want));
-      if (static_cast<int>(tokens.size() - prompt.size()) == decode_tokens) break;
+    if (pos + 1 < prompt.size()) continue;
+    const std::int32_t best = argmax(want);
+    float runner_up = -INFINITY;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      if (static_cast<std::int32_t>(i) != best) runner_up = std::max(runner_up, want[i]);
     }
+    if (want[static_cast<std::size_t>(best)] - runner_up > tie_margin) {
+      EXPECT_EQ(argmax(logits), best) << isa_name(kernels.isa()) << " at position " << pos;
+    }
+    tokens.push_back(best);
+    if (tokens.size() == prompt.size() + static_cast<std::size_t>(decode_tokens)) break;
   }
-  EXPECT_EQ(tokens, ref_tokens) << isa_name(kernels.isa());
   return worst;
 }
 
@@ -144,7 +154,7 @@ TEST(LlamaModelTest, Stories260KMatchesTheReferenceForSixtyFourGreedyTokens) {
     // stories260K is F32: only the summation order differs from the
     // reference (which sums in double). Logits are of order 10; the
     // measured max difference is printed.
-    const Comparison worst = compare_with_reference(**file, kernels, Precision::kFast, *prompt, 64, &pool);
+    const Comparison worst = compare_with_reference(**file, kernels, Precision::kFast, *prompt, 64, &pool, 2e-4);
     std::printf("stories260K %s: max |logit - reference| = %.3g (max |logit| %.3g)\n",
                 std::string(isa_name(isa)).c_str(), worst.max_error, worst.max_logit);
     EXPECT_LE(worst.max_error, 1e-4) << isa_name(isa);
@@ -159,8 +169,10 @@ struct TypeTolerance {
   // the reference reads the same values widened), so only summation order
   // differs: measured at most 7.4e-6 (f16, portable). Q8_0 and Q4_0 quantize
   // each activation row to 8 bits per 32-value block (kernels.h), up to d/2
-  // per value, about 2% of a matvec's output at worst: measured 0.086 (q8_0)
-  // and 0.079 (q4_0), the same on both ISAs, over 2 layers and 22 steps.
+  // per value, about 2% of a matvec's output at worst, and keep their keys
+  // and values in F16 (LlamaConfig::kv_type; the reference rounds them the
+  // same way): measured 0.094 (q8_0) and 0.084 (q4_0), the same on every
+  // ISA, over 2 layers and 22 steps.
   // The tolerances are about 3x the largest error measured. (With
   // Precision::kExact every type is within 1e-4: checked below.)
   double fast_tolerance;
@@ -187,8 +199,8 @@ TEST_P(RandomModelTest, LogitsMatchTheReferenceWithinTheTypesTolerance) {
   const std::vector<std::int32_t> prompt = {1, 100, 200, 37, 299, 5};
   for (Isa isa : isas()) {
     const Kernels kernels = *Kernels::get(isa);
-    const Comparison fast = compare_with_reference(**file, kernels, Precision::kFast, prompt, 16, nullptr);
-    const Comparison exact = compare_with_reference(**file, kernels, Precision::kExact, prompt, 16, nullptr);
+    const Comparison fast = compare_with_reference(**file, kernels, Precision::kFast, prompt, 16, nullptr, 2 * param.fast_tolerance);
+    const Comparison exact = compare_with_reference(**file, kernels, Precision::kExact, prompt, 16, nullptr, 2e-4);
     std::printf("%s %s: max |logit - reference| fast %.3g, exact %.3g (max |logit| %.3g)\n",
                 std::string(tensor_type_name(param.type)).c_str(), std::string(isa_name(isa)).c_str(), fast.max_error,
                 exact.max_error, fast.max_logit);

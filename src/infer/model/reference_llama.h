@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "infer/gguf/tensor_types.h"
+
 namespace headroom::infer::reference {
 
 struct Config {
@@ -36,6 +38,9 @@ struct Config {
   int context = 0;  // positions the KV cache holds
   float rope_base = 10000.0f;
   float rms_epsilon = 1e-5f;
+  // The engine's cache of F16 keys and values (LlamaConfig::kv_type): each
+  // key and value rounded to IEEE half as it is cached.
+  bool f16_cache = false;
 };
 
 struct Layer {
@@ -79,6 +84,12 @@ class Llama {
       matvec(v, L.wv.data(), h.data(), kv_dim, c_.dim);
       rope(q.data(), c_.dim, pos);
       rope(k, kv_dim, pos);
+      if (c_.f16_cache) {
+        for (int i = 0; i < kv_dim; ++i) {
+          k[i] = f16_to_f32(f32_to_f16(k[i]));
+          v[i] = f16_to_f32(f32_to_f16(v[i]));
+        }
+      }
       for (int head = 0; head < c_.n_heads; ++head) {
         const float* qh = &q[static_cast<std::size_t>(head) * hd];
         const int kv_head = head / group;
