@@ -30,6 +30,12 @@ struct MatmulArgs {
 };
 using MatmulRows = void (*)(const MatmulArgs& args, std::size_t row_begin, std::size_t row_end);
 
+// A float matrix past this many bytes against a lone activation row
+// (decode) is a stream from DRAM: the float kernels read it one row at a
+// time (one sequential stream, which DRAM serves fastest) instead of in
+// register-blocked groups of rows.
+inline constexpr std::size_t kStreamedMatrixBytes = 1 << 20;
+
 // A table's packed layout of quantized weights (Kernels::pack), or none
 // (all null) where it reads them as GGUF stores them.
 struct Packing {
@@ -54,6 +60,7 @@ struct KernelTable {
   void (*softmax)(float* x, std::size_t n);
   void (*silu_mul)(const float* gate, const float* up, std::size_t n, float* out);
   void (*add)(const float* a, const float* b, std::size_t n, float* out);
+  void (*to_f16)(const float* x, std::size_t n, std::uint16_t* out);
   void (*rope)(float* x, std::size_t heads, const RopeAngles& angles);
   void (*attention)(const float* q, const KvPages& kv, std::size_t head_offset, std::size_t n_kv, std::size_t head_dim,
                     float scale, float* scores, float* out);

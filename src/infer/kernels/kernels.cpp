@@ -267,6 +267,8 @@ void Kernels::silu_mul(const float* gate, const float* up, std::size_t n, float*
 
 void Kernels::add(const float* a, const float* b, std::size_t n, float* out) const { table_->add(a, b, n, out); }
 
+void Kernels::to_f16(const float* x, std::size_t n, std::uint16_t* out) const { table_->to_f16(x, n, out); }
+
 void Kernels::rope(float* x, std::size_t heads, const RopeAngles& angles) const {
   CHECK(angles.head_dim % 2 == 0 && angles.head_dim <= kMaxHeadDim) << "head_dim " << angles.head_dim;
   table_->rope(x, heads, angles);

@@ -179,6 +179,9 @@ class Kernels {
   void silu_mul(const float* gate, const float* up, std::size_t n, float* out) const;
   // out = a + b. out may be a or b.
   void add(const float* a, const float* b, std::size_t n, float* out) const;
+  // out[i] = x[i] as IEEE half, rounded to nearest even (f32_to_f16's bits
+  // for every value but NaN, which stays a NaN): the F16 KV cache's stores.
+  void to_f16(const float* x, std::size_t n, std::uint16_t* out) const;
   // Rotates, in each of `heads` heads of angles.head_dim values, the pairs
   // (x[2i], x[2i+1]) by theta_i (llama's GGUF layout).
   void rope(float* x, std::size_t heads, const RopeAngles& angles) const;

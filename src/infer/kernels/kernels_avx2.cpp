@@ -341,7 +341,6 @@ inline void matmul_rows(const MatmulArgs& a, std::size_t row_begin, std::size_t 
 // activation row (decode) against a matrix too large for the caches: there
 // each row is one sequential stream, which DRAM serves faster than four
 // interleaved ones (see matmul_rows). Same bits either way (dot_float_rows).
-constexpr std::size_t kCachedMatrixBytes = 1 << 20;
 
 template <typename Load>
 void matmul_float(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
@@ -349,7 +348,7 @@ void matmul_float(const MatmulArgs& a, std::size_t row_begin, std::size_t row_en
     return reinterpret_cast<const float*>(static_cast<const std::uint8_t*>(a.x) + b * a.x_row_bytes);
   };
   std::size_t r = row_begin;
-  if (a.batch > 1 || a.rows * a.row_bytes <= kCachedMatrixBytes) {
+  if (a.batch > 1 || a.rows * a.row_bytes <= kStreamedMatrixBytes) {
     for (; r + 4 <= row_end; r += 4) {
       const std::uint8_t* rows[4] = {a.w + r * a.row_bytes, a.w + (r + 1) * a.row_bytes, a.w + (r + 2) * a.row_bytes,
                                      a.w + (r + 3) * a.row_bytes};
@@ -481,6 +480,16 @@ void silu_mul(const float* gate, const float* up, std::size_t n, float* out) {
     _mm256_maskstore_ps(out + full, mask,
                         silu_mul8(_mm256_maskload_ps(gate + full, mask), _mm256_maskload_ps(up + full, mask)));
   }
+}
+
+// F16C rounds to nearest even, as f32_to_f16 does, subnormals and
+// overflow to infinity included; the tail goes one value at a time.
+void to_f16(const float* x, std::size_t n, std::uint16_t* out) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) out[i] = static_cast<std::uint16_t>(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
 }
 
 void add(const float* a, const float* b, std::size_t n, float* out) {
@@ -669,24 +678,20 @@ void attention_of(const float* q, const KvPages& kv, std::size_t head_offset, st
   const auto page_values = [&](std::size_t page) { return static_cast<const Value*>(kv.values[page]) + head_offset; };
   const std::size_t full = head_dim / 8 * 8;
   const __m256i mask = tail_mask(head_dim - full);
+  // Prefetches the key pages, then the value pages (p counts on past the
+  // keys), kPrefetchPages ahead of the page being read.
+  const std::size_t pages = (n_kv + kv.page_tokens - 1) / kv.page_tokens;
+  const auto prefetch_page = [&](std::size_t p) {
+    if (p >= 2 * pages) return;
+    const std::size_t at = p < pages ? p : p - pages;
+    const std::size_t first = at * kv.page_tokens;
+    const std::size_t n = n_kv - first < kv.page_tokens ? n_kv - first : kv.page_tokens;
+    prefetch_rows(p < pages ? page_keys(at) : page_values(at), n, kv.stride, head_dim);
+  };
+  for (std::size_t p = 1; p < kPrefetchPages; ++p) prefetch_page(p);
   for (std::size_t page = 0, t = 0; t < n_kv; ++page) {
     const std::size_t rows = n_kv - t < kv.page_tokens ? n_kv - t : kv.page_tokens;
-    {
-      // The key pages, then the value pages (p counts on past the keys),
-      // kPrefetchPages ahead; on the first page, the ones in between too.
-      const std::size_t pages = (n_kv + kv.page_tokens - 1) / kv.page_tokens;
-      const auto prefetch_page = [&](std::size_t p) {
-        if (p >= 2 * pages) return;
-        const std::size_t at = p < pages ? p : p - pages;
-        const std::size_t first = at * kv.page_tokens;
-        const std::size_t n = n_kv - first < kv.page_tokens ? n_kv - first : kv.page_tokens;
-        prefetch_rows(p < pages ? page_keys(at) : page_values(at), n, kv.stride, head_dim);
-      };
-      if (page == 0) {
-        for (std::size_t p = 1; p < kPrefetchPages; ++p) prefetch_page(p);
-      }
-      prefetch_page(page + kPrefetchPages);
-    }
+    prefetch_page(page + kPrefetchPages);
     // Eight positions at a time, then four, reduced together (hsum8 and
     // hsum4 reduce each as hsum does: a score has the same bits in a group
     // or alone, so paging does not change it).
@@ -743,6 +748,7 @@ constexpr KernelTable kAvx2 = {
     .softmax = softmax,
     .silu_mul = silu_mul,
     .add = add,
+    .to_f16 = to_f16,
     .rope = rope,
     .attention = attention,
 };

@@ -293,16 +293,11 @@ constexpr void (*kFloatRemainder[kFloatBatchRows - 1])(const MatmulArgs&, const 
                                                        std::size_t) = {float_rows_4xn<1>, float_rows_4xn<2>,
                                                                        float_rows_4xn<3>};
 
-// The AVX2 table's float matmul, for what this one leaves to it.
-MatmulRows avx2_matmul_f32 = nullptr;
-
-// A lone activation row against a matrix too large for the caches (decode)
-// is a stream of weights from DRAM, which the AVX2 kernel already reads as
-// fast as memory gives them (one sequential stream per row): it is left
-// there, as are the last rows short of a group of 4.
-constexpr std::size_t kStreamedMatrixBytes = 1 << 20;
-
+// A streamed matrix (kStreamedMatrixBytes) is left to the AVX2 kernel,
+// which already reads it as fast as memory gives it, as are the last rows
+// short of a group of 4.
 void matmul_f32(const MatmulArgs& a, std::size_t row_begin, std::size_t row_end) {
+  const MatmulRows avx2_matmul_f32 = avx2_table()->matmul_f32;
   if (a.batch == 1 && a.rows * a.row_bytes > kStreamedMatrixBytes) {
     avx2_matmul_f32(a, row_begin, row_end);
     return;
@@ -339,7 +334,6 @@ const KernelTable* avx512_table() {
   static const KernelTable table = [avx2] {
     KernelTable t = *avx2;
     t.isa = Isa::kAvx512;
-    avx2_matmul_f32 = avx2->matmul_f32;
     t.matmul_f32 = matmul_f32;
     t.packing = {.tile_rows = kTileRows,
                  .size = packed_size,

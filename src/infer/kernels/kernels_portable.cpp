@@ -145,6 +145,10 @@ void add(const float* a, const float* b, std::size_t n, float* out) {
   for (std::size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }
 
+void to_f16(const float* x, std::size_t n, std::uint16_t* out) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_f16(x[i]);
+}
+
 void rope(float* x, std::size_t heads, const RopeAngles& angles) {
   for (std::size_t h = 0; h < heads; ++h) {
     float* head = x + h * angles.head_dim;
@@ -210,6 +214,7 @@ constexpr KernelTable kPortable = {
     .softmax = softmax,
     .silu_mul = silu_mul,
     .add = add,
+    .to_f16 = to_f16,
     .rope = rope,
     .attention = attention,
 };

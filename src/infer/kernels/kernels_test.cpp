@@ -487,6 +487,32 @@ TEST(Elementwise, SiluMulMatchesReference) {
   }
 }
 
+// The F16 KV cache's stores round as f32_to_f16 does (the reference model
+// rounds its cache with it): the same bits for every value but NaN.
+TEST(Elementwise, ToF16HasF32ToF16sBits) {
+  std::mt19937 rng(12);
+  std::vector<float> x = random_floats(1000, rng, 70000.0f);
+  for (float v : random_floats(200, rng, 1e-4f)) x.push_back(v);  // subnormal halves
+  const float edges[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 5.96e-8f, 2.98e-8f, 2.99e-8f,
+                         6.1e-5f, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, INFINITY, -INFINITY, std::nanf("")};
+  x.insert(x.end(), std::begin(edges), std::end(edges));
+  std::vector<std::uint16_t> want(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) want[i] = f32_to_f16(x[i]);
+  for (const Kernels& fast : optimised()) {
+    for (std::size_t n : {x.size(), std::size_t{7}, std::size_t{13}}) {  // whole vectors and tails
+      std::vector<std::uint16_t> got(n);
+      fast.to_f16(x.data(), n, got.data());
+      for (std::size_t i = 0; i < n; ++i) {
+        if (std::isnan(x[i])) {
+          EXPECT_TRUE(std::isnan(f16_to_f32(got[i])));
+        } else {
+          ASSERT_EQ(got[i], want[i]) << isa_name(fast.isa()) << " " << x[i];
+        }
+      }
+    }
+  }
+}
+
 TEST(Elementwise, AddIsExact) {
   std::mt19937 rng(8);
   for (std::size_t n : kLengths) {

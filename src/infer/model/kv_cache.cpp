@@ -1,11 +1,9 @@
 #include "infer/model/kv_cache.h"
 
 #include <cstring>
-#include <type_traits>
 #include <utility>
 
 #include "common/check.h"
-#include "infer/gguf/tensor_types.h"
 #include "infer/model/llama_model.h"
 
 namespace headroom::infer {
@@ -15,16 +13,6 @@ namespace {
 std::size_t value_bytes(TensorType type) {
   CHECK(type == TensorType::kF32 || type == TensorType::kF16) << "a KV cache of " << tensor_type_name(type);
   return type == TensorType::kF32 ? sizeof(float) : sizeof(std::uint16_t);
-}
-
-template <typename Value>
-void store_row(const float* from, std::size_t n, void* to) {
-  if constexpr (std::is_same_v<Value, float>) {
-    std::memcpy(to, from, n * sizeof(float));
-  } else {
-    auto* out = static_cast<std::uint16_t*>(to);
-    for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_f16(from[i]);
-  }
 }
 
 }  // namespace
@@ -54,23 +42,25 @@ KvPool::KvPool(const LlamaConfig& config, std::size_t pages, LargeBuffer keys, L
   for (std::size_t p = pages; p > 0; --p) free_.push_back(static_cast<std::uint32_t>(p - 1));
 }
 
-void KvSequence::store(std::size_t layer, std::size_t pos, const float* keys, const float* values) const {
+void KvSequence::store(std::size_t layer, std::size_t pos, const float* keys, const float* values,
+                       const Kernels& kernels) const {
   ASSERT(pos < capacity());
   const std::size_t head_dim = pool_->head_dim();
   const std::size_t at = (pos % kKvPageTokens) * head_dim;
   auto* key_page = static_cast<std::uint8_t*>(const_cast<void*>(key_pages_[pos / kKvPageTokens]));
   auto* value_page = static_cast<std::uint8_t*>(const_cast<void*>(value_pages_[pos / kKvPageTokens]));
   const bool f16 = pool_->type() == TensorType::kF16;
-  const std::size_t bytes = f16 ? sizeof(std::uint16_t) : sizeof(float);
-  for (std::size_t head = 0; head < pool_->kv_heads(); ++head) {
-    const std::size_t offset = (head_offset(layer, head) + at) * bytes;
+  const auto copy = [&](const float* from, std::uint8_t* to) {
     if (f16) {
-      store_row<std::uint16_t>(keys + head * head_dim, head_dim, key_page + offset);
-      store_row<std::uint16_t>(values + head * head_dim, head_dim, value_page + offset);
+      kernels.to_f16(from, head_dim, reinterpret_cast<std::uint16_t*>(to));
     } else {
-      store_row<float>(keys + head * head_dim, head_dim, key_page + offset);
-      store_row<float>(values + head * head_dim, head_dim, value_page + offset);
+      std::memcpy(to, from, head_dim * sizeof(float));
     }
+  };
+  for (std::size_t head = 0; head < pool_->kv_heads(); ++head) {
+    const std::size_t offset = (head_offset(layer, head) + at) * value_bytes(pool_->type());
+    copy(keys + head * head_dim, key_page + offset);
+    copy(values + head * head_dim, value_page + offset);
   }
 }
 

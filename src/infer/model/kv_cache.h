@@ -14,7 +14,7 @@
 // keys and values are computed in f32 and rounded to F16 as they are stored.
 //
 // so that page p's keys at layer l lie at keys + l * layer_stride + p *
-// page_floats, and one head's keys of a page are one contiguous run: the
+// page_values, and one head's keys of a page are one contiguous run: the
 // attention of a head streams them in order instead of picking head_dim
 // floats out of every position's row (a stride the prefetchers do not
 // follow). A KvSequence keeps the layer-0 address of each of its pages, in
@@ -108,8 +108,10 @@ class KvSequence {
   void clear();
 
   // Stores position pos's keys and values at `layer`: kv_heads * head_dim
-  // floats each, head by head, as the pool's type. pos < capacity().
-  void store(std::size_t layer, std::size_t pos, const float* keys, const float* values) const;
+  // floats each, head by head, as the pool's type (rounded by `kernels`
+  // to F16). pos < capacity().
+  void store(std::size_t layer, std::size_t pos, const float* keys, const float* values,
+             const Kernels& kernels) const;
 
   // What attention reads: the pages, with head_offset(layer, head) for one
   // kv head of one layer.

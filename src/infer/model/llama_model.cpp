@@ -265,7 +265,7 @@ Status LlamaModel::forward(std::span<const SequenceSlice> slices, ForwardScratch
       for (std::size_t i = 0; i < slice.tokens.size(); ++i, ++r) {
         k.rope(q + r * dim, c.n_heads, angles[r]);
         k.rope(keys + r * kv_dim, c.n_kv_heads, angles[r]);
-        slice.kv->store(l, slice.start_pos + i, keys + r * kv_dim, values + r * kv_dim);
+        slice.kv->store(l, slice.start_pos + i, keys + r * kv_dim, values + r * kv_dim, k);
       }
     }
     auto attend = [&](std::size_t begin, std::size_t end) {
