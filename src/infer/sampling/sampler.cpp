@@ -35,24 +35,38 @@ bool better(const T& a, const T& b) {
   return a.token < b.token;
 }
 
-// The highest logit's token, lowest id among equals; token 0 when all are -inf.
-std::int32_t argmax(std::span<const float> logits) {
-  std::int32_t best = 0;
-  float best_logit = clean(logits[0]);
-  for (std::size_t i = 1; i < logits.size(); ++i) {
-    const float logit = clean(logits[i]);
-    if (logit > best_logit) {
-      best_logit = logit;
-      best = static_cast<std::int32_t>(i);
+// The highest logit, NaNs ignored (as clean() reads them); -inf when there
+// is none. A greedy step's whole cost at a large vocabulary: the maximum is
+// taken in kLanes independent lanes, a loop the compiler turns into vector
+// max instructions (a NaN never compares greater, so a lane never takes
+// one), then the lanes are combined. A maximum is exact, so the order does
+// not change it.
+float max_logit(std::span<const float> logits) {
+  constexpr std::size_t kLanes = 16;
+  float lanes[kLanes];
+  for (float& lane : lanes) lane = kNegativeInfinity;
+  const std::size_t full = logits.size() / kLanes * kLanes;
+  for (std::size_t i = 0; i < full; i += kLanes) {
+    for (std::size_t j = 0; j < kLanes; ++j) {
+      const float logit = logits[i + j];
+      lanes[j] = logit > lanes[j] ? logit : lanes[j];
     }
   }
+  float best = kNegativeInfinity;
+  for (float lane : lanes) best = lane > best ? lane : best;
+  for (std::size_t i = full; i < logits.size(); ++i) best = logits[i] > best ? logits[i] : best;
   return best;
 }
 
-float max_logit(std::span<const float> logits) {
-  float m = kNegativeInfinity;
-  for (float logit : logits) m = std::max(m, clean(logit));
-  return m;
+// The highest logit's token, lowest id among equals; token 0 when all are
+// -inf (or NaN).
+std::int32_t argmax(std::span<const float> logits) {
+  const float best = max_logit(logits);
+  if (best == kNegativeInfinity) return 0;
+  for (std::size_t i = 0; i < logits.size(); ++i) {
+    if (logits[i] == best) return static_cast<std::int32_t>(i);
+  }
+  return 0;  // not reached: best is one of the logits
 }
 
 }  // namespace

@@ -61,6 +61,47 @@ TEST(Sampler, GreedyTakesTheArgmaxAndTheLowestIdOnATie) {
   EXPECT_EQ(sampler.sample(with_nan, {}).token, 2);
 }
 
+// Greedy takes its maximum in vector lanes: it must still be the first
+// highest logit of a plain scan, at every length (whole lane groups or
+// not), with ties, NaNs, signed zeros and nothing but -inf.
+TEST(Sampler, GreedyEqualsAPlainScanOnAnyInput) {
+  const auto plain = [](const std::vector<float>& logits) {
+    std::int32_t best = 0;
+    float best_logit = -INFINITY;
+    for (std::size_t i = 0; i < logits.size(); ++i) {
+      if (!std::isnan(logits[i]) && logits[i] > best_logit) {
+        best_logit = logits[i];
+        best = static_cast<std::int32_t>(i);
+      }
+    }
+    return best;
+  };
+  Xoshiro256 rng(7);
+  for (int trial = 0; trial < 600; ++trial) {
+    const std::size_t n = 1 + static_cast<std::size_t>(rng.next_unit() * 100);
+    std::vector<float> logits = random_logits(n, static_cast<std::uint64_t>(trial));
+    switch (trial % 6) {
+      case 1:  // many ties
+        for (float& l : logits) l = std::round(l / 4);
+        break;
+      case 2:  // NaNs, the first included
+        for (std::size_t i = 0; i < n; i += 3) logits[i] = NAN;
+        break;
+      case 3:  // nothing possible: token 0
+        for (float& l : logits) l = rng.next_unit() < 0.5 ? -INFINITY : NAN;
+        break;
+      case 4:  // signed zeros only: the first of them
+        for (float& l : logits) l = rng.next_unit() < 0.5 ? 0.0f : -0.0f;
+        break;
+      case 5:  // the maximum last, past the whole lane groups
+        logits.back() = 11.0f;
+        break;
+    }
+    Sampler sampler(greedy_params(), 1);
+    ASSERT_EQ(sampler.sample(logits, {}).token, plain(logits)) << "trial " << trial << ", " << n << " logits";
+  }
+}
+
 TEST(Sampler, TopKOneEqualsGreedyAtAnyTemperature) {
   for (std::uint64_t seed = 0; seed < 20; ++seed) {
     std::vector<float> logits = random_logits(1000, seed);
