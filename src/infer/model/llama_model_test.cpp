@@ -254,6 +254,40 @@ TEST(LlamaModelTest, BatchedPrefillMatchesOneTokenAtATime) {
   std::filesystem::remove(path);
 }
 
+// A batch this big has its per-row work (norms, rotary, cache stores,
+// SwiGLU, residual adds) split over the pool: every value must still have
+// the bits one thread gives it, in the logits and in the cache the next
+// step reads.
+TEST(LlamaModelTest, ABatchSplitOverThePoolHasTheBitsOfOneThread) {
+  RandomLlamaOptions options;
+  options.vocab_size = 300;
+  options.dim = 64;
+  options.hidden_dim = 96;
+  options.n_layers = 2;
+  options.n_heads = 4;
+  options.n_kv_heads = 2;
+  options.context_length = 256;
+  options.weight_type = TensorType::kQ8_0;  // an F16 cache, stored by the split rows
+  const std::string path = ::testing::TempDir() + "/random_split.gguf";
+  ASSERT_TRUE(write_random_llama(options, path).is_ok());
+  auto file = GgufFile::open(path);
+  ASSERT_TRUE(file.is_ok());
+  auto model = LlamaModel::load(**file);
+  ASSERT_TRUE(model.is_ok()) << model.status().message();
+  std::vector<std::int32_t> prompt(200);  // 200 rows x 64 values: past the split's threshold
+  for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<std::int32_t>((i * 37 + 1) % 300);
+  ThreadPool pool({.threads = 3});
+  KvCache alone = (*model)->new_cache(256), split = (*model)->new_cache(256);
+  std::vector<float> a((*model)->config().vocab), b(a.size());
+  ASSERT_TRUE((*model)->forward(prompt, 0, alone, a, nullptr).is_ok());
+  ASSERT_TRUE((*model)->forward(prompt, 0, split, b, &pool).is_ok());
+  EXPECT_EQ(max_abs_diff(a, b), 0.0);
+  ASSERT_TRUE((*model)->forward(9, prompt.size(), alone, a, nullptr).is_ok());
+  ASSERT_TRUE((*model)->forward(9, prompt.size(), split, b, &pool).is_ok());
+  EXPECT_EQ(max_abs_diff(a, b), 0.0);
+  std::filesystem::remove(path);
+}
+
 TEST(LlamaModelTest, ForwardRejectsBadInput) {
   RandomLlamaOptions options;
   options.vocab_size = 300;
