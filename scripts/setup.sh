@@ -11,6 +11,7 @@ packages=(
   postgresql-15 libpq-dev               # the scale-out store; its tests start a throwaway cluster
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libgoogle-perftools-dev               # tcmalloc, the server's allocator (CMakeLists.txt says why)
   nginx wrk curl
   slurmctld slurmd slurm-client munge   # a one-node Slurm: the job-submission benchmark's baseline
 )
