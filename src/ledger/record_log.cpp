@@ -286,11 +286,13 @@ RecordLog::~RecordLog() {
   ::close(lock_fd_);  // releases the flock
 }
 
-// Under mu_: whether the writer is idle with records waiting (and is now
-// counted as woken: the caller notifies it).
-bool RecordLog::take_idle_writer_locked() {
-  if (!writer_idle_ || pending_.empty()) return false;
-  writer_idle_ = false;
+// Under mu_: asks the writer for a write of what is pending; true when it
+// is waiting with records to write (it is now counted as woken: the caller
+// notifies it).
+bool RecordLog::want_write_locked() {
+  write_wanted_ = true;
+  if (!writer_waiting_ || pending_.empty()) return false;
+  writer_waiting_ = false;
   return true;
 }
 
@@ -303,7 +305,7 @@ Result<LogPosition> RecordLog::enqueue(std::string_view payload, Wake wake) {
   auto has_room = [&] {
     return !failed_.is_ok() || pending_.empty() || pending_.size() + bytes <= limits::kRecordLogQueueBytes;
   };
-  if (!has_room() && take_idle_writer_locked()) work_cv_.notify_one();
+  if (!has_room() && want_write_locked()) work_cv_.notify_one();
   space_cv_.wait(lock, has_room);
   if (!failed_.is_ok()) return failed_;
   LogPosition position = pending_start_ + pending_.size();
@@ -321,7 +323,7 @@ Result<LogPosition> RecordLog::enqueue(std::string_view payload, Wake wake) {
   if (!payload.empty()) std::memcpy(p + kHeaderBytes, payload.data(), payload.size());
   store<std::uint32_t>(p + kCrcAt, record_crc(p, payload.size()));
   ASSERT(invalid_record(p, bytes, next_sequence_ - 1).empty());
-  const bool notify = wake == Wake::kNow && take_idle_writer_locked();
+  const bool notify = wake == Wake::kNow && want_write_locked();
   lock.unlock();
   if (notify) work_cv_.notify_one();
   return position;
@@ -333,7 +335,8 @@ Status RecordLog::wait_durable(LogPosition end) {
     std::lock_guard lock(mu_);
     CHECK(end <= pending_start_ + pending_.size()) << "waiting for " << end << ", a position not enqueued";
     if (durable_end_.load(std::memory_order_relaxed) >= end) return Status::ok();
-    if (take_idle_writer_locked()) work_cv_.notify_one();  // records enqueued with Wake::kLater
+    // Records enqueued with Wake::kLater (not those already being written).
+    if (end > pending_start_ && want_write_locked()) work_cv_.notify_one();
     if (!failed_.is_ok()) return failed_;
     // In the batch being written, or in the next one.
     batch = end <= pending_start_ ? batches_taken_ : batches_taken_ + 1;
@@ -356,7 +359,8 @@ void RecordLog::when_durable(LogPosition end, DurableFn fn) {
     now = failed_;
     if (now.is_ok() && durable_end_.load(std::memory_order_relaxed) < end) {
       listeners_.emplace_back(end, std::move(fn));
-      if (take_idle_writer_locked()) work_cv_.notify_one();  // records enqueued with Wake::kLater
+      // Records enqueued with Wake::kLater (not those already being written).
+      if (end > pending_start_ && want_write_locked()) work_cv_.notify_one();
       return;
     }
   }
@@ -407,10 +411,14 @@ RecordLogStats RecordLog::stats() const {
 void RecordLog::writer_loop() {
   std::unique_lock lock(mu_);
   while (true) {
-    writer_idle_ = pending_.empty();
-    work_cv_.wait(lock, [&] { return !pending_.empty() || stopping_; });
+    // Records enqueued with Wake::kLater wait for a wake, even when they
+    // came during the last write: they share the next sync someone asks for
+    // instead of costing one of their own.
+    writer_waiting_ = true;
+    work_cv_.wait(lock, [&] { return (write_wanted_ && !pending_.empty()) || stopping_; });
+    writer_waiting_ = false;
     if (pending_.empty()) break;  // stopping, and everything is written
-    writer_idle_ = false;
+    write_wanted_ = false;  // this write takes everything asked for so far
     // Take the whole queue: everything enqueued since the last write shares this one.
     std::swap(pending_, inflight_);
     ++batches_taken_;

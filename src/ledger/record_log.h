@@ -136,9 +136,10 @@ class RecordLog {
   // and returns its position at once (waiting only while the queue is full);
   // wait_durable(end) returns once every record before `end` is on disk.
   // Payloads longer than kRecordLogPayloadBytes are a programmer error.
-  // With Wake::kLater the writer is not woken for it: a caller enqueueing
-  // many records lets them share one write and sync, and wakes the writer
-  // with its wait_durable() (or the next enqueue that wakes it).
+  // With Wake::kLater the writer is not woken for it, and a write already
+  // under way does not take it after: a caller enqueueing many records lets
+  // them share one write and sync, and wakes the writer with its
+  // wait_durable() (or the next enqueue that wakes it).
   enum class Wake : std::uint8_t { kNow, kLater };
   Result<LogPosition> enqueue(std::string_view payload, Wake wake = Wake::kNow);
   Status wait_durable(LogPosition end);
@@ -168,7 +169,7 @@ class RecordLog {
  private:
   RecordLog(std::string path, int fd, int lock_fd, ReplayReport report, std::uint64_t file_bytes);
   void writer_loop();
-  bool take_idle_writer_locked();
+  bool want_write_locked();
   // Runs the listeners whose records are durable (all of them once the log
   // has failed, or with kAll as it closes); takes `lock` (on mu_) and gives it back.
   enum class Listeners : std::uint8_t { kDurable, kAll };
@@ -202,7 +203,8 @@ class RecordLog {
   RecordLogStats stats_;
   Status failed_;  // sticky: the first write or sync error
   std::vector<std::pair<LogPosition, DurableFn>> listeners_;  // under mu_: when_durable()'s, in no order
-  bool writer_idle_ = false;
+  bool writer_waiting_ = false;  // the writer waits on work_cv_
+  bool write_wanted_ = false;    // a write was asked for (Wake::kNow, a wait, a full queue) since the last one
   bool stopping_ = false;
   std::thread writer_;
 };

@@ -350,6 +350,35 @@ TEST(RecordLogWhenDurable, RunsOnceTheRecordIsOnDiskOrAtOnceIfItIs) {
   EXPECT_TRUE(at_once);
 }
 
+// A record enqueued with kLater costs no sync of its own, even when it
+// comes while a write is under way (the ledger's holds, beside the usage
+// log's syncs on the same disk): it waits for the next sync someone asks for.
+TEST(RecordLogWake, LaterRecordsWaitForAWakeEvenBehindAWrite) {
+  testing::TempDir dir;
+  auto log = open_log(dir);
+  LogPosition last_end = 0;
+  for (int round = 0; round < 20; ++round) {
+    auto now = log->enqueue("now " + std::to_string(round));  // wakes the writer
+    ASSERT_TRUE(now.is_ok());
+    const LogPosition now_end = log->end();
+    // Time for the writer to take that record and start its sync (on a disk
+    // whose syncs are instant the later record may still go with it).
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    auto later = log->enqueue("later " + std::to_string(round), RecordLog::Wake::kLater);
+    ASSERT_TRUE(later.is_ok());
+    last_end = log->end();
+    ASSERT_TRUE(log->wait_durable(now_end).is_ok());
+    const std::uint64_t syncs = log->stats().syncs;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(log->stats().syncs, syncs) << "round " << round << ": a later record was written unasked";
+  }
+  // Every later record not taken with a "now" one is still waiting; one wait writes them all with one sync.
+  const std::uint64_t before = log->stats().syncs;
+  ASSERT_TRUE(log->wait_durable(last_end).is_ok());
+  EXPECT_LE(log->stats().syncs, before + 1);
+  EXPECT_EQ(log->durable_end(), last_end);
+}
+
 TEST(RecordLogWhenDurable, ManyListenersEachRunOnceInAnyOrderOfEnds) {
   testing::TempDir dir;
   std::atomic<int> runs{0};
