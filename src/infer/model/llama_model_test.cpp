@@ -220,7 +220,9 @@ INSTANTIATE_TEST_SUITE_P(Types, RandomModelTest,
                            return std::string(tensor_type_name(type_info.param.type));
                          });
 
-TEST(LlamaModelTest, BatchedPrefillMatchesOneTokenAtATime) {
+// A small grouped-query llama (two query heads per kv head), for the
+// batching tests.
+RandomLlamaOptions small_gqa_llama(std::size_t context_length) {
   RandomLlamaOptions options;
   options.vocab_size = 300;
   options.dim = 64;
@@ -228,7 +230,12 @@ TEST(LlamaModelTest, BatchedPrefillMatchesOneTokenAtATime) {
   options.n_layers = 2;
   options.n_heads = 4;
   options.n_kv_heads = 2;
-  options.context_length = 64;
+  options.context_length = context_length;
+  return options;
+}
+
+TEST(LlamaModelTest, BatchedPrefillMatchesOneTokenAtATime) {
+  RandomLlamaOptions options = small_gqa_llama(64);
   options.output = OutputWeights::kTied;
   const std::string path = ::testing::TempDir() + "/random_batch.gguf";
   ASSERT_TRUE(write_random_llama(options, path).is_ok());
@@ -259,14 +266,7 @@ TEST(LlamaModelTest, BatchedPrefillMatchesOneTokenAtATime) {
 // the bits one thread gives it, in the logits and in the cache the next
 // step reads.
 TEST(LlamaModelTest, ABatchSplitOverThePoolHasTheBitsOfOneThread) {
-  RandomLlamaOptions options;
-  options.vocab_size = 300;
-  options.dim = 64;
-  options.hidden_dim = 96;
-  options.n_layers = 2;
-  options.n_heads = 4;
-  options.n_kv_heads = 2;
-  options.context_length = 256;
+  RandomLlamaOptions options = small_gqa_llama(256);
   options.weight_type = TensorType::kQ8_0;  // an F16 cache, stored by the split rows
   const std::string path = ::testing::TempDir() + "/random_split.gguf";
   ASSERT_TRUE(write_random_llama(options, path).is_ok());
