@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -31,6 +32,18 @@ class DeploymentsTest : public FleetServerTest {
   }
 
   Reply del(std::string_view target, const std::string& key) { return call(server_->url(), "DELETE", target, key); }
+
+  // Rating is asynchronous: a request's charge lands a moment after its
+  // answer. GETs `target` until `ready` holds of the reply (5 s at most).
+  Reply get_when(std::string_view target, const std::string& key, const std::function<bool(const Reply&)>& ready) {
+    Reply r;
+    for (int i = 0; i < 100; ++i) {
+      r = get(target, key);
+      if (r.status == 200 && ready(r)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return r;
+  }
 
   // A tenant with $10 of credit and an inference key; its key's secret.
   std::string paying_tenant_key() {
@@ -82,7 +95,10 @@ TEST_F(DeploymentsTest, DeployServeBillRestartAndDelete) {
   ASSERT_EQ(answer.status, 200) << answer.body;
   const std::int64_t prompt = answer.json().at("usage").at("prompt_tokens").as_int64();
   const std::int64_t completion = answer.json().at("usage").at("completion_tokens").as_int64();
-  Reply usage = get("/v1/usage?group_by=model", key);
+  Reply usage = get_when("/v1/usage?group_by=model", key, [&](const Reply& r) {
+    const json::array& data = r.json().at("data").as_array();
+    return !data.empty() && data.at(0).at("quantity").as_int64() == prompt + completion;
+  });
   ASSERT_EQ(usage.status, 200) << usage.body;
   ASSERT_EQ(usage.json().at("data").as_array().size(), 1u) << usage.body;
   const json::value& row = usage.json().at("data").at(0);
@@ -90,11 +106,11 @@ TEST_F(DeploymentsTest, DeployServeBillRestartAndDelete) {
   EXPECT_EQ(row.at("quantity").as_int64(), prompt + completion);
   // $1 per million input tokens and $2 per million output tokens, in micro-dollars.
   const std::int64_t micros = prompt * 1 + completion * 2;
-  Reply balance = get("/v1/balance", key);
+  const std::string spent = "0.0000" + std::string(micros < 10 ? "0" : "") + std::to_string(micros);
+  Reply balance =
+      get_when("/v1/balance", key, [&](const Reply& r) { return text(r.json().at("month_spend")) == spent; });
   ASSERT_EQ(balance.status, 200) << balance.body;
-  EXPECT_EQ(text(balance.json().at("month_spend")),
-            "0.0000" + std::string(micros < 10 ? "0" : "") + std::to_string(micros))
-      << balance.body;
+  EXPECT_EQ(text(balance.json().at("month_spend")), spent) << balance.body;
 
   // Kept across a restart, and still served.
   std::string dir = server_->data_dir();
@@ -142,12 +158,8 @@ TEST_F(DeploymentsTest, AKeptDeploymentWithoutPricesIsPricedAtStart) {
                               answer.json().at("usage").at("completion_tokens").as_int64() * 4;
   // The request's hold turns into its charge a moment after the answer.
   const std::string expected = "0.0000" + std::string(micros < 10 ? "0" : "") + std::to_string(micros);
-  Reply balance;
-  for (int i = 0; i < 100; ++i) {
-    balance = get("/v1/balance", key);
-    if (text(balance.json().at("month_spend")) == expected) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  Reply balance =
+      get_when("/v1/balance", key, [&](const Reply& r) { return text(r.json().at("month_spend")) == expected; });
   EXPECT_EQ(text(balance.json().at("month_spend")), expected) << balance.body;
 }
 
